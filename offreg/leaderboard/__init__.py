@@ -1,0 +1,1 @@
+"""Leaderboard: run matrices of agents x datasets x seeds, aggregation and reports."""

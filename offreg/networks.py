@@ -148,3 +148,90 @@ class ValueNet(nn.Module):
 def polyak(target, online, tau):
     """``target <- tau * online + (1 - tau) * target`` over matching pytrees."""
     return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+class EnsembleValue(nn.Module):
+    """``num`` independent value nets in one vmapped call: ``[..., obs] -> [num, ...]``.
+
+    O-DICE's twin V (``num=2``): each member has its own parameters, as two ``nn.Module`` nets.
+    """
+
+    hidden_dims: Sequence[int]
+    num: int = 2
+    activation: str = "relu"
+    layer_norm: bool = False
+    init: str = "torch"
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            ValueNet,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num,
+        )
+        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init)(observations)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian with a state-independent learnable ``log_std`` (IQL/O-DICE's policy).
+
+    ``mean = MLP(s)`` (``tanh(MLP(s))`` if ``tanh_mean``); ``log_std`` is a ``[act_dim]`` parameter
+    initialised to 0 and clipped to ``[log_std_min, log_std_max]`` (zero gradient outside).
+    Returns ``(mean [..., act], log_std [act])``; see :func:`gaussian_log_prob`.
+    """
+
+    hidden_dims: Sequence[int]
+    act_dim: int
+    tanh_mean: bool = False
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    activation: str = "relu"
+    init: str = "torch"
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init)(observations)
+        if self.tanh_mean:
+            mean = jnp.tanh(mean)
+        log_std = self.param("log_std", nn.initializers.zeros, (self.act_dim,))
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
+    """``log N(actions; mean, diag(exp(log_std))^2)`` summed over the last axis, constant included.
+
+    ``-1/2 sum_i ((a_i - mu_i) / sigma_i)^2 - sum_i log sigma_i - d/2 log(2 pi)``; shapes
+    ``[..., d]`` -> ``[...]``.
+    """
+    z = (actions - mean) * jnp.exp(-log_std)
+    d = actions.shape[-1]
+    return -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(log_std, axis=-1) - 0.5 * d * jnp.log(2.0 * jnp.pi)
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's policy (rlkit's ``TanhGaussianPolicy``, the behaviour policy of D4RL's locomotion data).
+
+    ``a = tanh(u)``, ``u ~ N(mean(s), diag(exp(log_std(s)))^2)``: a ReLU trunk (``fc0, fc1, ...``)
+    with two heads, ``mean`` (rlkit's ``last_fc``) and ``log_std`` (``last_fc_log_std``), the
+    latter clipped to ``[log_std_min, log_std_max]``. Returns ``(mean [..., act], log_std [..., act])``
+    of the pre-tanh Gaussian.
+    """
+
+    hidden_dims: Sequence[int]
+    act_dim: int
+    log_std_min: float = -20.0
+    log_std_max: float = 2.0
+    activation: str = "relu"
+    init: str = "torch"
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = observations
+        for h in self.hidden_dims:
+            x = ACTIVATIONS[self.activation](Linear(h, self.init)(x))
+        mean = Linear(self.act_dim, self.init, name="mean")(x)
+        log_std = Linear(self.act_dim, self.init, name="log_std")(x)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)

@@ -14,3 +14,10 @@ __all__ = [
     "register",
     "registry",
 ]
+import offreg.agents.bc  # noqa: E402,F401
+import offreg.agents.td3bc  # noqa: E402,F401
+import offreg.agents.odice  # noqa: E402,F401
+import offreg.agents.prdc  # noqa: E402,F401
+import offreg.agents.a2pr  # noqa: E402,F401
+
+import offreg.agents.r2pvi  # noqa: E402,F401  (registers r2pvi-tv, r2pvi-kl, r2pvi-chi2, pevi, drpvi, drvi-l)

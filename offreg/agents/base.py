@@ -92,6 +92,32 @@ def coefficients(config: AgentConfig) -> dict[str, jax.Array]:
     return {k: jnp.float32(getattr(config, k)) for k in config.sweepable}
 
 
+def prepare_dataset(config: AgentConfig, dataset: Any) -> Any:
+    """Apply ``config``'s preprocessing (observation normalization, reward transform) to a dataset.
+
+    Idempotent: a dataset already normalized, or already carrying the same reward transform, is
+    left as it is, so both the engine (which samples batches from the result) and ``create``
+    (which reads the normalization statistics for ``act``) may call it.
+
+    Raises:
+      ConfigError: the dataset already carries a different reward transform.
+    """
+    if config.normalize_observations:
+        dataset = dataset.normalize_observations(config.obs_norm_eps)
+    kind, have = config.reward_transform, dataset.info.reward_transform
+    if kind == "none" or kind == have and (
+        kind in ("locomotion", "locomotion_iql")
+        or (dataset.info.reward_scale, dataset.info.reward_shift) == (config.reward_scale, config.reward_shift)
+    ):
+        return dataset
+    if have != "none":
+        raise ConfigError(
+            f"dataset {dataset.info.name!r} already has reward transform {have!r} but the config asks for "
+            f"{kind!r} (scale {config.reward_scale}, shift {config.reward_shift}); load the dataset again"
+        )
+    return dataset.transform_rewards(kind, config.reward_scale, config.reward_shift)
+
+
 @runtime_checkable
 class Agent(Protocol):
     """What the engine, evaluator, checkpoints and CLI rely on."""

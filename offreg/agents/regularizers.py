@@ -29,10 +29,14 @@ class CriticFns(NamedTuple):
       q: ``(observations [B, obs], actions [B, act]) -> [num_critics, B]``, the online critic after
         this step's critic update.
       q_target: the same with the target critic's parameters.
+      next_actions: ``[B, act]`` the smoothed target-policy actions ``a~'`` at
+        ``batch.next_observations`` that this step's critic target used (A2PR's value target reuses
+        them), or ``None`` where the agent has none.
     """
 
     q: QFn
     q_target: QFn
+    next_actions: jax.Array | None = None
 
 
 class Regularizer(NamedTuple):

@@ -19,7 +19,7 @@ import numpy as np
 from offreg.errors import ConfigError, DatasetError
 from offreg.types import PRNGKey, Transitions
 
-REWARD_TRANSFORMS = ("none", "locomotion", "antmaze", "affine")
+REWARD_TRANSFORMS = ("none", "locomotion", "locomotion_iql", "antmaze", "affine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +114,9 @@ class Dataset:
       episode_returns: float64 ``[E]`` undiscounted return of each episode, in the *raw* reward
         scale (before any reward transform). Only complete episodes (terminal or timeout) count.
       episode_lengths: int64 ``[E]`` number of environment steps of each episode.
+      episode_ends: int64 ``[E]`` exclusive end of each episode's transitions, or ``None`` when each
+        episode runs to the next one's start (the last to the end). Needed when transitions that
+        belong to no complete episode (a trailing unfinished one) follow the last episode.
     """
 
     transitions: Transitions
@@ -121,6 +124,7 @@ class Dataset:
     episode_starts: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
     episode_returns: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float64))
     episode_lengths: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    episode_ends: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.transitions)
@@ -133,7 +137,7 @@ class Dataset:
         """
         host = jax.tree_util.tree_map(np.asarray, self.transitions)
         out = []
-        ends = list(self.episode_starts[1:]) + [len(self)]
+        ends = list(self.episode_starts[1:]) + [len(self)] if self.episode_ends is None else list(self.episode_ends)
         for start, end, ret, length in zip(
             self.episode_starts, ends, self.episode_returns, self.episode_lengths, strict=True
         ):
@@ -176,7 +180,9 @@ class Dataset:
 
         Args:
           kind: ``none``; ``locomotion``: ``r * 1000 / (max_return - min_return)`` over complete
-            episodes (IQL/O-DICE); ``antmaze``: ``r * scale + shift`` with the agent's AntMaze
+            episodes; ``locomotion_iql``: the same with the returns of :func:`iql_return_range`
+            (IQL-PyTorch/O-DICE, which cut episodes every ``max_episode_steps`` transitions);
+            ``antmaze``: ``r * scale + shift`` with the agent's AntMaze
             constants; ``affine``: ``r * scale + shift``.
           scale, shift: used by ``antmaze`` and ``affine``.
         """
@@ -199,12 +205,56 @@ class Dataset:
             if spread <= 0:
                 raise DatasetError(f"dataset {self.info.name!r}: all episode returns are equal")
             scale, shift = 1000.0 / spread, 0.0
+        if kind == "locomotion_iql":
+            lo, hi = iql_return_range(
+                np.asarray(self.transitions.rewards), np.asarray(self.transitions.terminals),
+                self.info.max_episode_steps,
+            )
+            if hi - lo <= 0:
+                raise DatasetError(
+                    f"dataset {self.info.name!r}: the 'locomotion_iql' return range is empty; "
+                    "use reward_transform 'none'"
+                )
+            scale, shift = 1000.0 / (hi - lo), 0.0
         t = self.transitions
         t = t.replace(rewards=t.rewards * jnp.float32(scale) + jnp.float32(shift))
         info = dataclasses.replace(
             self.info, reward_transform=kind, reward_scale=float(scale), reward_shift=float(shift)
         )
         return dataclasses.replace(self, transitions=t, info=info)
+
+
+def iql_return_range(rewards: np.ndarray, terminals: np.ndarray, max_episode_steps: int) -> tuple[float, float]:
+    """Min and max episode return as IQL-PyTorch's and O-DICE's ``return_range`` compute them.
+
+    Walks the ``qlearning_dataset`` transitions in order and closes an episode at a terminal or
+    after every ``max_episode_steps`` transitions (timeout rows were already dropped, so this cut
+    drifts from the true episode ends); the final unfinished episode is excluded.
+
+    Args:
+      rewards: ``[N]`` raw rewards in dataset order.
+      terminals: ``[N]`` terminal flags.
+      max_episode_steps: the cut length (1000 for locomotion).
+
+    Returns:
+      ``(min_return, max_return)`` over the closed episodes.
+
+    Raises:
+      DatasetError: no episode is closed.
+    """
+    returns, ret, length = [], 0.0, 0
+    for r, d in zip(np.asarray(rewards, np.float64).tolist(), np.asarray(terminals).tolist(), strict=True):
+        ret += r
+        length += 1
+        if d or length == max_episode_steps:
+            returns.append(ret)
+            ret, length = 0.0, 0
+    if not returns:
+        raise DatasetError(
+            f"no episode ends within {len(rewards)} transitions (no terminal and fewer than "
+            f"{max_episode_steps}); use reward_transform 'none'"
+        )
+    return float(min(returns)), float(max(returns))
 
 
 def sample(transitions: Transitions, key: PRNGKey, batch_size: int) -> Transitions:
@@ -233,6 +283,7 @@ def from_arrays(
     episode_starts: Sequence[int] | np.ndarray | None = None,
     episode_returns: Sequence[float] | np.ndarray | None = None,
     episode_lengths: Sequence[int] | np.ndarray | None = None,
+    episode_ends: Sequence[int] | np.ndarray | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from host arrays: validate, cast to float32 and put on the device.
 
@@ -266,7 +317,7 @@ def from_arrays(
         )
     out = {}
     for k, v in arrays.items():
-        v = v.astype(np.float32)
+        v = v.astype(np.float32, copy=False)
         bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
         if bad:
             raise DatasetError(
@@ -279,4 +330,5 @@ def from_arrays(
         np.zeros(0, np.int64) if episode_lengths is None else np.asarray(episode_lengths, np.int64),
     )
     info = dataclasses.replace(info, num_transitions=n, num_episodes=len(ep[1]))
-    return Dataset(Transitions(**out), info, *ep)
+    ends = None if episode_ends is None else np.asarray(episode_ends, np.int64)
+    return Dataset(Transitions(**out), info, *ep, episode_ends=ends)

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-PROVIDERS: list[str] = []
+PROVIDERS: list[str] = ["offreg.envs.r2pvi_data", "offreg.data.bundled"]
 """Modules that call :func:`register_generated` when imported (appended to by each provider)."""
 
 

@@ -1,0 +1,83 @@
+"""Choose the medium and expert snapshots of a behaviour run and copy the bundle into ``offreg/bundled``.
+
+    python experiments/datasets/make_bundled.py --env hopper --run RUN_DIR [--level-steps 100000]
+
+``RUN_DIR`` is the output of ``train_behaviour.py``. Following D4RL's recipe, the expert is the
+snapshot with the best evaluated return and the medium snapshot is the first whose return reaches
+``--medium-fraction`` (1/3) of the expert's (``offreg.collect.choose_levels``); ``--medium-step`` /
+``--expert-step`` override the choice. Writes ``offreg/bundled/<env>-medium.npz``,
+``<env>-expert.npz``, ``<env>-medium-replay.npz`` (the replay buffer up to the medium snapshot,
+packed by ``offreg.data.bundled.pack_replay``) and the ``<env>`` entry of ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from offreg.collect import Snapshot, atomic_write, choose_levels, make_env, replay_until
+from offreg.data.bundled import bundled_dir, pack_replay
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--medium-fraction", type=float, default=1.0 / 3.0)
+    p.add_argument("--medium-step", type=int)
+    p.add_argument("--expert-step", type=int)
+    p.add_argument("--level-steps", type=int, default=100_000)
+    p.add_argument("--num-envs", type=int, default=10)
+    args = p.parse_args(argv)
+    run = Path(args.run)
+    index = json.loads((run / "snapshots.json").read_text())
+    snaps = [Snapshot(s["step"], None, s["return_mean"], s["return_std"]) for s in index["snapshots"]]
+    medium, expert = choose_levels(snaps, args.medium_fraction)
+    by_step = {s.step: s for s in snaps}
+    if args.medium_step:
+        medium = by_step[args.medium_step]
+    if args.expert_step:
+        expert = by_step[args.expert_step]
+    out = bundled_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    env = args.env
+    for level, s in (("medium", medium), ("expert", expert)):
+        shutil.copyfile(run / f"step{s.step}.npz", out / f"{env}-{level}.npz")
+    with np.load(run / "replay.npz", allow_pickle=False) as z:
+        replay = {k: z[k] for k in z.files}
+    packed = pack_replay(replay_until(replay, medium.step))
+
+    def write_replay(path):
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **packed)
+
+    atomic_write(out / f"{env}-medium-replay.npz", write_replay)
+    man_path = out / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    man[env] = {
+        "gym_id": make_env(env).spec.id,
+        "seed": int(index["seed"]),
+        "level_steps": args.level_steps,
+        "num_envs": args.num_envs,
+        "train_command": index["command"],
+        "train_steps": int(max(s.step for s in snaps)),
+        "medium_fraction": args.medium_fraction,
+        "medium": {"file": f"{env}-medium.npz", "step": medium.step, "return_mean": medium.return_mean,
+                   "return_std": medium.return_std},
+        "expert": {"file": f"{env}-expert.npz", "step": expert.step, "return_mean": expert.return_mean,
+                   "return_std": expert.return_std},
+        "medium-replay": {"file": f"{env}-medium-replay.npz", "rows": int(medium.step)},
+        "snapshots": index["snapshots"],
+    }
+    atomic_write(man_path, lambda path: path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n"))
+    size = sum((out / f).stat().st_size for f in (f"{env}-medium.npz", f"{env}-expert.npz", f"{env}-medium-replay.npz"))
+    print(f"{env}: medium step {medium.step} ({medium.return_mean:.1f}), expert step {expert.step} "
+          f"({expert.return_mean:.1f}), bundle {size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

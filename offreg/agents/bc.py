@@ -1,0 +1,128 @@
+"""Behaviour cloning: a deterministic tanh actor regressed onto the dataset's actions.
+
+``min_pi E_(s,a)~D mean_A (pi(s) - a)^2``, with states standardized by the dataset's mean and std
+(+1e-3) as in TD3+BC's codebase, and the same actor network (256-256 ReLU, tanh output, PyTorch init).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from offreg.agents.base import AgentConfig, coefficients, prepare_dataset, register
+from offreg.errors import ConfigError
+from offreg.networks import ACTIVATIONS, INITS, DeterministicActor
+from offreg.types import Metrics, PRNGKey, Transitions
+
+
+@dataclasses.dataclass(frozen=True)
+class BCConfig(AgentConfig):
+    """Deterministic behaviour cloning ``min_pi mean (pi(s) - a)^2`` (the BC baseline of TD3+BC's paper).
+
+    Attributes:
+      hidden_dims: hidden widths of the actor.
+      activation: hidden activation, a key of ``offreg.networks.ACTIVATIONS``.
+      init: ``torch`` (PyTorch's default ``nn.Linear`` init) or ``flax``.
+      lr: Adam learning rate.
+      max_action: bound of the tanh output (1.0 for D4RL).
+    """
+
+    hidden_dims: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    init: str = "torch"
+    lr: float = 3e-4
+    max_action: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"BCConfig.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"BCConfig.init must be one of {INITS}, got {self.init!r}")
+        if not self.hidden_dims or min(self.hidden_dims) <= 0:
+            raise ConfigError(f"BCConfig.hidden_dims must be positive widths, got {self.hidden_dims!r}")
+        if self.lr <= 0 or self.max_action <= 0:
+            raise ConfigError(f"BCConfig.lr and max_action must be > 0, got {self.lr}, {self.max_action}")
+
+
+def _actor(config: BCConfig, act_dim: int) -> DeterministicActor:
+    return DeterministicActor(config.hidden_dims, act_dim, config.max_action, config.activation, config.init)
+
+
+@register(
+    "bc",
+    BCConfig,
+    "Behaviour cloning: a deterministic tanh actor fitted to the dataset actions by MSE",
+    paper="Fujimoto & Gu 2021 (BC baseline), A Minimalist Approach to Offline Reinforcement Learning, arXiv 2106.06860",
+)
+class BCAgent(flax.struct.PyTreeNode):
+    """Behaviour cloning's state.
+
+    Attributes:
+      actor_params: parameters of ``pi``.
+      opt_state: Adam state.
+      obs_mean: ``[obs_dim]`` mean subtracted from raw observations by :meth:`act` (0 if off).
+      obs_std: ``[obs_dim]`` std (eps included) dividing raw observations in :meth:`act` (1 if off).
+      coefs: sweepable coefficients (none).
+      step: int32 number of gradient steps taken.
+      act_dim: action dimension (static).
+      config: the hyperparameters (static).
+    """
+
+    actor_params: Any
+    opt_state: Any
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    coefs: dict[str, jax.Array]
+    step: jax.Array
+    act_dim: int = flax.struct.field(pytree_node=False)
+    config: BCConfig = flax.struct.field(pytree_node=False)
+
+    gradient_free: ClassVar[bool] = False
+
+    @classmethod
+    def create(cls, config: BCConfig, dataset: Any, key: PRNGKey) -> BCAgent:
+        """Initialise the actor and Adam; ``prepare_dataset(config, dataset)`` gives the normalization."""
+        if not isinstance(config, BCConfig):
+            raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
+        info = prepare_dataset(config, dataset).info
+        params = nn.Module.init(_actor(config, info.act_dim), key, jnp.zeros((1, info.obs_dim), jnp.float32))
+        if info.obs_mean is not None:
+            mean, std = jnp.asarray(info.obs_mean, jnp.float32), jnp.asarray(info.obs_std, jnp.float32)
+        else:
+            mean, std = jnp.zeros(info.obs_dim, jnp.float32), jnp.ones(info.obs_dim, jnp.float32)
+        return cls(
+            actor_params=params,
+            opt_state=optax.adam(config.lr).init(params),
+            obs_mean=mean,
+            obs_std=std,
+            coefs=coefficients(config),
+            step=jnp.zeros((), jnp.int32),
+            act_dim=int(info.act_dim),
+            config=config,
+        )
+
+    def act(self, observations: jax.Array) -> jax.Array:
+        """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
+        return _actor(self.config, self.act_dim).apply(self.actor_params, (observations - self.obs_mean) / self.obs_std)
+
+    def update(self, batch: Transitions, key: PRNGKey) -> tuple[BCAgent, Metrics]:
+        """One Adam step on ``mean_{B x A} (pi(s) - a)^2``; metrics ``bc_loss`` (before the step)."""
+        del key
+        actor = _actor(self.config, self.act_dim)
+
+        def loss_fn(params):
+            return jnp.mean((actor.apply(params, batch.observations) - batch.actions) ** 2)
+
+        loss, grads = jax.value_and_grad(loss_fn)(self.actor_params)
+        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.actor_params)
+        agent = self.replace(
+            actor_params=optax.apply_updates(self.actor_params, updates), opt_state=opt_state, step=self.step + 1
+        )
+        return agent, {"bc_loss": loss}

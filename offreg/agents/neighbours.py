@@ -1,0 +1,273 @@
+"""Exact nearest-neighbour search in PRDC's key space, inside the jitted update.
+
+PRDC (Ran et al., ICML 2023) pulls ``pi(s)`` toward the action of the dataset row nearest to the
+key ``q = [beta * s, pi(s)]`` among all rows ``x_m = [beta * S_m, A_m]`` (Euclidean distance, exact
+search). The official code queries a ``scipy.spatial.KDTree`` on the host at every actor step; here
+the search stays on the device:
+
+1. **Index, once per dataset** (:func:`build_index`, on the host). For every row ``j`` its ``K``
+   nearest rows in *state* space, ``C_j``, and a certified radius ``r_j``: every row outside
+   ``C_j`` has state distance ``>= r_j`` from ``S_j``. Scaling by ``beta > 0`` does not change
+   neighbours in state space, so one index serves every ``beta`` (``beta`` stays a traced,
+   sweepable array).
+2. **Candidate search** (:func:`nearest`). A query whose state is a dataset row ``j`` (always the
+   case for PRDC: the batch is drawn from the dataset; the row is found by an exact bitwise hash of
+   the state) searches ``C_j`` exactly. The best joint distance ``d*`` found is certified exact when
+   ``d* < beta * r_j``: every other row has joint distance ``>= beta * ||S_m - S_j|| >= beta * r_j``.
+3. **Exact fallback.** The uncertified queries (and queries whose state is not a dataset row) are
+   compacted and answered, ``chunk`` at a time, by a blocked brute-force scan over the whole
+   dataset with a running arg-min, in a ``lax.while_loop`` that runs only as many chunks as needed.
+
+**Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
+keys (the keys scipy receives in the official code, where scipy then works in float64), so the
+distance of the returned row equals scipy's to float32 rounding (relative ~1e-6). Ties are broken
+deterministically: the lowest dataset index among the rows at the minimal float32 distance. The
+certificate carries a safety margin that covers float32 rounding of the keys and the distances,
+so the candidate path returns exactly what the brute-force scan would.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from offreg.errors import ConfigError
+
+_U = 1.2e-7  # twice float32's unit roundoff, the per-component key-rounding bound used by the certificate
+_REL_MARGIN = 1e-5  # relative margin on squared distances (covers float32 summation error for D <= 80)
+
+
+class NeighbourIndex(NamedTuple):
+    """The device-resident search index (a pytree of arrays; ``beta``-independent).
+
+    Attributes:
+      states: float32 ``[N, ds]`` the (normalized) dataset states ``S``.
+      actions: float32 ``[N, da]`` the dataset actions ``A``.
+      candidates: int32 ``[N, K]`` the ``K`` nearest rows of each row in state space (itself included).
+      radius_sq: float32 ``[N]`` a certified lower bound on the squared state distance from ``S_j``
+        to any row outside ``candidates[j]``, reduced for float32 rounding; ``inf`` when ``K == N``.
+      hash_sorted: uint32 ``[N]`` the sorted bitwise hashes of the rows of ``states``.
+      hash_order: int32 ``[N]`` the row of each entry of ``hash_sorted``.
+    """
+
+    states: jax.Array
+    actions: jax.Array
+    candidates: jax.Array
+    radius_sq: jax.Array
+    hash_sorted: jax.Array
+    hash_order: jax.Array
+
+
+def index_nbytes(index: NeighbourIndex) -> dict[str, int]:
+    """Device memory of each array of ``index`` in bytes, plus ``total``."""
+    out = {name: int(np.prod(a.shape)) * a.dtype.itemsize for name, a in index._asdict().items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+@jax.jit
+def hash_rows(x: jax.Array) -> jax.Array:
+    """A 32-bit hash of the exact bit pattern of each float32 row. ``[N, d] -> uint32 [N]``."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    h = jnp.full(x.shape[:-1], 0x811C9DC5, jnp.uint32)
+    for d in range(x.shape[-1]):
+        h = (h ^ bits[..., d]) * jnp.uint32(0x01000193)
+        h = h ^ (h >> 15)
+        h = h * jnp.uint32(0x2C1B3C6D)
+        h = h ^ (h >> 12)
+    return h
+
+
+def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIndex:
+    """Build the index on the host with an exact KD-tree self-query (scipy, all CPU threads).
+
+    Args:
+      states: ``[N, ds]`` float32 normalized dataset states (the rows the batches are drawn from).
+      actions: ``[N, da]`` dataset actions.
+      k: candidates per row. Larger ``k`` certifies more queries (fewer brute-force fallbacks) at
+        ``4 * N * k`` bytes of device memory.
+      chunk: rows per KD-tree query call (bounds the host memory of the float64 results).
+
+    Returns:
+      A :class:`NeighbourIndex` on the default device.
+
+    Raises:
+      ConfigError: ``k < 1`` or the arrays do not match.
+    """
+    from scipy.spatial import cKDTree
+
+    s = np.asarray(states, np.float32)
+    a = np.asarray(actions, np.float32)
+    if s.ndim != 2 or a.ndim != 2 or s.shape[0] != a.shape[0] or s.shape[0] == 0:
+        raise ConfigError(
+            f"neighbour index: states {s.shape} and actions {a.shape} must be [N, ds] and [N, da] with the same N > 0"
+        )
+    if k < 1:
+        raise ConfigError(f"neighbour index: k must be >= 1, got {k}")
+    n = s.shape[0]
+    k = min(k, n)
+    norms = np.linalg.norm(s.astype(np.float64), axis=1)
+    max_norm = float(norms.max())
+    cand = np.empty((n, k), np.int32)
+    radius = np.empty(n, np.float64)
+    if k == n:
+        cand[:] = np.arange(n, dtype=np.int32)[None, :]
+        radius[:] = np.inf
+    else:
+        tree = cKDTree(s)
+        for lo in range(0, n, chunk):
+            hi = min(lo + chunk, n)
+            dist, idx = tree.query(s[lo:hi], k=k + 1, workers=-1)
+            cand[lo:hi] = idx[:, :k]
+            radius[lo:hi] = dist[:, k]  # every row outside the first k is at least this far
+    # Keys are rounded to float32 after scaling by beta: |fl(beta x) - beta x| <= u * beta * |x|,
+    # so beta * (r - u (|S_j| + max|S|)) bounds the key-space state distance from below.
+    r = np.maximum(radius - _U * (norms + max_norm), 0.0)
+    r_sq = np.where(np.isinf(radius), np.inf, (r * r) * (1.0 - _REL_MARGIN))
+    r_sq32 = r_sq.astype(np.float32)
+    r_sq32 = np.where(r_sq32.astype(np.float64) > r_sq, np.nextafter(r_sq32, np.float32(0)), r_sq32)
+    s_dev = jnp.asarray(s)
+    h = np.asarray(hash_rows(s_dev))
+    order = np.argsort(h, kind="stable").astype(np.int32)
+    return NeighbourIndex(
+        states=s_dev,
+        actions=jnp.asarray(a),
+        candidates=jnp.asarray(cand),
+        radius_sq=jnp.asarray(r_sq32.astype(np.float32)),
+        hash_sorted=jnp.asarray(h[order]),
+        hash_order=jnp.asarray(order),
+    )
+
+
+def locate_rows(index: NeighbourIndex, query_states: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The dataset row whose state equals each query state bit for bit.
+
+    Returns:
+      ``(row int32 [B], found bool [B])``; ``row`` is meaningless where ``found`` is False.
+    """
+    h = hash_rows(query_states)
+    pos = jnp.clip(jnp.searchsorted(index.hash_sorted, h, side="left"), 0, index.hash_sorted.shape[0] - 1)
+    row = index.hash_order[pos]
+    found = (index.hash_sorted[pos] == h) & jnp.all(index.states[row] == query_states, axis=-1)
+    return row, found
+
+
+def _sq_dist(beta, states, actions, q_state_keys, q_actions):
+    """Squared key distance ``||beta*S - q_s||^2 + ||A - q_a||^2`` by direct differences, float32."""
+    ds = beta * states - q_state_keys
+    da = actions - q_actions
+    return jnp.sum(ds * ds, axis=-1) + jnp.sum(da * da, axis=-1)
+
+
+def brute_force_nearest(
+    index: NeighbourIndex, beta: jax.Array, query_states: jax.Array, query_actions: jax.Array, block: int = 4096
+) -> tuple[jax.Array, jax.Array]:
+    """Exact nearest row by a blocked scan over the whole dataset (running arg-min).
+
+    Args:
+      index: the index (only ``states`` and ``actions`` are used).
+      beta: scalar state scale.
+      query_states: ``[M, ds]`` unscaled query states ``s``.
+      query_actions: ``[M, da]``.
+      block: dataset rows per scan step.
+
+    Returns:
+      ``(row int32 [M], dist_sq float32 [M])``: the lowest-index row at the minimal distance.
+    """
+    n = index.states.shape[0]
+    block = min(block, n)
+    nb = -(-n // block)
+    pad = nb * block - n
+    states = jnp.pad(index.states, ((0, pad), (0, 0))).reshape(nb, block, -1)
+    actions = jnp.pad(index.actions, ((0, pad), (0, 0))).reshape(nb, block, -1)
+    q_keys = beta * query_states
+    m = query_states.shape[0]
+
+    def step(carry, xs):
+        best_d, best_i = carry
+        b, s_blk, a_blk = xs
+        d = _sq_dist(beta, s_blk[None], a_blk[None], q_keys[:, None], query_actions[:, None])  # [M, block]
+        rows = b * block + jnp.arange(block)
+        d = jnp.where(rows[None] < n, d, jnp.inf)
+        j = jnp.argmin(d, axis=1)  # first occurrence: the lowest index within the block
+        d_j = jnp.take_along_axis(d, j[:, None], axis=1)[:, 0]
+        better = d_j < best_d  # strict: earlier blocks (lower indices) win ties
+        return (jnp.where(better, d_j, best_d), jnp.where(better, b * block + j, best_i)), None
+
+    init = (jnp.full((m,), jnp.inf, jnp.float32), jnp.zeros((m,), jnp.int32))
+    (best_d, best_i), _ = jax.lax.scan(step, init, (jnp.arange(nb), states, actions))
+    return best_i.astype(jnp.int32), best_d
+
+
+class SearchResult(NamedTuple):
+    """Result of :func:`nearest`.
+
+    Attributes:
+      row: int32 ``[B]`` the nearest dataset row.
+      dist_sq: float32 ``[B]`` its squared key distance.
+      certified: bool ``[B]`` answered by the certified candidate search (else by the brute-force scan).
+      fallback_chunks: int32 scalar, the number of brute-force chunks run.
+    """
+
+    row: jax.Array
+    dist_sq: jax.Array
+    certified: jax.Array
+    fallback_chunks: jax.Array
+
+
+def nearest(
+    index: NeighbourIndex,
+    beta: jax.Array,
+    query_states: jax.Array,
+    query_actions: jax.Array,
+    chunk: int = 32,
+    block: int = 4096,
+) -> SearchResult:
+    """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + brute-force fallback.
+
+    Jit-, scan- and vmap-safe; no host round trip.
+
+    Args:
+      index: from :func:`build_index`.
+      beta: scalar ``> 0`` (may be traced).
+      query_states: ``[B, ds]`` unscaled states ``s``; rows of the dataset are searched via their
+        candidates, any other state falls back to the scan.
+      query_actions: ``[B, da]``.
+      chunk: queries per brute-force scan (static).
+      block: dataset rows per scan step (static).
+
+    Returns:
+      A :class:`SearchResult`.
+    """
+    beta = jnp.asarray(beta, jnp.float32)
+    b = query_states.shape[0]
+    n = index.states.shape[0]
+    row, found = locate_rows(index, query_states)
+    # --- certified candidate search ---
+    cand = index.candidates[row]  # [B, K]
+    d = _sq_dist(beta, index.states[cand], index.actions[cand], (beta * query_states)[:, None], query_actions[:, None])
+    d_min = jnp.min(d, axis=1)
+    best = jnp.min(jnp.where(d == d_min[:, None], cand, n), axis=1).astype(jnp.int32)
+    certified = found & (d_min < beta * beta * index.radius_sq[row])
+    # --- exact fallback for the rest, chunk queries at a time ---
+    chunk = min(chunk, b)
+    order = jnp.argsort(certified, stable=True).astype(jnp.int32)  # uncertified first
+    num_open = jnp.sum(~certified).astype(jnp.int32)
+    num_chunks = (num_open + chunk - 1) // chunk
+    order = jnp.pad(order, (0, (-b) % chunk))
+    padded_b = order.shape[0]
+
+    def body(carry):
+        i, out_row, out_d = carry
+        q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
+        r, dq = brute_force_nearest(index, beta, query_states[q], query_actions[q], block)
+        valid = i * chunk + jnp.arange(chunk) < num_open
+        tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
+        return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
+
+    del padded_b
+    _, row_out, d_out = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), best, d_min))
+    return SearchResult(row_out, d_out, certified, num_chunks)

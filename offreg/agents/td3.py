@@ -1,0 +1,379 @@
+"""The TD3 backbone shared by every TD3-shaped agent (TD3+BC, PRDC, A2PR).
+
+One gradient step (Fujimoto et al. 2018; Fujimoto & Gu 2021), ``step`` counting from 1:
+
+1. **Critic.** Target policy smoothing ``a~' = clip(pi'(s') + clip(eps, -c, c), -m, m)`` with
+   ``eps ~ N(0, (sigma m)^2)``, ``c = noise_clip * m``, ``m = max_action``; target
+   ``y = r + gamma (1 - d) min_i Q'_i(s', a~')`` (no gradient); loss
+   ``L_Q = sum_i mean_B (Q_i(s, a) - y)^2`` (a *sum* of the two batch-mean MSEs); one Adam step.
+2. **Regularizer update.** ``reg_state <- regularizer.update(reg_state, batch, critic, key)`` every
+   step, with the critic *after* step 1 and the target critic.
+3. **Actor**, only when ``step % policy_freq == 0`` (so the first actor step is step 2):
+   ``L_pi = -lambda mean_B Q_1(s, pi(s)) + regularizer.loss(...)`` with
+   ``lambda = alpha / stopgrad(mean_B |Q_1(s, pi(s))|)`` and the updated critic; gradient with
+   respect to the actor's parameters only; one Adam step; then Polyak averaging of *both* targets
+   with ``tau``.
+
+A new agent of this shape is a config subclass that names its regularizer::
+
+    @dataclasses.dataclass(frozen=True)
+    class MyConfig(TD3Config):
+        beta: float = 2.0  # one docstring line per field
+
+        def build_regularizer(self) -> Regularizer:
+            return my_regularizer(self.beta)
+
+    @register("mine", MyConfig, "TD3 + my term", paper="...")
+    class MyAgent(TD3Agent):
+        pass
+
+The delayed actor branch is a ``lax.cond``: under ``jit`` and ``lax.scan`` it skips the actor's
+work on odd steps; under ``vmap`` with a batched ``step`` it becomes a select that computes both
+branches (see :func:`seed_axes` to keep ``step`` unbatched across seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from offreg.agents.base import AgentConfig, coefficients, prepare_dataset
+from offreg.agents.regularizers import CriticFns, Regularizer
+from offreg.errors import ConfigError
+from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic, polyak
+from offreg.types import Metrics, PRNGKey, Transitions
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config(AgentConfig):
+    """TD3 with a policy regularizer: ``max_pi lambda Q_1(s, pi(s)) - R(pi)``, ``lambda = alpha / mean|Q_1|``.
+
+    Subclasses choose the regularizer ``R`` by overriding :meth:`build_regularizer`.
+
+    Attributes:
+      actor_hidden_dims: hidden widths of the actor ``s -> ... -> tanh`` (A2PR: three layers).
+      critic_hidden_dims: hidden widths of each twin critic ``[s||a] -> ... -> 1`` (A2PR: four layers).
+      activation: hidden activation, a key of ``offreg.networks.ACTIVATIONS``.
+      init: ``torch`` (PyTorch's default ``nn.Linear`` init, as the official codes) or ``flax``.
+      actor_lr: Adam learning rate of the actor.
+      critic_lr: Adam learning rate of the twin critics.
+      discount: gamma of the TD target.
+      tau: Polyak coefficient of both target networks (sweepable).
+      policy_noise: std of the target-policy smoothing noise, as a fraction of ``max_action``.
+      noise_clip: clip of that noise, as a fraction of ``max_action``.
+      policy_freq: the actor and the targets update every ``policy_freq`` critic steps.
+      alpha: numerator of ``lambda = alpha / mean|Q|`` weighing the Q term (sweepable).
+      max_action: bound ``m`` of the actions (1.0 for D4RL).
+    """
+
+    sweepable: ClassVar[tuple[str, ...]] = ("alpha", "tau")
+
+    actor_hidden_dims: tuple[int, ...] = (256, 256)
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    init: str = "torch"
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    discount: float = 0.99
+    tau: float = 0.005
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+    alpha: float = 2.5
+    max_action: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"{name}.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"{name}.init must be one of {INITS}, got {self.init!r}")
+        for f in ("actor_hidden_dims", "critic_hidden_dims"):
+            dims = getattr(self, f)
+            if not dims or min(dims) <= 0:
+                raise ConfigError(f"{name}.{f} must be a non-empty tuple of positive widths, got {dims!r}")
+        for f in ("actor_lr", "critic_lr", "max_action"):
+            if getattr(self, f) <= 0:
+                raise ConfigError(f"{name}.{f} must be > 0, got {getattr(self, f)}")
+        for f in ("discount", "tau"):
+            if not 0.0 <= getattr(self, f) <= 1.0:
+                raise ConfigError(f"{name}.{f} must be in [0, 1], got {getattr(self, f)}")
+        for f in ("policy_noise", "noise_clip", "alpha"):
+            if getattr(self, f) < 0:
+                raise ConfigError(f"{name}.{f} must be >= 0, got {getattr(self, f)}")
+        if self.policy_freq < 1:
+            raise ConfigError(f"{name}.policy_freq must be >= 1, got {self.policy_freq}")
+
+    def build_regularizer(self) -> Regularizer:
+        """The policy regularizer of this agent; subclasses override this (called once per config)."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_regularizer()")
+
+    def regularizer(self) -> Regularizer:
+        """The regularizer, cached: equal configs return the very same functions (jit caches hit)."""
+        return _cached_regularizer(self)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_regularizer(config: TD3Config) -> Regularizer:
+    return config.build_regularizer()
+
+
+# --- networks ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=512)
+def networks(config: TD3Config, act_dim: int) -> tuple[DeterministicActor, EnsembleCritic, Critic]:
+    """The actor, the twin critic (``[2, B]``) and a single critic that applies ``Q_1``'s parameters."""
+    actor = DeterministicActor(config.actor_hidden_dims, act_dim, config.max_action, config.activation, config.init)
+    critic = EnsembleCritic(config.critic_hidden_dims, 2, config.activation, False, config.init)
+    q1 = Critic(config.critic_hidden_dims, config.activation, False, config.init)
+    return actor, critic, q1
+
+
+def first_critic_params(critic_params: Any) -> Any:
+    """Parameters of ``Q_1`` (member 0 of the ensemble) in the layout of a single :class:`Critic`."""
+    (members,) = critic_params["params"].values()
+    return {"params": jax.tree_util.tree_map(lambda x: x[0], members)}
+
+
+def seed_axes(agent: Any) -> Any:
+    """``in_axes``/``out_axes`` for ``jax.vmap`` over seeds with the step counter left unbatched.
+
+    All seeds share ``step``, so the delayed-actor ``lax.cond`` stays a real branch under ``vmap``
+    (instead of a select computing the actor step every time). Use it for ``update`` (and for a
+    scan over updates); ``create`` is vmapped with ``out_axes=seed_axes(template)``.
+    """
+    axes = jax.tree_util.tree_map(lambda _: 0, agent)
+    return axes.replace(step=None)
+
+
+class TD3Agent(flax.struct.PyTreeNode):
+    """The TD3 backbone's state: an immutable pytree (see the module docstring for the update).
+
+    Attributes:
+      actor_params: parameters of ``pi``.
+      critic_params: parameters of the twin critic (leading member axis 2).
+      target_actor_params: Polyak average of ``actor_params``.
+      target_critic_params: Polyak average of ``critic_params``.
+      actor_opt_state: Adam state of the actor.
+      critic_opt_state: Adam state of the critic.
+      reg_state: the regularizer's own state (``regularizer.init``).
+      obs_mean: ``[obs_dim]`` mean subtracted from raw observations by :meth:`act` (0 if off).
+      obs_std: ``[obs_dim]`` std (eps included) dividing raw observations in :meth:`act` (1 if off).
+      coefs: the sweepable coefficients (``alpha``, ``tau``, ...) as float32 scalars.
+      step: int32 number of gradient steps taken.
+      last_actor_metrics: metrics of the most recent actor step (zeros before the first); steps that
+        skip the actor report these, so a chunk's mean weighs every actor step ``policy_freq`` times.
+      act_dim: action dimension (static).
+      config: the hyperparameters (static).
+    """
+
+    actor_params: Any
+    critic_params: Any
+    target_actor_params: Any
+    target_critic_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    reg_state: Any
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    coefs: dict[str, jax.Array]
+    step: jax.Array
+    last_actor_metrics: dict[str, jax.Array]
+    act_dim: int = flax.struct.field(pytree_node=False)
+    config: TD3Config = flax.struct.field(pytree_node=False)
+
+    gradient_free: ClassVar[bool] = False
+
+    # --- create --------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: TD3Config, dataset: Any, key: PRNGKey) -> TD3Agent:
+        """Initialise networks (targets as copies), Adam states and the regularizer's state.
+
+        Args:
+          config: the hyperparameters.
+          dataset: an :class:`offreg.data.Dataset`; ``prepare_dataset(config, dataset)`` is applied
+            (idempotent) and its normalization statistics are kept for :meth:`act`. Train on batches
+            of that prepared dataset.
+          key: PRNG key.
+        """
+        if not isinstance(config, TD3Config):
+            raise ConfigError(f"{cls.__name__}.create needs a TD3Config, got {type(config).__name__}")
+        dataset = prepare_dataset(config, dataset)
+        info = dataset.info
+        obs_dim, act_dim = int(info.obs_dim), int(info.act_dim)
+        actor, critic, _ = networks(config, act_dim)
+        actor_key, critic_key, reg_key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, obs_dim), jnp.float32)
+        act = jnp.zeros((1, act_dim), jnp.float32)
+        # ``nn.Module.init`` explicitly: the networks' ``init`` field (the init scheme) shadows the method.
+        actor_params = nn.Module.init(actor, actor_key, obs)
+        critic_params = nn.Module.init(critic, critic_key, obs, act)
+        if info.obs_mean is not None:
+            obs_mean = jnp.asarray(info.obs_mean, jnp.float32)
+            obs_std = jnp.asarray(info.obs_std, jnp.float32)
+        else:
+            obs_mean, obs_std = jnp.zeros(obs_dim, jnp.float32), jnp.ones(obs_dim, jnp.float32)
+        agent = cls(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=actor_params,
+            target_critic_params=critic_params,
+            actor_opt_state=optax.adam(config.actor_lr).init(actor_params),
+            critic_opt_state=optax.adam(config.critic_lr).init(critic_params),
+            reg_state=config.regularizer().init(reg_key, dataset),
+            obs_mean=obs_mean,
+            obs_std=obs_std,
+            coefs=coefficients(config),
+            step=jnp.zeros((), jnp.int32),
+            last_actor_metrics={},
+            act_dim=act_dim,
+            config=config,
+        )
+        batch = Transitions(obs, act, jnp.zeros(1), obs, jnp.zeros(1))
+        shapes = jax.eval_shape(lambda a: a._actor_step(a.critic_params, a.reg_state, batch, key)[-1], agent)
+        return agent.replace(last_actor_metrics=jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+
+    # --- act -----------------------------------------------------------------------------------
+    def act(self, observations: jax.Array) -> jax.Array:
+        """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
+        actor, _, _ = networks(self.config, self.act_dim)
+        return actor.apply(self.actor_params, (observations - self.obs_mean) / self.obs_std)
+
+    # --- update --------------------------------------------------------------------------------
+    def critic_fns(self, critic_params: Any, next_actions: jax.Array | None = None) -> CriticFns:
+        """The critic as the regularizer sees it (stop-gradiented parameters), ``[2, B]`` outputs."""
+        _, critic, _ = networks(self.config, self.act_dim)
+        online = jax.lax.stop_gradient(critic_params)
+        target = jax.lax.stop_gradient(self.target_critic_params)
+        return CriticFns(
+            q=lambda o, a: critic.apply(online, o, a),
+            q_target=lambda o, a: critic.apply(target, o, a),
+            next_actions=next_actions,
+        )
+
+    def critic_target(self, batch: Transitions, noise_key: PRNGKey) -> tuple[jax.Array, jax.Array]:
+        """TD3's smoothed target: ``(y [B], a~' [B, act])``, both without gradient."""
+        cfg = self.config
+        actor, critic, _ = networks(cfg, self.act_dim)
+        m = cfg.max_action
+        noise = jnp.clip(
+            cfg.policy_noise * m * jax.random.normal(noise_key, batch.actions.shape, batch.actions.dtype),
+            -cfg.noise_clip * m,
+            cfg.noise_clip * m,
+        )
+        next_actions = jnp.clip(actor.apply(self.target_actor_params, batch.next_observations) + noise, -m, m)
+        target_q = critic.apply(self.target_critic_params, batch.next_observations, next_actions).min(axis=0)
+        y = batch.rewards + cfg.discount * batch.masks * target_q
+        return jax.lax.stop_gradient(y), jax.lax.stop_gradient(next_actions)
+
+    def _actor_step(
+        self, critic_params: Any, reg_state: Any, batch: Transitions, key: PRNGKey
+    ) -> tuple[Any, Any, Metrics]:
+        """One actor Adam step against the updated critic; returns ``(params, opt_state, metrics)``."""
+        cfg = self.config
+        actor, _, q1_net = networks(cfg, self.act_dim)
+        reg = cfg.regularizer()
+        q1_params = jax.lax.stop_gradient(first_critic_params(critic_params))
+        critic = self.critic_fns(critic_params)
+        obs = batch.observations
+
+        def loss_fn(actor_params):
+            pi = actor.apply(actor_params, obs)
+            q = q1_net.apply(q1_params, obs, pi)
+            lam = self.coefs["alpha"] / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)))
+            reg_loss, reg_metrics = reg.loss(reg_state, obs, pi, batch, critic, key)
+            loss = -lam * jnp.mean(q) + reg_loss
+            return loss, {"actor_loss": loss, "lambda": lam, "q_pi": jnp.mean(q), "reg_loss": reg_loss, **reg_metrics}
+
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(self.actor_params)
+        updates, opt_state = optax.adam(cfg.actor_lr).update(grads, self.actor_opt_state, self.actor_params)
+        return optax.apply_updates(self.actor_params, updates), opt_state, metrics
+
+    def update(self, batch: Transitions, key: PRNGKey) -> tuple[TD3Agent, Metrics]:
+        """One TD3 gradient step (critic, regularizer update, delayed actor and targets).
+
+        Args:
+          batch: normalized transitions, leading axis B.
+          key: PRNG key, split into (target noise, regularizer update, regularizer loss).
+
+        Returns:
+          ``(agent, metrics)``; metrics are float32 scalars: ``critic_loss``, ``q`` (mean of both
+          critics on the batch), ``target_q`` (mean ``y``), the regularizer's update metrics, and the
+          actor's ``actor_loss``, ``lambda``, ``q_pi``, ``reg_loss`` and regularizer-loss metrics of
+          the most recent actor step (see ``last_actor_metrics``), plus ``actor_updated`` (1.0 on
+          actor steps).
+        """
+        cfg = self.config
+        _, critic, _ = networks(cfg, self.act_dim)
+        reg = cfg.regularizer()
+        noise_key, reg_update_key, reg_loss_key = jax.random.split(key, 3)
+        step = self.step + 1
+
+        # --- critic ---
+        y, next_actions = self.critic_target(batch, noise_key)
+
+        def critic_loss_fn(critic_params):
+            q = critic.apply(critic_params, batch.observations, batch.actions)  # [2, B]
+            return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(self.critic_params)
+        updates, critic_opt_state = optax.adam(cfg.critic_lr).update(grads, self.critic_opt_state, self.critic_params)
+        critic_params = optax.apply_updates(self.critic_params, updates)
+
+        # --- regularizer's own update, with the updated critic ---
+        reg_state, reg_metrics = reg.update(
+            self.reg_state, batch, self.critic_fns(critic_params, next_actions), reg_update_key
+        )
+
+        # --- delayed actor and targets ---
+        def actor_branch(_):
+            actor_params, actor_opt_state, metrics = self._actor_step(critic_params, reg_state, batch, reg_loss_key)
+            tau = self.coefs["tau"]
+            return (
+                actor_params,
+                actor_opt_state,
+                polyak(self.target_actor_params, actor_params, tau),
+                polyak(self.target_critic_params, critic_params, tau),
+                metrics,
+            )
+
+        def skip_branch(_):
+            return (
+                self.actor_params,
+                self.actor_opt_state,
+                self.target_actor_params,
+                self.target_critic_params,
+                self.last_actor_metrics,
+            )
+
+        do_actor = step % cfg.policy_freq == 0
+        actor_params, actor_opt_state, target_actor, target_critic, actor_metrics = jax.lax.cond(
+            do_actor, actor_branch, skip_branch, None
+        )
+        agent = self.replace(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_actor_params=target_actor,
+            target_critic_params=target_critic,
+            actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state,
+            reg_state=reg_state,
+            step=step,
+            last_actor_metrics=actor_metrics,
+        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "q": jnp.mean(q),
+            "target_q": jnp.mean(y),
+            **reg_metrics,
+            **actor_metrics,
+            "actor_updated": do_actor.astype(jnp.float32),
+        }
+        return agent, metrics

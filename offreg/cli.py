@@ -1,0 +1,400 @@
+"""The ``offreg`` command: parse, call the library, print.
+
+Every subcommand is one ``add_<name>(subparsers)`` function registered with :func:`subcommand`: it
+adds its parser and sets ``run=<function(args) -> exit code>``. Errors a user can cause
+(:class:`~offreg.errors.OffregError`, bad arguments) print one line ``error: <message>`` on stderr
+and exit with status 2; a diverged training run exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from offreg.errors import ConfigError, EnvironmentError_, OffregError, TrainingError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+SUBCOMMANDS: list[Callable[[Any], None]] = []
+"""Functions ``add_<name>(subparsers)``, in the order ``offreg --help`` lists them."""
+
+
+def subcommand(add: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register ``add(subparsers)``, which adds one subcommand's parser with ``set_defaults(run=...)``."""
+    SUBCOMMANDS.append(add)
+    return add
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``error: offreg train: ...``) instead of usage + exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+# --- train ----------------------------------------------------------------------------------------
+@subcommand
+def add_train(sub: Any) -> None:
+    from offreg.train import (
+        DEFAULT_AGENT,
+        DEFAULT_DATASET,
+        DEFAULT_EVAL_EPISODES,
+        DEFAULT_EVAL_EVERY,
+        DEFAULT_STEPS,
+    )
+
+    p = sub.add_parser(
+        "train",
+        help="train an agent on a dataset (one or several seeds)",
+        description="Train an agent on a dataset. Writes a run directory with config.json, dataset_info.json, "
+        "metrics.jsonl, checkpoints/, curve.png and summary.json.",
+    )
+    p.add_argument("--agent", help=f"agent name, see 'offreg agents' (default {DEFAULT_AGENT})")
+    p.add_argument("--dataset", help=f"dataset name or D4RL-format file (default {DEFAULT_DATASET})")
+    p.add_argument("--steps", type=int, help=f"gradient updates per seed (default {DEFAULT_STEPS:,})")
+    p.add_argument("--seeds", type=int, help="number of seeds trained together with vmap (default 1)")
+    p.add_argument("--seed", type=int, help="first seed (default 0): seeds are seed, seed+1, ...")
+    p.add_argument("--eval-every", type=int, help=f"evaluate every N steps, 0 = off (default {DEFAULT_EVAL_EVERY})")
+    p.add_argument("--eval-episodes", type=int, help=f"episodes per evaluation (default {DEFAULT_EVAL_EPISODES})")
+    p.add_argument("--log-every", type=int, help="updates per jitted chunk and per log record (default 1000)")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: --eval-every)")
+    p.add_argument("--config", metavar="FILE", help="JSON/TOML file of agent config fields, or a run's config.json")
+    p.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[],
+        help="set an agent config field, e.g. --set alpha=2.5 --set actor_hidden_dims=[64,64] (repeatable)",
+    )
+    p.add_argument("--out", metavar="DIR", help="run directory to create (default runs/<agent>-<dataset>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (offreg[tb])")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log to this W&B project (offreg[wandb])")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+
+def parse_set(items: Sequence[str]) -> dict[str, str]:
+    """``["alpha=2.5", ...]`` -> ``{"alpha": "2.5"}``; values are parsed later by the config class.
+
+    Raises:
+      ConfigError: an item without ``=`` or with an empty key.
+    """
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}; e.g. --set alpha=2.5")
+        out[key] = value.strip()
+    return out
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read a ``--config`` file (JSON, or TOML by its ``.toml`` suffix) into a dict.
+
+    Raises:
+      ConfigError: missing or unparsable file, or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path} does not exist; check the --config path")
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            doc = tomllib.loads(p.read_text())
+        else:
+            doc = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid {p.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of config fields")
+    return doc
+
+
+def _default_out(agent: str, dataset: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", Path(dataset).stem if Path(dataset).suffix else dataset).strip("_")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / f"{agent}-{slug}-{stamp}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from offreg.train import (
+        DEFAULT_AGENT,
+        DEFAULT_DATASET,
+        DEFAULT_EVAL_EPISODES,
+        DEFAULT_EVAL_EVERY,
+        train,
+    )
+
+    overrides = parse_set(args.set)
+    if args.resume:
+        given = [f for f in ("agent", "dataset", "seeds", "seed", "eval_every", "eval_episodes", "log_every",
+                             "checkpoint_every", "config", "out") if getattr(args, f) not in (None, [])]
+        if given or overrides:
+            flag = "--" + (given[0].replace("_", "-") if given else "set")
+            raise ConfigError(f"{flag} cannot be combined with --resume, which uses the run's own settings")
+        result = train(
+            resume=args.resume, steps=args.steps, progress=not args.quiet,
+            tensorboard=args.tensorboard, wandb_project=args.wandb,
+        )
+    else:
+        file_cfg: dict[str, Any] = read_config_file(args.config) if args.config else {}
+        run_cfg = file_cfg if "agent_config" in file_cfg else {}
+        agent_fields = run_cfg.get("agent_config", file_cfg)
+        agent = args.agent or run_cfg.get("agent") or DEFAULT_AGENT
+        dataset = args.dataset or run_cfg.get("dataset") or DEFAULT_DATASET
+
+        def pick(flag: Any, key: str, default: Any) -> Any:
+            return flag if flag is not None else run_cfg.get(key, default)
+
+        seeds = args.seeds if args.seeds is not None else (
+            len(run_cfg["seeds"]) if "seeds" in run_cfg else 1
+        )
+        seed = args.seed if args.seed is not None else (run_cfg["seeds"][0] if "seeds" in run_cfg else 0)
+        result = train(
+            agent,
+            dataset,
+            steps=pick(args.steps, "steps", None),
+            seeds=seeds,
+            seed=seed,
+            eval_every=pick(args.eval_every, "eval_every", DEFAULT_EVAL_EVERY),
+            eval_episodes=pick(args.eval_episodes, "eval_episodes", DEFAULT_EVAL_EPISODES),
+            log_every=pick(args.log_every, "log_every", None),
+            checkpoint_every=pick(args.checkpoint_every, "checkpoint_every", None),
+            overrides={**agent_fields, **overrides},
+            dataset_options=run_cfg.get("dataset_options"),
+            out_dir=args.out or _default_out(agent, dataset),
+            progress=not args.quiet,
+            tensorboard=args.tensorboard,
+            wandb_project=args.wandb,
+        )
+    _print_summary(result.summary, result.run_dir)
+    return EXIT_OK
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
+    print(f"{summary['agent']} on {summary['dataset']}: {summary['step']:,} steps, {summary['wall_time_s']:.1f} s")
+    rows = [["seed", "final return", "final score", "best score", "best step"]]
+    for p in summary["per_seed"]:
+        rows.append([str(p["seed"]), _fmt(p["final_return"]), _fmt(p["final_score"]), _fmt(p["best_score"]),
+                     "-" if p["best_step"] is None else str(p["best_step"])])
+    print(_table(rows))
+    if summary["final_score_mean"] is not None:
+        print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
+              f"(mean +- std over {len(summary['seeds'])} seeds)")
+    if run_dir is not None:
+        print(f"run directory: {run_dir}")
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+# --- eval -----------------------------------------------------------------------------------------
+@subcommand
+def add_eval(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a run's newest checkpoint (every seed) in its environment",
+        description="Evaluate the newest checkpoint of RUN_DIR (or a checkpoint file) for every seed, print "
+        "returns and normalized scores, and write RUN_DIR/eval.json.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or checkpoint file)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per seed (default 10)")
+    p.set_defaults(run=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from offreg.checkpoint import atomic_write_text, read_checkpoint
+    from offreg.train import eval_seed
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    ckpt = read_checkpoint(args.run_dir)
+    info = ckpt.dataset_info
+    if info is None or info.env_id is None:
+        name = "unknown" if info is None else repr(info.name)
+        raise EnvironmentError_(
+            f"checkpoint {ckpt.path} was trained on dataset {name}, which names no environment to evaluate in"
+        )
+    from offreg.evaluation import evaluate
+
+    seeds = ckpt.seeds if ckpt.seeds is not None else [None]
+    rows = [["seed", "return mean", "return std", "score mean", "score std"]]
+    out = []
+    for s in seeds:
+        res = evaluate(ckpt.seed_agent(s), info, episodes=args.episodes, seed=eval_seed(s or 0, ckpt.step))
+        import numpy as np
+
+        ret = np.asarray(res.returns, np.float64)
+        sc = None if res.normalized is None else np.asarray(res.normalized, np.float64)
+        rec = {
+            "seed": s, "step": ckpt.step, "return_mean": float(ret.mean()), "return_std": float(ret.std()),
+            "score_mean": None if sc is None else float(sc.mean()),
+            "score_std": None if sc is None else float(sc.std()), "returns": [float(x) for x in ret],
+        }
+        out.append(rec)
+        rows.append(["-" if s is None else str(s), _fmt(rec["return_mean"]), _fmt(rec["return_std"]),
+                     _fmt(rec["score_mean"]), _fmt(rec["score_std"])])
+    print(f"{ckpt.agent_name} at step {ckpt.step:,} on {info.name}, {args.episodes} episodes per seed")
+    print(_table(rows))
+    run_dir = Path(args.run_dir)
+    if run_dir.is_dir():
+        doc = {"checkpoint": str(ckpt.path), "episodes": args.episodes, "per_seed": out}
+        atomic_write_text(run_dir / "eval.json", json.dumps(doc, indent=2) + "\n")
+    return EXIT_OK
+
+
+# --- agents ---------------------------------------------------------------------------------------
+@subcommand
+def add_agents(sub: Any) -> None:
+    p = sub.add_parser("agents", help="list the agents and their papers", description="List the registered agents.")
+    p.set_defaults(run=cmd_agents)
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from offreg.agents.base import registry
+
+    for name, spec in sorted(registry().items()):
+        print(f"{name:<12} {spec.description}")
+        print(f"{'':<12} paper: {spec.paper}")
+    return EXIT_OK
+
+
+# --- datasets -------------------------------------------------------------------------------------
+@subcommand
+def add_datasets(sub: Any) -> None:
+    p = sub.add_parser(
+        "datasets", help="list, describe or download datasets", description="List, describe or download datasets."
+    )
+    dsub = p.add_subparsers(dest="datasets_command", metavar="{list,info,download}", parser_class=_Parser)
+    p_list = dsub.add_parser("list", help="the dataset catalogue", description="List every known dataset.")
+    p_list.set_defaults(run=cmd_datasets_list)
+    p_info = dsub.add_parser("info", help="describe one dataset", description="Describe one dataset.")
+    p_info.add_argument("name", help="dataset name or file")
+    p_info.set_defaults(run=cmd_datasets_info)
+    p_dl = dsub.add_parser(
+        "download", help="download a dataset into the cache", description="Download a dataset into the cache."
+    )
+    p_dl.add_argument("name", help="dataset name")
+    p_dl.set_defaults(run=cmd_datasets_download)
+    p.set_defaults(run=lambda args: _missing_subcommand(p))
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
+    raise _UsageError(f"{parser.prog}: choose a subcommand (see '{parser.prog} --help')")
+
+
+def _rows_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no datasets)"
+    cols = list(rows[0])
+    return _table([cols] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in rows])
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    from offreg import data
+
+    rows = data.catalogue_rows()
+    fmt = getattr(data, "format_table", None)
+    print(fmt(rows) if fmt is not None else _rows_table(rows))
+    return EXIT_OK
+
+
+def cmd_datasets_info(args: argparse.Namespace) -> int:
+    from offreg import data
+
+    info = data.dataset_summary(args.name)
+    print(info if isinstance(info, str) else json.dumps(info, indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_datasets_download(args: argparse.Namespace) -> int:
+    from offreg import data
+
+    path = data.download_dataset(args.name)
+    print(path)
+    return EXIT_OK
+
+
+# --- collect --------------------------------------------------------------------------------------
+@subcommand
+def add_collect(sub: Any) -> None:
+    from offreg.collect import add_collect_arguments
+
+    p = sub.add_parser(
+        "collect",
+        help="generate D4RL-style datasets: train SAC, roll out its snapshots",
+        description="Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
+        "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
+    )
+    add_collect_arguments(p)
+    p.set_defaults(run=cmd_collect)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from offreg.collect import collect_from_args
+
+    collect_from_args(args)
+    return EXIT_OK
+
+
+# --- entry point ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``offreg`` parser with every registered subcommand."""
+    from offreg import __version__
+
+    parser = _Parser(
+        prog="offreg",
+        description="JAX offline RL with policy regularization toward the data: train, evaluate, compare.",
+    )
+    parser.add_argument("--version", action="version", version=f"offreg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``offreg`` command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return int(args.run(args) or EXIT_OK)
+    except _UsageError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except TrainingError as e:
+        _error(str(e))
+        return EXIT_FAILED
+    except OffregError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted; continue a training run with offreg train --resume RUN_DIR")
+        return 130
+
+
+def _error(message: str) -> None:
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

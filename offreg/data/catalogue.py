@@ -1,0 +1,258 @@
+"""The catalogue of named datasets and the rules that turn a user's string into a source.
+
+Names (see ``docs/datasets.md``):
+
+- D4RL's own names: ``hopper-medium-v2``, ``antmaze-umaze-v2`` (``d4rl/hopper-medium-v2`` also works);
+- ``minari/<minari id>``: a Minari dataset under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``);
+- ``offreg/<name>``: a dataset offreg generates itself (:mod:`offreg.data.generated`);
+- a path ending in ``.hdf5``, ``.h5`` or ``.npz``: that file.
+
+The D4RL table (URLs, reference scores, time limits, row counts) is copied from D4RL's
+``infos.py``/``__init__.py`` and the row counts of its files (``d4rl.md`` §2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+from offreg.errors import DatasetError, unknown_name
+
+D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/"
+"""Where D4RL serves its files; ``$OFFREG_D4RL_BASE_URL`` overrides it (a mirror, or a test server)."""
+
+FILE_SUFFIXES = (".hdf5", ".h5", ".npz")
+
+ENV_DIMS: dict[str, tuple[int, int]] = {
+    "hopper": (11, 3),
+    "halfcheetah": (17, 6),
+    "walker2d": (17, 6),
+    "ant": (111, 8),
+    "antmaze": (29, 8),
+}
+"""(observation dim, action dim) of each environment the D4RL data was collected in."""
+
+LOCOMOTION_REF_SCORES: dict[str, tuple[float, float]] = {
+    "halfcheetah": (-280.178953, 12135.0),
+    "hopper": (-20.272305, 3234.3),
+    "walker2d": (1.629008, 4592.3),
+    "ant": (-325.6, 3879.7),
+}
+"""D4RL ``REF_MIN_SCORE``/``REF_MAX_SCORE`` per locomotion environment (shared by all its datasets)."""
+
+LOCOMOTION_KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay")
+
+_LOCOMOTION_ROWS: dict[str, int] = {
+    "halfcheetah-random-v2": 1_000_000,
+    "halfcheetah-medium-v2": 1_000_000,
+    "halfcheetah-expert-v2": 1_000_000,
+    "halfcheetah-medium-replay-v2": 202_000,
+    "halfcheetah-medium-expert-v2": 2_000_000,
+    "hopper-random-v2": 1_000_000,
+    "hopper-medium-v2": 1_000_000,
+    "hopper-expert-v2": 1_000_000,
+    "hopper-medium-replay-v2": 402_000,
+    "hopper-medium-expert-v2": 1_999_906,
+    "walker2d-random-v2": 1_000_000,
+    "walker2d-medium-v2": 1_000_000,
+    "walker2d-expert-v2": 1_000_000,
+    "walker2d-medium-replay-v2": 302_000,
+    "walker2d-medium-expert-v2": 1_999_995,
+}
+"""Rows N of each file, derived from a third-party ``qlearning_dataset`` probe (``d4rl.md`` §2.4).
+Unknown (absent) for ant and for every full-replay dataset."""
+
+_ANTMAZE_FILES: dict[str, str] = {
+    "antmaze-umaze-v0": "ant_maze_new/Ant_maze_u-maze_noisy_multistart_False_multigoal_False_sparse.hdf5",
+    "antmaze-umaze-diverse-v0": "ant_maze_new/Ant_maze_u-maze_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-medium-play-v0": "ant_maze_new/Ant_maze_big-maze_noisy_multistart_True_multigoal_False_sparse.hdf5",
+    "antmaze-medium-diverse-v0": "ant_maze_new/Ant_maze_big-maze_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-large-play-v0": "ant_maze_new/Ant_maze_hardest-maze_noisy_multistart_True_multigoal_False_sparse.hdf5",
+    "antmaze-large-diverse-v0": "ant_maze_new/Ant_maze_hardest-maze_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-umaze-v1": "ant_maze_v1/Ant_maze_umaze_noisy_multistart_False_multigoal_False_sparse.hdf5",
+    "antmaze-umaze-diverse-v1": "ant_maze_v1/Ant_maze_umaze_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-medium-play-v1": "ant_maze_v1/Ant_maze_medium_noisy_multistart_True_multigoal_False_sparse.hdf5",
+    "antmaze-medium-diverse-v1": "ant_maze_v1/Ant_maze_medium_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-large-play-v1": "ant_maze_v1/Ant_maze_large_noisy_multistart_True_multigoal_False_sparse.hdf5",
+    "antmaze-large-diverse-v1": "ant_maze_v1/Ant_maze_large_noisy_multistart_True_multigoal_True_sparse.hdf5",
+    "antmaze-umaze-v2": "ant_maze_v2/Ant_maze_u-maze_noisy_multistart_False_multigoal_False_sparse_fixed.hdf5",
+    "antmaze-umaze-diverse-v2": "ant_maze_v2/Ant_maze_u-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5",
+    "antmaze-medium-play-v2": "ant_maze_v2/Ant_maze_big-maze_noisy_multistart_True_multigoal_False_sparse_fixed.hdf5",
+    "antmaze-medium-diverse-v2": "ant_maze_v2/Ant_maze_big-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5",
+    "antmaze-large-play-v2":
+        "ant_maze_v2/Ant_maze_hardest-maze_noisy_multistart_True_multigoal_False_sparse_fixed.hdf5",
+    "antmaze-large-diverse-v2":
+        "ant_maze_v2/Ant_maze_hardest-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogueEntry:
+    """One downloadable D4RL dataset.
+
+    Attributes:
+      name: D4RL's name (``hopper-medium-v2``).
+      path: the file's path under the base URL; its basename is the file name in the cache.
+      env: environment name for the dims table (:data:`ENV_DIMS`): ``hopper``, ..., ``antmaze``.
+      env_id: the offreg environment used for evaluation (``None`` for AntMaze: no faithful port).
+      ref_min_score: D4RL ``REF_MIN_SCORE`` (normalized score 0).
+      ref_max_score: D4RL ``REF_MAX_SCORE`` (normalized score 100).
+      max_episode_steps: the registered time limit.
+      rows: rows N of the file where known, else ``None``.
+      sha256: hex digest of the file where known (D4RL publishes none), else ``None``.
+      size_bytes: file size where known, else ``None``.
+    """
+
+    name: str
+    path: str
+    env: str
+    env_id: str | None
+    ref_min_score: float
+    ref_max_score: float
+    max_episode_steps: int = 1000
+    rows: int | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def obs_dim(self) -> int:
+        return ENV_DIMS[self.env][0]
+
+    @property
+    def act_dim(self) -> int:
+        return ENV_DIMS[self.env][1]
+
+    def url(self, base_url: str | None = None) -> str:
+        """The download URL: ``base_url`` (or ``$OFFREG_D4RL_BASE_URL``, or D4RL's) + ``path``."""
+        base = base_url or os.environ.get("OFFREG_D4RL_BASE_URL") or D4RL_BASE_URL
+        return base.rstrip("/") + "/" + self.path
+
+
+def _build() -> dict[str, CatalogueEntry]:
+    out: dict[str, CatalogueEntry] = {}
+    for env, (lo, hi) in LOCOMOTION_REF_SCORES.items():
+        for kind in LOCOMOTION_KINDS:
+            name = f"{env}-{kind}-v2"
+            path = f"gym_mujoco_v2/{env}_{kind.replace('-', '_')}-v2.hdf5"
+            out[name] = CatalogueEntry(name, path, env, env, lo, hi, 1000, _LOCOMOTION_ROWS.get(name))
+    for name, path in _ANTMAZE_FILES.items():
+        steps = 700 if name.startswith("antmaze-umaze") else 1000
+        out[name] = CatalogueEntry(name, path, "antmaze", None, 0.0, 1.0, steps)
+    return out
+
+
+CATALOGUE: dict[str, CatalogueEntry] = _build()
+"""Every D4RL dataset offreg knows by name."""
+
+
+# --- directories --------------------------------------------------------------------------------
+def d4rl_cache_dir() -> Path:
+    """``$D4RL_DATASET_DIR`` or ``~/.d4rl/datasets`` (D4RL's own cache, so files are shared with it)."""
+    return Path(os.environ.get("D4RL_DATASET_DIR") or Path.home() / ".d4rl" / "datasets").expanduser()
+
+
+def offreg_data_dir() -> Path:
+    """``$OFFREG_DATA_DIR`` or ``~/.offreg/datasets``: where ``offreg/<name>`` datasets are cached."""
+    return Path(os.environ.get("OFFREG_DATA_DIR") or Path.home() / ".offreg" / "datasets").expanduser()
+
+
+def minari_root() -> Path:
+    """``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets`` (Minari's own rule)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets").expanduser()
+
+
+# --- name resolution ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """What a user's dataset string refers to.
+
+    Attributes:
+      kind: ``d4rl``, ``minari``, ``offreg`` or ``file``.
+      name: the canonical name (D4RL name, ``minari/<id>``, ``offreg/<name>``) or the file path.
+      key: the catalogue key (D4RL name, Minari id, generated name) or the path.
+      entry: the catalogue entry of a D4RL name, else ``None``.
+    """
+
+    kind: str
+    name: str
+    key: str
+    entry: CatalogueEntry | None = None
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")
+
+
+def check_safe_name(name: str, root: Path, what: str = "dataset name") -> Path:
+    """Return ``root / name`` after checking that ``name`` cannot escape ``root``.
+
+    Raises:
+      DatasetError: ``name`` is absolute, contains ``..`` or characters outside ``[A-Za-z0-9_.-/]``.
+    """
+    parts = name.split("/")
+    if not _SAFE_NAME.match(name) or any(p in ("", ".", "..") for p in parts):
+        raise DatasetError(
+            f"{what} {name!r} is not a plain name and could escape the cache directory {root}; "
+            "use a name from `offreg datasets list` or a path to a .hdf5/.h5/.npz file"
+        )
+    target = (root / name).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise DatasetError(f"{what} {name!r} escapes the cache directory {root}; use a plain name")
+    return root / name
+
+
+def is_file_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether the string names a local file (a recognised suffix), not a catalogue name."""
+    return str(name_or_path).lower().endswith(FILE_SUFFIXES)
+
+
+def resolve(name_or_path: str | os.PathLike) -> Resolved:
+    """Classify a dataset string: D4RL name, ``minari/<id>``, ``offreg/<name>`` or a file path.
+
+    Raises:
+      UnknownNameError: an unknown D4RL or ``offreg/`` name (the closest names are suggested).
+      DatasetError: a name that tries to leave the cache directory.
+    """
+    s = os.fspath(name_or_path)
+    if is_file_path(s):
+        return Resolved("file", s, s)
+    if s.startswith("minari/"):
+        key = s[len("minari/"):]
+        check_safe_name(key, minari_root(), "Minari dataset id")
+        return Resolved("minari", s, key)
+    if s.startswith("offreg/"):
+        from offreg.data.generated import generated_specs
+
+        key = s[len("offreg/"):]
+        check_safe_name(key, offreg_data_dir())
+        specs = generated_specs()
+        if key not in specs:
+            raise unknown_name("dataset", s, [f"offreg/{k}" for k in specs], "List them with `offreg datasets list`.")
+        return Resolved("offreg", s, key)
+    key = s[len("d4rl/"):] if s.startswith("d4rl/") else s
+    if key not in CATALOGUE:
+        check_safe_name(key, d4rl_cache_dir())
+        known = list(CATALOGUE)
+        if not s.startswith("d4rl/"):
+            from offreg.data.generated import generated_specs
+
+            known += [f"offreg/{k}" for k in generated_specs()]
+        raise unknown_name(
+            "dataset", s, known,
+            "List names with `offreg datasets list`; a local file must end in .hdf5, .h5 or .npz.",
+        )
+    return Resolved("d4rl", key, key, CATALOGUE[key])
+
+
+def entry_for_file(path: str | os.PathLike) -> CatalogueEntry | None:
+    """The catalogue entry whose cache file name equals ``path``'s basename, if any."""
+    base = Path(path).name
+    for entry in CATALOGUE.values():
+        if entry.filename == base:
+            return entry
+    return None

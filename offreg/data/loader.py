@@ -1,0 +1,521 @@
+"""``load_dataset``: every dataset name or file becomes one :class:`~offreg.data.core.Dataset`.
+
+name or path -> catalogue entry -> cached file (downloaded or generated on demand) -> validated
+arrays -> D4RL ``qlearning_dataset`` semantics -> preprocessing -> transitions on the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from offreg.data import d4rl
+from offreg.data.catalogue import (
+    CATALOGUE,
+    ENV_DIMS,
+    LOCOMOTION_REF_SCORES,
+    CatalogueEntry,
+    Resolved,
+    d4rl_cache_dir,
+    entry_for_file,
+    minari_root,
+    offreg_data_dir,
+    resolve,
+)
+from offreg.data.core import Dataset, DatasetInfo, from_arrays
+from offreg.data.download import download_file
+from offreg.data.generated import GeneratedSpec, generated_specs
+from offreg.data.minari_format import (
+    env_spec_id,
+    local_minari_ids,
+    max_episode_steps_of,
+    minari_dataset_dir,
+    missing_minari,
+    read_minari,
+)
+from offreg.errors import DatasetError, OffregError
+
+ANTMAZE_REWARD_SHIFT = -1.0
+"""Default AntMaze reward transform ``r - 1`` (IQL, O-DICE); CQL-style ``4 (r - 0.5)`` is
+``reward_scale=4, reward_shift=-2``."""
+
+
+# --- locating files ------------------------------------------------------------------------------
+def d4rl_path(entry: CatalogueEntry) -> Path:
+    """Where the cache keeps ``entry``'s file: ``d4rl_cache_dir() / <URL basename>`` (D4RL's rule)."""
+    return d4rl_cache_dir() / entry.filename
+
+
+def generated_path(name: str) -> Path:
+    """Where ``offreg/<name>`` is cached: ``offreg_data_dir() / <name>.hdf5``."""
+    return offreg_data_dir() / f"{name}.hdf5"
+
+
+def _offline_hint(entry: CatalogueEntry, base_url: str | None = None) -> str:
+    dest = d4rl_path(entry)
+    return (
+        f"Without network, download it elsewhere (`offreg datasets download {entry.name}`, or "
+        f"`curl -o {entry.filename} {entry.url(base_url)}`) and copy it to {dest} "
+        f"(or set D4RL_DATASET_DIR to the folder that holds it)."
+    )
+
+
+def _verify_hdf5(label: str):
+    """A light check run on a complete download before it enters the cache."""
+
+    def verify(path: Path) -> None:
+        try:
+            with h5py.File(path, "r") as f:
+                missing = [k for k in d4rl.REQUIRED_KEYS if k not in f]
+                lengths = {f[k].shape[0] if f[k].shape else 0 for k in d4rl.REQUIRED_KEYS if k not in missing}
+        except OSError as e:
+            raise DatasetError(
+                f"downloaded file for {label!r} is not a readable HDF5 file ({' '.join(str(e).split())[:120]}); "
+                "it was deleted: try the download again"
+            ) from None
+        if missing:
+            raise DatasetError(
+                f"downloaded file for {label!r} has no {', '.join(missing)}; it was deleted: check the URL"
+            )
+        if len(lengths) != 1:
+            raise DatasetError(
+                f"downloaded file for {label!r} has arrays of different lengths; it was deleted: try again"
+            )
+
+    return verify
+
+
+def download_dataset(
+    name: str,
+    *,
+    base_url: str | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    retries: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+) -> Path:
+    """Make sure a named dataset's file is in the cache and return its path.
+
+    D4RL names are downloaded (verified: size, optional SHA-256, HDF5 keys) into
+    :func:`~offreg.data.catalogue.d4rl_cache_dir`; ``offreg/<name>`` datasets are generated into
+    :func:`~offreg.data.catalogue.offreg_data_dir`; a ``minari/<id>`` dataset must already be under
+    ``$MINARI_DATASETS_PATH``; a file path is returned as is if it exists.
+
+    Args:
+      name: a catalogue name, ``minari/<id>``, ``offreg/<name>`` or a file path.
+      base_url: download from this base URL instead of D4RL's (default: ``$OFFREG_D4RL_BASE_URL``).
+      sha256: expected hex digest (default: the catalogue's, when it has one).
+      force: download or generate again even if the file is cached.
+      progress: show a progress bar.
+      retries, backoff, timeout: see :func:`offreg.data.download.download_file`.
+
+    Raises:
+      DownloadError: the download failed (the message says how to get the file by hand).
+      DatasetError / UnknownNameError: a bad name or file.
+    """
+    r = resolve(name)
+    if r.kind == "file":
+        path = Path(r.key).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"dataset file {path} does not exist; check the path")
+        return path
+    if r.kind == "minari":
+        data_dir = minari_dataset_dir(r.key)
+        if not (data_dir / "metadata.json").is_file():
+            raise missing_minari(r.key, data_dir)
+        return data_dir
+    if r.kind == "offreg":
+        path, _ = _ensure_generated(r.key, force=force)
+        return path
+    entry = r.entry
+    assert entry is not None
+    dest = d4rl_path(entry)
+    if dest.is_file() and not force:
+        return dest
+    return download_file(
+        entry.url(base_url), dest, sha256=sha256 or entry.sha256, size=entry.size_bytes, retries=retries,
+        backoff=backoff, timeout=timeout, progress=progress, verify=_verify_hdf5(entry.name), label=entry.name,
+        offline_hint=_offline_hint(entry, base_url),
+    )
+
+
+def _ensure_generated(name: str, force: bool = False) -> tuple[Path, dict[str, Any] | None]:
+    """Generate ``offreg/<name>`` into the cache if needed (temp name, validate, rename).
+
+    Returns the path, and the validated raw arrays when they were just generated (else ``None``).
+    """
+    spec = generated_specs()[name]
+    dest = generated_path(name)
+    if dest.is_file() and not force:
+        return dest, None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp.hdf5")
+    try:
+        try:
+            spec.build(tmp)
+        except OffregError:
+            raise
+        except Exception as e:
+            raise DatasetError(f"generating dataset 'offreg/{name}' failed: {type(e).__name__}: {e}") from e
+        raw = d4rl.read_d4rl_file(tmp, f"offreg/{name}")
+        _check_env_dims(raw, f"offreg/{name}", spec.env_id)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest, raw
+
+
+def _check_env_dims(raw: dict[str, Any], label: str, env: str | None) -> None:
+    if env in ENV_DIMS:
+        o, a = ENV_DIMS[env]
+        d4rl.check_dims(raw["observations"].shape[1], raw["actions"].shape[1], o, a, label, env)
+
+
+# --- loading ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """What is known about a D4RL-format file before reading it."""
+
+    path: Path
+    name: str
+    source: str
+    env: str | None  # key of ENV_DIMS for the dims check
+    env_id: str | None  # offreg environment for evaluation
+    ref_min_score: float | None
+    ref_max_score: float | None
+    max_episode_steps: int
+    rows: int | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _locate(r: Resolved, *, download: bool, env: str | None, sha256: str | None, progress: bool) -> _Source:
+    if r.kind == "d4rl":
+        e = r.entry
+        assert e is not None
+        path = d4rl_path(e)
+        if not path.is_file():
+            if not download:
+                raise DatasetError(
+                    f"dataset {e.name!r} is not cached: {path} is missing. Run `offreg datasets download {e.name}`, "
+                    f"or download {e.url()} elsewhere and copy it to {path}."
+                )
+            download_dataset(e.name, sha256=sha256, progress=progress)
+        return _Source(
+            path, e.name, "d4rl", e.env, e.env_id, e.ref_min_score, e.ref_max_score, e.max_episode_steps, e.rows,
+            {"url": e.url(), "file": str(path)},
+        )
+    if r.kind == "offreg":
+        spec: GeneratedSpec = generated_specs()[r.key]
+        path = generated_path(r.key)
+        if not path.is_file():
+            path, _ = _ensure_generated(r.key)
+        return _Source(
+            path, r.name, "offreg", spec.env_id, spec.env_id, spec.ref_min_score, spec.ref_max_score,
+            spec.max_episode_steps, None, {"kind": spec.kind, "description": spec.description, "file": str(path)},
+        )
+    path = Path(r.key).expanduser()
+    entry = entry_for_file(path)
+    if env is not None:
+        refs = LOCOMOTION_REF_SCORES.get(env) or ((0.0, 1.0) if env == "antmaze" else (None, None))
+        steps = entry.max_episode_steps if entry is not None and entry.env == env else 1000
+        env_id = None if env == "antmaze" else env
+        return _Source(path, str(path), "file", env, env_id, *refs, steps, None, {"file": str(path)})
+    if entry is not None:  # a D4RL file under its own name: same env, scores and time limit
+        return _Source(
+            path, str(path), "file", entry.env, entry.env_id, entry.ref_min_score, entry.ref_max_score,
+            entry.max_episode_steps, entry.rows, {"file": str(path), "catalogue_name": entry.name},
+        )
+    return _Source(path, str(path), "file", None, None, None, None, 1000, None, {"file": str(path)})
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    *,
+    terminate_on_end: bool = False,
+    download: bool = True,
+    normalize_observations: bool = False,
+    obs_norm_eps: float = 1e-3,
+    reward_transform: str = "none",
+    reward_scale: float | None = None,
+    reward_shift: float | None = None,
+    env: str | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Load a dataset by name or path into device-resident transitions.
+
+    Args:
+      name_or_path: ``hopper-medium-v2`` (or ``d4rl/hopper-medium-v2``), ``minari/<id>``,
+        ``offreg/<name>``, or a path to a ``.hdf5``/``.h5``/``.npz`` file in D4RL's layout.
+      terminate_on_end: D4RL's option: keep the timeout rows as transitions instead of dropping them.
+      download: download a D4RL file that is not cached (else raise, saying how to get it).
+      normalize_observations: standardize observations, ``(s - mean) / (std + obs_norm_eps)``.
+      obs_norm_eps: the epsilon added to the std.
+      reward_transform: ``none``; ``locomotion`` (``r * 1000 / (max return - min return)``);
+        ``antmaze`` (``r * reward_scale + reward_shift``, default ``r - 1``); ``affine``; or any
+        other kind :meth:`Dataset.transform_rewards` accepts.
+      reward_scale, reward_shift: for ``antmaze``/``affine`` (``None``: 1 and the kind's default shift,
+        -1 for ``antmaze`` and 0 otherwise).
+      env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``): its
+        dims are checked and its reference scores recorded. Files named like a D4RL download
+        (``hopper_medium-v2.hdf5``) get their catalogue entry's environment automatically.
+      sha256: expected SHA-256 of a D4RL file that has to be downloaded.
+      progress: show a download progress bar.
+
+    Returns:
+      A :class:`Dataset`: ``transitions`` on the device (float32), ``info``, and the complete
+      episodes (``episodes()``, ``episode_returns``/``episode_lengths`` in the raw reward scale).
+      For D4RL-format files, ``episode_starts[k]:episode_ends[k]`` index episode ``k``'s transitions:
+      episodes are split as D4RL's ``sequence_dataset`` splits them (at terminals and timeouts), and
+      a timeout-ended episode has ``length - 1`` transitions because ``qlearning_dataset`` drops its
+      timeout row (``length`` with ``terminate_on_end``).
+
+    Raises:
+      UnknownNameError: an unknown name (the closest names are suggested).
+      DatasetError: a missing, corrupt or invalid file, or a name escaping the cache directory.
+      DownloadError: the download failed.
+      ConfigError: a bad preprocessing option.
+    """
+    r = resolve(name_or_path)
+    if r.kind == "minari":
+        ds = _load_minari(r.key)
+    else:
+        src = _locate(r, download=download, env=env, sha256=sha256, progress=progress)
+        ds = _load_d4rl(src, terminate_on_end=terminate_on_end)
+    return preprocess(
+        ds, normalize_observations=normalize_observations, obs_norm_eps=obs_norm_eps,
+        reward_transform=reward_transform, reward_scale=reward_scale, reward_shift=reward_shift,
+    )
+
+
+def preprocess(
+    ds: Dataset,
+    *,
+    normalize_observations: bool = False,
+    obs_norm_eps: float = 1e-3,
+    reward_transform: str = "none",
+    reward_scale: float | None = None,
+    reward_shift: float | None = None,
+) -> Dataset:
+    """Observation normalization, then a reward transform; both recorded in ``ds.info``.
+
+    ``reward_scale``/``reward_shift`` default to 1 and to the kind's shift (``antmaze``: -1, i.e. the
+    IQL/O-DICE ``r - 1``; otherwise 0).
+    """
+    if normalize_observations:
+        ds = ds.normalize_observations(obs_norm_eps)
+    if reward_transform != "none":
+        scale = 1.0 if reward_scale is None else float(reward_scale)
+        default_shift = ANTMAZE_REWARD_SHIFT if reward_transform == "antmaze" else 0.0
+        shift = default_shift if reward_shift is None else float(reward_shift)
+        ds = ds.transform_rewards(reward_transform, scale, shift)
+    return ds
+
+
+def _load_d4rl(src: _Source, *, terminate_on_end: bool) -> Dataset:
+    label = src.name
+    raw = d4rl.read_d4rl_file(src.path, label)
+    _check_env_dims(raw, label, src.env)
+    n = raw["rewards"].shape[0]
+    if src.rows is not None and n != src.rows:
+        warnings.warn(
+            f"dataset {label!r} has {n} rows but the catalogue expects {src.rows}; if this is not a "
+            f"partial or modified copy, ignore this, else delete {src.path} and download it again",
+            stacklevel=3,
+        )
+    if n < 2:
+        raise DatasetError(
+            f"dataset {label!r} ({src.path}) has {n} row, so no transition (the last row is always dropped); "
+            "use a larger file"
+        )
+    q = d4rl.qlearning_dataset(raw, terminate_on_end, src.max_episode_steps)
+    starts, ends = d4rl.episode_bounds(raw, src.max_episode_steps)
+    returns = d4rl.episode_returns(raw["rewards"], starts, ends)
+    t_start, t_end = d4rl.episodes_in_transitions(q["rows"], starts, ends)
+    stats = {
+        "rows": int(n),
+        "file_terminals": int(np.count_nonzero(raw["terminals"])),
+        "file_timeouts": int(np.count_nonzero(raw["timeouts"])) if "timeouts" in raw else None,
+        "terminate_on_end": bool(terminate_on_end),
+        "metadata": raw["metadata"],
+    }
+    del raw
+    obs_dim, act_dim = q["observations"].shape[1], q["actions"].shape[1]
+    info = DatasetInfo(
+        name=label, source=src.source, env_id=src.env_id, obs_dim=obs_dim, act_dim=act_dim,
+        num_transitions=len(q["rows"]), ref_min_score=src.ref_min_score, ref_max_score=src.ref_max_score,
+        max_episode_steps=src.max_episode_steps, extra={**src.extra, **stats},
+    )
+    return from_arrays(
+        q.pop("observations"), q.pop("actions"), q.pop("rewards"), q.pop("next_observations"), q.pop("terminals"),
+        info, episode_starts=t_start, episode_returns=returns, episode_lengths=ends - starts + 1,
+        episode_ends=t_end,
+    )
+
+
+def _load_minari(dataset_id: str) -> Dataset:
+    data = read_minari(dataset_id)
+    meta = data["metadata"]
+    label = f"minari/{dataset_id}"
+    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    refs = (float(lo), float(hi)) if lo is not None and hi is not None else (None, None)
+    steps = max_episode_steps_of(meta) or int(data["episode_lengths"].max())
+    info = DatasetInfo(
+        name=label, source="minari", env_id=None, obs_dim=data["observations"].shape[1],
+        act_dim=data["actions"].shape[1], num_transitions=len(data["rewards"]), ref_min_score=refs[0],
+        ref_max_score=refs[1], max_episode_steps=steps,
+        extra={
+            "gymnasium_env_id": env_spec_id(meta), "minari_version": meta.get("minari_version"),
+            "file": str(minari_dataset_dir(dataset_id)),
+        },
+    )
+    return from_arrays(
+        data["observations"], data["actions"], data["rewards"], data["next_observations"], data["terminals"],
+        info, episode_starts=data["episode_starts"], episode_returns=data["episode_returns"],
+        episode_lengths=data["episode_lengths"],
+    )
+
+
+# --- listing and summaries ---------------------------------------------------------------------
+def catalogue_rows() -> list[dict[str, Any]]:
+    """One row per known dataset, for ``offreg datasets list``.
+
+    Keys: ``name``, ``source`` (``d4rl``/``offreg``/``minari``), ``env``, ``status`` (``cached``,
+    ``downloadable``, ``bundled``, ``generated``, ``local``), ``rows`` (file rows where known, else
+    ``None``), ``size_mb`` (of the cached file, else ``None``), ``path`` (where it is or will be).
+    """
+    out: list[dict[str, Any]] = []
+    for e in CATALOGUE.values():
+        path = d4rl_path(e)
+        cached = path.is_file()
+        out.append({
+            "name": e.name, "source": "d4rl", "env": e.env, "status": "cached" if cached else "downloadable",
+            "rows": e.rows, "size_mb": _size_mb(path) if cached else None, "path": str(path),
+        })
+    for name, spec in sorted(generated_specs().items()):
+        path = generated_path(name)
+        out.append({
+            "name": f"offreg/{name}", "source": "offreg", "env": spec.env_id, "status": spec.kind,
+            "rows": None, "size_mb": _size_mb(path) if path.is_file() else None, "path": str(path),
+        })
+    root = minari_root()
+    for dataset_id in local_minari_ids(root):
+        data_dir = root / dataset_id / "data"
+        out.append({
+            "name": f"minari/{dataset_id}", "source": "minari", "env": None, "status": "local",
+            "rows": _minari_steps(data_dir), "size_mb": _size_mb(data_dir / "main_data.hdf5"), "path": str(data_dir),
+        })
+    return out
+
+
+def _size_mb(path: Path) -> float | None:
+    try:
+        return round(path.stat().st_size / 2**20, 1)
+    except OSError:
+        return None
+
+
+def _minari_steps(data_dir: Path) -> int | None:
+    import json
+
+    try:
+        v = json.loads((data_dir / "metadata.json").read_text()).get("total_steps")
+        return int(v) if v is not None else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def dataset_summary(name_or_path: str | os.PathLike, *, download: bool = False) -> dict[str, Any]:
+    """What ``offreg datasets info NAME`` shows.
+
+    Loads the dataset when it is available locally (a cached or local file, a generated or local
+    Minari dataset; with ``download`` also a D4RL file that is not cached) and reports the file
+    size, dims, reference scores, time limit, transition and episode counts and return statistics
+    (raw reward scale, complete episodes). For a D4RL name that is not cached and ``download`` is
+    false, it reports the catalogue's facts and ``status: downloadable``.
+
+    Returns:
+      ``name, source, env, status, path, size_mb, rows, transitions, obs_dim, act_dim,
+      ref_min_score, ref_max_score, max_episode_steps, episodes, return_mean, return_std,
+      return_min, return_max, terminals, timeouts`` (``None`` where unknown).
+    """
+    r = resolve(name_or_path)
+    out: dict[str, Any] = dict.fromkeys(
+        ("name", "source", "env", "status", "path", "size_mb", "rows", "transitions", "obs_dim", "act_dim",
+         "ref_min_score", "ref_max_score", "max_episode_steps", "episodes", "return_mean", "return_std",
+         "return_min", "return_max", "terminals", "timeouts")
+    )
+    out["name"], out["source"] = r.name, r.kind
+    if r.kind == "d4rl":
+        e = r.entry
+        assert e is not None
+        path = d4rl_path(e)
+        out.update(
+            env=e.env, path=str(path), rows=e.rows, obs_dim=e.obs_dim, act_dim=e.act_dim,
+            ref_min_score=e.ref_min_score, ref_max_score=e.ref_max_score, max_episode_steps=e.max_episode_steps,
+            status="cached" if path.is_file() else "downloadable",
+        )
+        if not path.is_file() and not download:
+            return out
+    ds = load_dataset(name_or_path, download=download, progress=download)
+    info = ds.info
+    path = Path(info.extra["file"])
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    status = {"d4rl": "cached", "file": "local", "minari": "local"}.get(r.kind)
+    if r.kind == "offreg":
+        status = generated_specs()[r.key].kind
+    rets = ds.episode_returns
+    out.update(
+        env=info.env_id if r.kind != "d4rl" else out["env"], status=status, path=str(path),
+        size_mb=round(size / 2**20, 1), rows=info.extra.get("rows", info.num_transitions),
+        transitions=info.num_transitions, obs_dim=info.obs_dim, act_dim=info.act_dim,
+        ref_min_score=info.ref_min_score, ref_max_score=info.ref_max_score,
+        max_episode_steps=info.max_episode_steps, episodes=len(rets),
+        terminals=info.extra.get("file_terminals", int(np.count_nonzero(np.asarray(ds.transitions.terminals)))),
+        timeouts=info.extra.get("file_timeouts"),
+    )
+    if len(rets):
+        out.update(
+            return_mean=float(np.mean(rets)), return_std=float(np.std(rets)),
+            return_min=float(np.min(rets)), return_max=float(np.max(rets)),
+        )
+    return out
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Render dict rows as an aligned text table (``None`` shows as ``-``; floats with 1 decimal)."""
+    if not rows:
+        return "(none)"
+    columns = columns or list(rows[0])
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Render :func:`dataset_summary`'s dict as ``key: value`` lines."""
+    width = max(len(k) for k in summary)
+    return "\n".join(f"{k.ljust(width)}  {_fmt(v, digits=3)}" for k, v in summary.items())
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isfinite(v) and abs(v) >= 1e6:
+            return f"{v:.4g}"
+        return f"{v:.{digits}f}"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
+        return f"{v:,}"
+    return str(v)

@@ -1,0 +1,171 @@
+"""Minari datasets read from disk with h5py (the ``minari`` package is not needed to load them).
+
+Layout (Minari 0.4-0.5 HDF5 storage, ``d4rl.md`` §5.2-5.3): ``<root>/<id>/data/metadata.json`` and
+``<root>/<id>/data/main_data.hdf5`` with one group ``episode_{i}`` per episode holding
+``observations [T+1, o]`` (the final observation included), ``actions [T, a]``, ``rewards [T]``,
+``terminations [T]`` and ``truncations [T]``.
+
+Transitions (``d4rl.md`` §5.4, as CORL's Minari scripts build them): per episode
+``observations[:-1]``, ``actions``, ``rewards``, ``observations[1:]``, ``terminals = terminations``;
+truncations only end an episode and never stop bootstrapping. No row is dropped. Every episode is
+complete (it ends in a termination or a truncation), so all of them count as episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from offreg.data.catalogue import check_safe_name, minari_root
+from offreg.errors import DatasetError
+
+
+def minari_dataset_dir(dataset_id: str, root: Path | None = None) -> Path:
+    """``<root>/<dataset_id>/data`` after checking that the id cannot escape ``root``."""
+    root = root or minari_root()
+    return check_safe_name(dataset_id, root, "Minari dataset id") / "data"
+
+
+def local_minari_ids(root: Path | None = None) -> list[str]:
+    """Ids of the Minari datasets present under ``root`` (those with a ``data/metadata.json``)."""
+    root = root or minari_root()
+    if not root.is_dir():
+        return []
+    ids = []
+    for meta in root.glob("**/data/metadata.json"):
+        ids.append(meta.parent.parent.relative_to(root).as_posix())
+    return sorted(ids)
+
+
+def missing_minari(dataset_id: str, where: Path) -> DatasetError:
+    return DatasetError(
+        f"Minari dataset {dataset_id!r} is not at {where}; download it with `minari download {dataset_id}` "
+        f"(pip install 'offreg[minari]'), or copy its directory there, or set MINARI_DATASETS_PATH to its root"
+    )
+
+
+def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
+    """Read a local Minari dataset into ``qlearning``-style arrays plus its episodes and metadata.
+
+    Args:
+      dataset_id: the Minari id (``mujoco/hopper/medium-v0``), without the ``minari/`` prefix.
+      root: the datasets root (default :func:`minari_root`).
+
+    Returns:
+      ``observations, actions, rewards, next_observations`` (float32), ``terminals`` (bool),
+      ``episode_starts`` / ``episode_lengths`` (int64 ``[E]``), ``episode_returns`` (float64 ``[E]``),
+      ``metadata`` (the parsed ``metadata.json``).
+
+    Raises:
+      DatasetError: the dataset is missing, not HDF5-format, has non-Box spaces, inconsistent
+        episode arrays, NaN/Inf values, or no steps.
+    """
+    label = f"minari/{dataset_id}"
+    data_dir = minari_dataset_dir(dataset_id, root)
+    meta_path = data_dir / "metadata.json"
+    if not meta_path.is_file():
+        raise missing_minari(dataset_id, data_dir)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"dataset {label!r}: cannot parse {meta_path} ({e}); download the dataset again") from None
+    fmt = meta.get("data_format", "hdf5")
+    if fmt != "hdf5":
+        raise DatasetError(
+            f"dataset {label!r} is stored as {fmt!r}; offreg reads Minari's HDF5 storage: "
+            "re-create the dataset with data_format='hdf5'"
+        )
+    h5_path = data_dir / "main_data.hdf5"
+    if not h5_path.is_file():
+        raise missing_minari(dataset_id, h5_path)
+    try:
+        f = h5py.File(h5_path, "r")
+    except OSError as e:
+        raise DatasetError(
+            f"dataset {label!r}: {h5_path} is not a readable HDF5 file ({e}); download the dataset again"
+        ) from None
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "next", "act", "rew", "term")}
+    lengths, returns = [], []
+    with f:
+        names = [n for n in f.keys() if re.fullmatch(r"episode_\d+", n)]
+        names.sort(key=lambda n: int(n.split("_")[1]))
+        for name in names:
+            g = f[name]
+            arrays = {}
+            for key in ("observations", "actions", "rewards", "terminations", "truncations"):
+                if key not in g:
+                    raise DatasetError(f"dataset {label!r}: {name} has no {key!r}; download the dataset again")
+                if not isinstance(g[key], h5py.Dataset):
+                    raise DatasetError(
+                        f"dataset {label!r}: {name}/{key} is a group (a Dict or Tuple space); offreg supports "
+                        "flat Box observation and action spaces only"
+                    )
+                arrays[key] = g[key][()]
+            obs, act = arrays["observations"], arrays["actions"]
+            rew = arrays["rewards"].reshape(-1)
+            t = rew.shape[0]
+            if obs.ndim != 2 or act.ndim != 2:
+                raise DatasetError(
+                    f"dataset {label!r}: {name} has observations {obs.shape} and actions {act.shape}; "
+                    "offreg supports flat Box spaces only"
+                )
+            if obs.shape[0] != t + 1 or act.shape[0] != t or arrays["terminations"].reshape(-1).shape[0] != t:
+                raise DatasetError(
+                    f"dataset {label!r}: {name} has {obs.shape[0]} observations, {act.shape[0]} actions and "
+                    f"{t} rewards; expected T+1, T and T: download the dataset again"
+                )
+            parts["obs"].append(obs[:-1])
+            parts["next"].append(obs[1:])
+            parts["act"].append(act)
+            parts["rew"].append(rew)
+            parts["term"].append(arrays["terminations"].reshape(-1).astype(bool))
+            lengths.append(t)
+            returns.append(float(np.sum(rew, dtype=np.float64)))
+    if not lengths or sum(lengths) == 0:
+        raise DatasetError(f"dataset {label!r} is empty (no episode steps); download or re-create it")
+    lengths_arr = np.asarray(lengths, np.int64)
+    out = {
+        "observations": np.concatenate(parts["obs"]).astype(np.float32),
+        "actions": np.concatenate(parts["act"]).astype(np.float32),
+        "rewards": np.concatenate(parts["rew"]).astype(np.float32),
+        "next_observations": np.concatenate(parts["next"]).astype(np.float32),
+        "terminals": np.concatenate(parts["term"]),
+        "episode_starts": np.concatenate([[0], np.cumsum(lengths_arr)[:-1]]).astype(np.int64),
+        "episode_lengths": lengths_arr,
+        "episode_returns": np.asarray(returns, np.float64),
+        "metadata": meta,
+    }
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        bad = int(out[key].size - np.count_nonzero(np.isfinite(out[key])))
+        if bad:
+            raise DatasetError(f"dataset {label!r}: {key!r} has {bad} NaN/Inf values; clean or re-create it")
+    return out
+
+
+def max_episode_steps_of(meta: dict[str, Any]) -> int | None:
+    """The time limit recorded in ``metadata.json``'s ``env_spec``, if any."""
+    spec = meta.get("env_spec")
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            return None
+    if isinstance(spec, dict) and isinstance(spec.get("max_episode_steps"), int):
+        return int(spec["max_episode_steps"])
+    return None
+
+
+def env_spec_id(meta: dict[str, Any]) -> str | None:
+    """The Gymnasium id recorded in ``metadata.json``'s ``env_spec``, if any."""
+    spec = meta.get("env_spec")
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            return None
+    return spec.get("id") if isinstance(spec, dict) else None

@@ -1,0 +1,206 @@
+"""offreg collect: SAC behaviour policies, D4RL-format files, bundled-dataset regeneration, bad arguments."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from offreg import collect as C
+from offreg.data import bundled
+from offreg.data import d4rl as D
+from offreg.errors import ConfigError, OffregError, UnknownNameError
+
+TINY = C.SACConfig(hidden_dims=(32, 32), batch_size=64, start_steps=500, chunk=500)
+METADATA_KEYS = (
+    "env_id", "gym_id", "level", "behavior_return_mean", "behavior_return_std", "num_episodes",
+    "mujoco_version", "gymnasium_version", "command", "seed", "algorithm",
+)
+
+
+def numpy_returns(rewards, terminals, timeouts):
+    """Independent episode split: an episode ends at a terminal or a timeout row."""
+    out, acc = [], 0.0
+    for r, d, t in zip(rewards, terminals, timeouts, strict=True):
+        acc += float(r)
+        if d or t:
+            out.append(acc)
+            acc = 0.0
+    return np.asarray(out)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("collect")
+    paths = C.collect(
+        "hopper", "random,medium,medium-replay,expert,medium-expert", out, train_steps=1500, level_steps=400,
+        snapshot_every=500, eval_episodes=2, num_envs=3, config=TINY, command="offreg collect --test", log=None,
+    )
+    return out, paths
+
+
+def test_collect_writes_valid_d4rl_files(tiny_run):
+    out, paths = tiny_run
+    assert sorted(paths) == sorted(C.LEVELS)
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(f"hopper-{lv}.hdf5" for lv in C.LEVELS)
+    import h5py
+
+    for level, path in paths.items():
+        raw = D.read_d4rl_file(path)  # the loader's reader and validator
+        D.validate_d4rl_arrays(raw, level, path, obs_dim=11, act_dim=3, env="hopper")
+        meta = raw["metadata"]
+        for k in METADATA_KEYS:
+            assert k in meta, (level, k)
+        assert meta["level"] == level and meta["env_id"] == "hopper" and meta["command"] == "offreg collect --test"
+        with h5py.File(path) as f:
+            for k in C.FIELDS + ("infos/action_log_probs", "infos/qpos", "infos/qvel"):
+                assert k in f, (level, k)
+            assert f["observations"].dtype == np.float32 and f["terminals"].dtype == np.bool_
+            obs, nxt = f["observations"][:], f["next_observations"][:]
+            term, tout, rew = f["terminals"][:], f["timeouts"][:], f["rewards"][:]
+            qpos, qvel = f["infos/qpos"][:], f["infos/qvel"][:]
+            if level in ("medium", "expert"):
+                assert f["metadata/policy/fc0/weight"].shape == (32, 11)  # torch layout [out, in]
+                assert f["metadata/policy/last_fc_log_std/bias"].shape == (3,)
+        assert not np.any(term & tout)
+        rets = numpy_returns(rew, term, tout)
+        assert meta["num_episodes"] == len(rets)
+        np.testing.assert_allclose(meta["behavior_return_mean"], rets.mean(), rtol=1e-6)
+        np.testing.assert_allclose(meta["behavior_return_std"], rets.std(), rtol=1e-6)
+        # within an episode the next row starts where this one ended; qpos[1:] is hopper's obs[:5]
+        inside = ~(term | tout)[:-1]
+        np.testing.assert_array_equal(nxt[:-1][inside], obs[1:][inside])
+        np.testing.assert_array_equal(qpos[:, 1:], obs[:, :5])
+        np.testing.assert_array_equal(qvel, np.clip(qvel, -10, 10))
+        want = {"medium-replay": None, "medium-expert": None}.get(level, 400)
+        if want is not None:
+            assert len(rew) == want
+    # medium-replay = the replay buffer up to the medium snapshot's step
+    import json
+
+    index = json.loads((out / "snapshots" / "snapshots.json").read_text())
+    assert len(D.read_d4rl_file(paths["medium-replay"])["rewards"]) == index["medium_step"]
+    assert {s["step"] for s in index["snapshots"]} == {500, 1000, 1500}
+    # medium-expert = medium cut at its last complete episode, then expert
+    med, exp, both = (D.read_d4rl_file(paths[lv]) for lv in ("medium", "expert", "medium-expert"))
+    ends = np.flatnonzero(med["terminals"] | med["timeouts"])
+    cut = ends[-1] + 1
+    want = np.concatenate([med["observations"][:cut], exp["observations"]])
+    np.testing.assert_array_equal(both["observations"], want)
+
+
+def test_collect_file_loads_through_load_dataset(tiny_run):
+    from offreg.data.loader import load_dataset
+
+    _, paths = tiny_run
+    ds = load_dataset(str(paths["medium"]), env="hopper", progress=False)
+    raw = D.read_d4rl_file(paths["medium"])
+    n = len(raw["rewards"])
+    assert len(ds) == n - 1 - int(raw["timeouts"][:-1].sum())  # D4RL qlearning_dataset length
+    assert ds.info.ref_max_score == pytest.approx(3234.3)
+
+
+def test_tanh_gaussian_log_prob_matches_scipy():
+    key = jax.random.PRNGKey(3)
+    mean = jnp.array([[0.3, -1.2], [0.0, 2.0]])
+    log_std = jnp.array([[-0.5, 0.1], [0.4, -1.0]])
+    a, logp = C.tanh_gaussian_sample(mean, log_std, key)
+    u = np.arctanh(np.clip(np.asarray(a, np.float64), -1 + 1e-12, 1 - 1e-12))
+    log_n = stats.norm.logpdf(u, np.asarray(mean), np.exp(np.asarray(log_std))).sum(-1)
+    want = log_n - np.log(1 - np.tanh(u) ** 2).sum(-1)
+    np.testing.assert_allclose(np.asarray(logp), want, rtol=1e-3, atol=1e-3)
+
+
+def test_rollout_is_deterministic_and_seeded():
+    pool = C.EnvPool("hopper", 1, 0)
+    sac = C.SAC(TINY, pool.obs_dim, pool.act_dim)
+    params = jax.device_get(sac.init(jax.random.PRNGKey(0)).actor)
+    a = C.rollout("hopper", params, 300, seed=5, num_envs=4)
+    b = C.rollout("hopper", params, 300, seed=5, num_envs=4)
+    c = C.rollout("hopper", params, 300, seed=6, num_envs=4)
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["actions"], c["actions"])
+    # the first episode starts from the seeded reset of episode 0
+    import gymnasium  # noqa: F401
+
+    env = C.make_env("hopper")
+    obs0, _ = env.reset(seed=C.episode_seed(5, 0))
+    np.testing.assert_array_equal(a["observations"][0], np.asarray(obs0, np.float32))
+
+
+def test_snapshot_round_trip(tmp_path):
+    pool = C.EnvPool("hopper", 1, 0)
+    params = jax.device_get(C.SAC(TINY, pool.obs_dim, pool.act_dim).init(jax.random.PRNGKey(1)).actor)
+    C.save_snapshot(tmp_path / "s.npz", params, {"step": 7})
+    back, meta = C.load_snapshot(tmp_path / "s.npz")
+    assert meta == {"step": 7}
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, back)
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:  # no pickle needed to read it
+        assert "params/mean/Dense_0/kernel" in z.files
+
+
+def test_pack_replay_round_trip_is_exact():
+    rng = np.random.default_rng(0)
+    n, nq, nv = 50, 6, 6
+    qpos = rng.normal(size=(n, nq)).astype(np.float32)
+    qvel = rng.normal(size=(n, nv)).astype(np.float32) * 8
+    obs = np.concatenate([qpos[:, 1:], np.clip(qvel, -10, 10)], 1)
+    nxt = np.roll(obs, -1, 0)
+    nxt[[9, 30, 49]] = rng.normal(size=(3, obs.shape[1]))  # episode ends
+    data = {"observations": obs, "next_observations": nxt, "actions": rng.normal(size=(n, 3)).astype(np.float32),
+            "rewards": rng.normal(size=n).astype(np.float32), "terminals": np.zeros(n, bool),
+            "timeouts": np.zeros(n, bool), "qpos": qpos, "qvel": qvel}
+    packed = bundled.pack_replay(data)
+    assert "next_observations" not in packed and "qpos" not in packed
+    np.testing.assert_array_equal(packed["end_index"], [9, 30, 49])
+    np.testing.assert_array_equal(packed["qvel_fix_index"], np.flatnonzero(np.abs(qvel).max(1) > 10))
+    back = bundled.unpack_replay(packed)
+    assert set(back) == set(data)
+    for k in data:
+        np.testing.assert_array_equal(back[k], data[k])
+
+
+def test_bad_arguments_give_clear_errors(tmp_path):
+    with pytest.raises(UnknownNameError, match="did you mean 'hopper'"):
+        C.collect("hoper", "random", tmp_path)
+    with pytest.raises(UnknownNameError, match="did you mean 'medium'"):
+        C.collect("hopper", "random,mediun", tmp_path)
+    with pytest.raises(ConfigError, match="level_steps"):
+        C.collect("hopper", "random", tmp_path, level_steps=0)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(OffregError, match="is a file"):
+        C.collect("hopper", "random", afile)
+    with pytest.raises(OffregError, match="not writable"):
+        C.collect("hopper", "random", afile / "sub")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half-written
+
+
+def test_cli_collect_bad_env_exits_with_one_line(capsys, tmp_path):
+    from offreg.cli import main
+
+    assert main(["collect", "--env", "walker", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown environment 'walker'") and "\n" not in err
+
+
+def test_bundled_regeneration_is_deterministic(tmp_path):
+    man = bundled.manifest()
+    assert "hopper" in man
+    from offreg.data.generated import generated_specs
+
+    specs = generated_specs()
+    assert "hopper-medium-replay-v0" in specs and specs["hopper-medium-v0"].kind == "bundled"
+    a = bundled.build_level("hopper", "medium", tmp_path / "a.hdf5", level_steps=300)
+    b = bundled.build_level("hopper", "medium", tmp_path / "b.hdf5", level_steps=300)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    ra, rb = D.read_d4rl_file(tmp_path / "a.hdf5"), D.read_d4rl_file(tmp_path / "b.hdf5")
+    np.testing.assert_array_equal(ra["observations"], rb["observations"])
+    assert ra["metadata"]["level"] == "medium" and ra["metadata"]["snapshot_step"] == man["hopper"]["medium"]["step"]
+    rep = bundled.build_level("hopper", "medium-replay", tmp_path / "r.hdf5")
+    assert len(rep["rewards"]) == man["hopper"]["medium-replay"]["rows"]

@@ -1,0 +1,185 @@
+"""Catalogue, generated datasets, listing/summary, preprocessing and on-device sampling."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from d4rl_files import expected_episodes, expected_qlearning, write_d4rl_file
+
+from offreg.data import (
+    CATALOGUE,
+    DatasetInfo,
+    catalogue_rows,
+    dataset_summary,
+    download_dataset,
+    format_summary,
+    format_table,
+    load_dataset,
+    sample,
+)
+from offreg.data import generated as gen
+from offreg.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    monkeypatch.setenv("OFFREG_DATA_DIR", str(tmp_path / "offreg"))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("OFFREG_D4RL_BASE_URL", "http://127.0.0.1:9/")
+    monkeypatch.setattr(gen, "_GENERATED", {})
+    monkeypatch.setattr(gen, "PROVIDERS", [])
+
+
+# --- catalogue ----------------------------------------------------------------------------------
+def test_catalogue_covers_d4rl_locomotion_and_antmaze():
+    for env in ("halfcheetah", "hopper", "walker2d", "ant"):
+        for kind in ("random", "medium", "medium-replay", "medium-expert", "expert", "full-replay"):
+            assert f"{env}-{kind}-v2" in CATALOGUE
+    for version in ("v0", "v2"):
+        for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse"):
+            e = CATALOGUE[f"antmaze-{maze}-{version}"]
+            assert (e.ref_min_score, e.ref_max_score, e.env_id, e.obs_dim, e.act_dim) == (0.0, 1.0, None, 29, 8)
+            assert e.max_episode_steps == (700 if maze.startswith("umaze") else 1000)
+    e = CATALOGUE["hopper-medium-replay-v2"]
+    assert e.url() == "http://127.0.0.1:9/gym_mujoco_v2/hopper_medium_replay-v2.hdf5"
+    assert e.url("http://rail.eecs.berkeley.edu/datasets/offline_rl/") == (
+        "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2/hopper_medium_replay-v2.hdf5"
+    )
+    assert (e.ref_min_score, e.ref_max_score, e.rows, e.obs_dim, e.act_dim) == (-20.272305, 3234.3, 402_000, 11, 3)
+    assert CATALOGUE["walker2d-medium-expert-v2"].rows == 1_999_995 and CATALOGUE["ant-medium-v2"].rows is None
+    assert CATALOGUE["antmaze-large-diverse-v2"].path == (
+        "ant_maze_v2/Ant_maze_hardest-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5"
+    )
+    assert len({e.filename for e in CATALOGUE.values()}) == len(CATALOGUE)  # one cache file per name
+
+
+def test_listing_statuses_and_table(tmp_path):
+    (tmp_path / "d4rl").mkdir()
+    write_d4rl_file(tmp_path / "d4rl" / "hopper_expert-v2.hdf5", "hopper")
+    gen.register_generated(gen.GeneratedSpec("tiny-v0", "hopper", "tiny", lambda p: write_d4rl_file(p), kind="bundled"))
+    rows = {r["name"]: r for r in catalogue_rows()}
+    assert rows["hopper-expert-v2"]["status"] == "cached" and rows["hopper-expert-v2"]["size_mb"] is not None
+    assert rows["hopper-medium-v2"]["status"] == "downloadable"
+    assert rows["offreg/tiny-v0"]["status"] == "bundled" and rows["offreg/tiny-v0"]["source"] == "offreg"
+    assert len(rows) == len(CATALOGUE) + 1
+    table = format_table([rows["hopper-medium-v2"], rows["offreg/tiny-v0"]], ["name", "status", "rows"])
+    assert table.splitlines() == [
+        "name              status        rows",
+        "hopper-medium-v2  downloadable  1,000,000",
+        "offreg/tiny-v0    bundled       -",
+    ]
+
+
+# --- generated datasets -------------------------------------------------------------------------
+def test_generated_dataset_is_built_once_and_cached(tmp_path):
+    calls = []
+
+    def build(path):
+        calls.append(path)
+        write_d4rl_file(path, "hopper", n_episodes=5, seed=11)
+
+    gen.register_generated(gen.GeneratedSpec("tiny-v0", "hopper", "tiny", build, ref_min_score=0.0,
+                                             ref_max_score=100.0))
+    ds = load_dataset("offreg/tiny-v0")
+    arrays = write_d4rl_file(tmp_path / "ref.hdf5", "hopper", n_episodes=5, seed=11)
+    np.testing.assert_array_equal(np.asarray(ds.transitions.actions), expected_qlearning(arrays)["actions"])
+    assert (tmp_path / "offreg" / "tiny-v0.hdf5").is_file() and len(calls) == 1
+    assert calls[0] != tmp_path / "offreg" / "tiny-v0.hdf5"  # built under a temporary name
+    assert [p.name for p in (tmp_path / "offreg").iterdir()] == ["tiny-v0.hdf5"]
+    load_dataset("offreg/tiny-v0")
+    assert len(calls) == 1
+    assert ds.info.source == "offreg" and ds.info.env_id == "hopper" and ds.info.normalized_score(50.0) == 50.0
+    assert download_dataset("offreg/tiny-v0") == tmp_path / "offreg" / "tiny-v0.hdf5"
+
+
+# --- summary ------------------------------------------------------------------------------------
+def test_dataset_summary_matches_numpy(tmp_path):
+    (tmp_path / "d4rl").mkdir()
+    path = tmp_path / "d4rl" / "walker2d_medium_replay-v2.hdf5"
+    arrays = write_d4rl_file(path, "walker2d", n_episodes=9, replay_float64=True, seed=4)
+    with pytest.warns(UserWarning, match="catalogue expects"):
+        s = dataset_summary("walker2d-medium-replay-v2")
+    returns = np.array([e["rewards"].sum() for e in expected_episodes(arrays)])
+    assert s["status"] == "cached" and s["episodes"] == len(returns) == 9
+    assert s["return_mean"] == pytest.approx(returns.mean(), rel=1e-6)
+    assert s["return_std"] == pytest.approx(returns.std(), rel=1e-6)
+    assert (s["return_min"], s["return_max"]) == (pytest.approx(returns.min()), pytest.approx(returns.max()))
+    assert (s["obs_dim"], s["act_dim"], s["ref_min_score"], s["ref_max_score"]) == (17, 6, 1.629008, 4592.3)
+    assert s["rows"] == len(arrays["rewards"]) and s["transitions"] == len(expected_qlearning(arrays)["rewards"])
+    assert s["timeouts"] == int(arrays["timeouts"].sum()) and s["terminals"] == int(arrays["terminals"].sum())
+    assert s["size_mb"] == pytest.approx(path.stat().st_size / 2**20, abs=0.1)
+    text = format_summary(s)
+    assert "return_mean" in text and "walker2d-medium-replay-v2" in text
+
+
+def test_summary_of_uncached_entry_does_not_download():
+    s = dataset_summary("ant-expert-v2")
+    assert s["status"] == "downloadable" and s["episodes"] is None
+    assert (s["obs_dim"], s["act_dim"], s["ref_min_score"], s["ref_max_score"]) == (111, 8, -325.6, 3879.7)
+
+
+# --- preprocessing ------------------------------------------------------------------------------
+def test_observation_normalization_recorded_and_applied(tmp_path):
+    path = tmp_path / "d.hdf5"
+    arrays = write_d4rl_file(path, "hopper", n_episodes=6)
+    ds = load_dataset(path, normalize_observations=True, obs_norm_eps=1e-3)
+    q = expected_qlearning(arrays)
+    obs = q["observations"].astype(np.float64)
+    mean, std = obs.mean(0), obs.std(0) + 1e-3
+    np.testing.assert_allclose(np.asarray(ds.transitions.observations), (obs - mean) / std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ds.transitions.next_observations), (q["next_observations"] - mean) / std,
+                               rtol=1e-4, atol=1e-5)
+    info = DatasetInfo.from_dict(ds.info.to_dict())  # what a saved agent keeps
+    np.testing.assert_allclose(info.normalize_observations(obs[:5]), (obs[:5] - mean) / std, rtol=1e-4, atol=1e-5)
+
+
+def test_locomotion_reward_scale(tmp_path):
+    path = tmp_path / "d.hdf5"
+    arrays = write_d4rl_file(path, "halfcheetah", n_episodes=6, seed=2)
+    ds = load_dataset(path, reward_transform="locomotion")
+    returns = [e["rewards"].astype(np.float64).sum() for e in expected_episodes(arrays)]
+    scale = 1000.0 / (max(returns) - min(returns))
+    assert ds.info.reward_scale == pytest.approx(scale, rel=1e-9) and ds.info.reward_transform == "locomotion"
+    np.testing.assert_allclose(np.asarray(ds.transitions.rewards), expected_qlearning(arrays)["rewards"] * scale,
+                               rtol=1e-5)
+    with pytest.raises(ConfigError, match="unknown reward transform"):
+        load_dataset(path, reward_transform="bogus")
+
+
+# --- sampling -----------------------------------------------------------------------------------
+def test_sampling_inside_jitted_scan_is_pure_and_uniform(tmp_path):
+    path = tmp_path / "d.hdf5"
+    write_d4rl_file(path, "hopper", n_episodes=4, max_episode_steps=20, terminal_prob=0.0)
+    ds = load_dataset(path)
+    n = len(ds)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def draw(transitions, key):
+        def body(carry, k):
+            b = sample(transitions, k, 256)
+            return carry + b.rewards.sum(), b
+
+        return jax.lax.scan(body, jnp.float32(0), jax.random.split(key, 100))
+
+    total, batches = draw(ds.transitions, jax.random.PRNGKey(0))
+    total2, batches2 = draw(ds.transitions, jax.random.PRNGKey(0))
+    chex.assert_trees_all_equal(batches, batches2)  # pure: same key, same batches, one trace
+    obs = np.asarray(ds.transitions.observations)
+    got = np.asarray(batches.observations).reshape(-1, obs.shape[1])
+    row_of = {o.tobytes(): i for i, o in enumerate(obs)}
+    assert len(row_of) == n
+    idx = np.array([row_of[o.tobytes()] for o in got])  # every sample is a dataset row ...
+    for k in ("actions", "rewards", "next_observations", "terminals"):  # ... with its own fields
+        np.testing.assert_array_equal(np.asarray(getattr(batches, k)).reshape(len(idx), -1),
+                                      np.asarray(getattr(ds.transitions, k)).reshape(n, -1)[idx])
+    assert float(total) == pytest.approx(float(np.asarray(batches.rewards).sum()), rel=1e-4)
+    # uniform with replacement: chi-square goodness of fit on 25,600 draws over n rows
+    counts = np.bincount(idx, minlength=n)
+    expected = len(idx) / n
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    from scipy.stats import chi2 as chi2_dist
+
+    assert chi2_dist.sf(chi2, n - 1) > 1e-4

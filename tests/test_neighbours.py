@@ -1,0 +1,133 @@
+"""PRDC's neighbour search against scipy's exact KD-tree, on every query."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial import KDTree
+
+from offreg.agents.neighbours import brute_force_nearest, build_index, index_nbytes, locate_rows, nearest
+from offreg.errors import ConfigError
+
+
+def _random_data(n=2000, ds=5, da=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, ds)).astype(np.float32), rng.uniform(-1, 1, (n, da)).astype(np.float32)
+
+
+def _d4rl_shaped(episodes=20, length=500, ds=11, da=3, seed=1):
+    """Random-walk 'trajectories', normalized like D4RL states, with smooth tanh actions."""
+    rng = np.random.default_rng(seed)
+    s = np.cumsum(rng.normal(scale=0.1, size=(episodes, length, ds)), axis=1).reshape(-1, ds)
+    s = (s - s.mean(0)) / (s.std(0) + 1e-3)
+    a = np.tanh(np.cumsum(rng.normal(scale=0.2, size=(episodes, length, da)), axis=1)).reshape(-1, da)
+    return s.astype(np.float32), a.astype(np.float32)
+
+
+def _check_against_kdtree(states, actions, q_rows, q_actions, beta, k=16, chunk=32):
+    index = build_index(states, actions, k=k)
+    res = jax.jit(nearest, static_argnames=("chunk", "block"))(
+        index, jnp.float32(beta), jnp.asarray(states[q_rows]), jnp.asarray(q_actions), chunk=chunk, block=512
+    )
+    keys = np.hstack([np.float32(beta) * states, actions])  # float32 keys, as the official code builds them
+    q = np.hstack([np.float32(beta) * states[q_rows], q_actions])
+    ref_d, ref_i = KDTree(keys).query(q, k=2)  # scipy works in float64
+    got_d = np.sqrt(np.asarray(res.dist_sq, np.float64))
+    np.testing.assert_allclose(got_d, ref_d[:, 0], rtol=1e-5, atol=1e-6)
+    # the returned row really is at that distance
+    row = np.asarray(res.row)
+    np.testing.assert_allclose(np.linalg.norm(keys[row].astype(np.float64) - q, axis=1), ref_d[:, 0], rtol=1e-5, atol=1e-6)
+    unique = ref_d[:, 1] - ref_d[:, 0] > 1e-4 * np.maximum(ref_d[:, 1], 1e-3)
+    np.testing.assert_array_equal(row[unique], ref_i[unique, 0])
+    return res, unique
+
+
+def test_random_data_matches_kdtree_on_every_query_and_uses_both_paths():
+    states, actions = _random_data()
+    rng = np.random.default_rng(2)
+    rows = rng.integers(0, len(states), 256)
+    q_actions = np.clip(actions[rows] + rng.normal(scale=0.5, size=actions[rows].shape), -1, 1).astype(np.float32)
+    res, unique = _check_against_kdtree(states, actions, rows, q_actions, beta=0.3, k=16)
+    cert = np.asarray(res.certified)
+    assert 0.0 < cert.mean() < 1.0, cert.mean()  # both the candidate path and the fallback are exercised
+    assert int(res.fallback_chunks) == -(-int((~cert).sum()) // 32)
+    assert unique.mean() > 0.99
+
+
+@pytest.mark.parametrize("beta", [0.1, 2.0, 7.5])
+def test_d4rl_shaped_data_matches_kdtree(beta):
+    states, actions = _d4rl_shaped()
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, len(states), 256)
+    q_actions = np.clip(actions[rows] + rng.normal(scale=0.3, size=actions[rows].shape), -1, 1).astype(np.float32)
+    _check_against_kdtree(states, actions, rows, q_actions, beta=beta, k=32)
+
+
+def test_ties_are_broken_by_lowest_index():
+    states, actions = _random_data(n=300)
+    states = np.concatenate([states, states[:50]])  # exact duplicate rows 300..349 of rows 0..49
+    actions = np.concatenate([actions, actions[:50]])
+    rows = np.arange(300, 350)  # query the duplicates with their own actions: distance 0, twice
+    index = build_index(states, actions, k=4)
+    res = nearest(index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]))
+    np.testing.assert_array_equal(np.asarray(res.row), np.arange(50))
+    np.testing.assert_array_equal(np.asarray(res.dist_sq), 0.0)
+    bf_row, _ = brute_force_nearest(index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]), 64)
+    np.testing.assert_array_equal(np.asarray(bf_row), np.arange(50))
+
+
+def test_states_outside_the_dataset_fall_back_to_the_exact_scan():
+    states, actions = _random_data(n=500)
+    rng = np.random.default_rng(4)
+    qs = rng.normal(size=(40, 5)).astype(np.float32)
+    qa = rng.uniform(-1, 1, (40, 2)).astype(np.float32)
+    index = build_index(states, actions, k=8)
+    _, found = locate_rows(index, jnp.asarray(qs))
+    assert not np.asarray(found).any()
+    res = nearest(index, jnp.float32(1.0), jnp.asarray(qs), jnp.asarray(qa), chunk=16)
+    assert not np.asarray(res.certified).any() and int(res.fallback_chunks) == 3
+    ref_d, ref_i = KDTree(np.hstack([states, actions])).query(np.hstack([qs, qa]))
+    np.testing.assert_array_equal(np.asarray(res.row), ref_i)
+    np.testing.assert_allclose(np.sqrt(np.asarray(res.dist_sq)), ref_d, rtol=1e-5)
+
+
+def test_neighbour_never_farther_than_own_action_and_large_beta_gives_own_row():
+    states, actions = _d4rl_shaped(episodes=4, length=250)
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, len(states), 128)
+    pi = rng.uniform(-1, 1, (128, 3)).astype(np.float32)
+    index = build_index(states, actions, k=8)
+    for beta in (0.5, 2.0):
+        res = nearest(index, jnp.float32(beta), jnp.asarray(states[rows]), jnp.asarray(pi))
+        own = np.sum((pi - actions[rows]) ** 2, axis=1)
+        assert np.all(np.asarray(res.dist_sq) <= own * (1 + 1e-6))
+    res = nearest(index, jnp.float32(1e4), jnp.asarray(states[rows]), jnp.asarray(pi))
+    np.testing.assert_array_equal(np.asarray(res.row), rows)  # beta -> inf: the batch row itself (TD3+BC)
+    assert np.asarray(res.certified).all()
+
+
+def test_vmaps_over_beta_and_compiles_once():
+    states, actions = _random_data(n=400)
+    index = build_index(states, actions, k=8)
+    rows = np.arange(0, 400, 5)
+    qs, qa = jnp.asarray(states[rows]), jnp.asarray(actions[rows] * 0.5)
+    betas = jnp.array([0.5, 1.0, 3.0])
+    batched = jax.jit(jax.vmap(lambda b: nearest(index, b, qs, qa).row))(betas)
+    for i, b in enumerate([0.5, 1.0, 3.0]):
+        ref = KDTree(np.hstack([np.float32(b) * states, actions])).query(np.hstack([np.float32(b) * states[rows], qa]))[1]
+        np.testing.assert_array_equal(np.asarray(batched[i]), ref)
+
+
+def test_index_memory_and_bad_input():
+    states, actions = _random_data(n=100)
+    index = build_index(states, actions, k=8)
+    nbytes = index_nbytes(index)
+    assert nbytes["candidates"] == 100 * 8 * 4 and nbytes["states"] == 100 * 5 * 4
+    assert nbytes["total"] == sum(v for k, v in nbytes.items() if k != "total")
+    small = build_index(states[:5], actions[:5], k=8)  # k >= N: every row is a candidate, always certified
+    res = nearest(small, jnp.float32(2.0), jnp.asarray(states[:5]), jnp.asarray(actions[:5] * 0))
+    assert np.asarray(res.certified).all()
+    with pytest.raises(ConfigError, match="k must be"):
+        build_index(states, actions, k=0)
+    with pytest.raises(ConfigError, match="same N"):
+        build_index(states, actions[:50])

@@ -1,0 +1,191 @@
+"""PRDC: one update against an independent NumPy computation, and the regularizer's properties."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial import KDTree
+
+from offreg.agents.base import prepare_dataset
+from offreg.agents.prdc import PRDCAgent, PRDCConfig, prdc_regularizer
+from offreg.agents.regularizers import behaviour_cloning
+from offreg.data import DatasetInfo, from_arrays
+from offreg.errors import ConfigError
+
+
+# --- an independent NumPy reference (float64) ---------------------------------------------------
+def np_mlp(params, x, member=None):
+    """Forward of an offreg MLP (``Linear_i/Dense_0``) from its parameter dict; ReLU between layers."""
+    layers = sorted(params, key=lambda k: int(k.split("_")[1]))
+    for i, name in enumerate(layers):
+        w, b = (np.asarray(params[name]["Dense_0"][k], np.float64) for k in ("kernel", "bias"))
+        if member is not None:
+            w, b = w[member], b[member]
+        x = x @ w + b
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def np_actor(p, s):
+    return np.tanh(np_mlp(p["params"]["MLP_0"], s))
+
+
+def np_critic(p, s, a):
+    (members,) = p["params"].values()
+    x = np.concatenate([s, a], axis=-1)
+    return np.stack([np_mlp(members["MLP_0"], x, i)[..., 0] for i in range(2)])
+
+
+def to_np(tree):
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), tree)
+
+
+def fd_grad(f, params, h=1e-6):
+    """Central finite differences of a scalar NumPy function of a parameter pytree."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    grads = []
+    for i, leaf in enumerate(leaves):
+        g = np.zeros_like(leaf)
+        for j in np.ndindex(leaf.shape):
+            for sign in (1, -1):
+                bumped = [x.copy() for x in leaves]
+                bumped[i][j] += sign * h
+                g[j] += sign * f(jax.tree_util.tree_unflatten(treedef, bumped)) / (2 * h)
+        grads.append(g)
+    return jax.tree_util.tree_unflatten(treedef, grads)
+
+
+def adam_step(params, grads, opt_state, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """PyTorch/optax Adam from the given (count, mu, nu)."""
+    adam = opt_state[0]
+    t = int(adam.count) + 1
+    mu = jax.tree_util.tree_map(lambda m, g: b1 * np.asarray(m, np.float64) + (1 - b1) * g, adam.mu, grads)
+    nu = jax.tree_util.tree_map(lambda v, g: b2 * np.asarray(v, np.float64) + (1 - b2) * g * g, adam.nu, grads)
+    return jax.tree_util.tree_map(
+        lambda p, m, v: p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps), params, mu, nu
+    )
+
+
+def toy_dataset(n=64, obs_dim=3, act_dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    info = DatasetInfo("toy", "file", None, obs_dim, act_dim, n)
+    obs = rng.normal(size=(n, obs_dim)) * 2 + 1
+    return from_arrays(
+        obs, rng.uniform(-1, 1, (n, act_dim)), rng.normal(size=n), obs + rng.normal(size=obs.shape) * 0.1,
+        (rng.uniform(size=n) < 0.2).astype(np.float32), info,
+    )
+
+
+TINY = dict(actor_hidden_dims=(8, 8), critic_hidden_dims=(8, 8), batch_size=16, index_candidates=4, search_chunk=8)
+
+
+def test_one_update_matches_numpy():
+    cfg = PRDCConfig(alpha=2.5, beta=2.0, **TINY)
+    ds = toy_dataset()
+    pds = prepare_dataset(cfg, ds)
+    agent = PRDCAgent.create(cfg, ds, jax.random.PRNGKey(0))
+    batch = jax.tree_util.tree_map(lambda x: x[:16], pds.transitions)
+    update = jax.jit(lambda a, b, k: a.update(b, k))
+    for i in range(3):  # step 4 is an actor step with non-trivial Adam states
+        agent, _ = update(agent, batch, jax.random.PRNGKey(10 + i))
+    key = jax.random.PRNGKey(42)
+    new, m = update(agent, batch, key)
+    assert float(m["actor_updated"]) == 1.0
+
+    s, a, r, s2, d = (np.asarray(x, np.float64) for x in (batch.observations, batch.actions, batch.rewards,
+                                                           batch.next_observations, batch.terminals))
+    # --- critic target and loss ---
+    noise_key = jax.random.split(key, 3)[0]
+    eps = np.asarray(jax.random.normal(noise_key, a.shape, jnp.float32), np.float64)
+    next_a = np.clip(np_actor(to_np(agent.target_actor_params), s2) + np.clip(0.2 * eps, -0.5, 0.5), -1, 1)
+    y = r + 0.99 * (1 - d) * np_critic(to_np(agent.target_critic_params), s2, next_a).min(0)
+    np.testing.assert_allclose(float(m["target_q"]), y.mean(), rtol=1e-5, atol=1e-6)
+
+    def critic_loss(p):
+        return float(np.sum(np.mean((np_critic(p, s, a) - y) ** 2, axis=1)))
+
+    critic0 = to_np(agent.critic_params)
+    np.testing.assert_allclose(float(m["critic_loss"]), critic_loss(critic0), rtol=1e-5)
+    critic1 = adam_step(critic0, fd_grad(critic_loss, critic0), agent.critic_opt_state, 3e-4)
+    chex_close(new.critic_params, critic1, atol=1e-6)
+
+    # --- actor: nearest [beta s, pi(s)] over the whole dataset (scipy), then -lambda Q + DC ---
+    actor0 = to_np(agent.actor_params)
+    pi = np_actor(actor0, s)
+    S, A = np.asarray(pds.transitions.observations), np.asarray(pds.transitions.actions)
+    _, j = KDTree(np.hstack([np.float32(2.0) * S, A])).query(np.hstack([2.0 * s, pi]))
+    a_nn = A[j].astype(np.float64)
+    q_pi = np_critic(critic1, s, pi)[0]
+    lam = 2.5 / np.mean(np.abs(q_pi))
+    np.testing.assert_allclose(float(m["lambda"]), lam, rtol=1e-4)
+    np.testing.assert_allclose(float(m["dc_loss"]), np.mean((pi - a_nn) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(m["actor_loss"]), -lam * q_pi.mean() + np.mean((pi - a_nn) ** 2), rtol=1e-4)
+
+    def actor_loss(p):  # lambda and the neighbour target are constants
+        pi_p = np_actor(p, s)
+        return float(-lam * np.mean(np_critic(critic1, s, pi_p)[0]) + np.mean((pi_p - a_nn) ** 2))
+
+    actor1 = adam_step(actor0, fd_grad(actor_loss, actor0), agent.actor_opt_state, 3e-4)
+    chex_close(new.actor_params, actor1, atol=1e-6)
+    # --- targets ---
+    chex_close(new.target_actor_params, jax.tree_util.tree_map(
+        lambda t, o: 0.005 * o + 0.995 * t, to_np(agent.target_actor_params), actor1), atol=1e-7)
+
+
+def chex_close(got, want, atol):
+    jax.tree_util.tree_map(lambda g, w: np.testing.assert_allclose(np.asarray(g, np.float64), w, atol=atol), got, want)
+
+
+def _reg_inputs(seed=1):
+    ds = toy_dataset(n=200, seed=seed)
+    pds = prepare_dataset(PRDCConfig(), ds)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 200, 64)
+    batch = jax.tree_util.tree_map(lambda x: x[rows], pds.transitions)
+    pi = jnp.asarray(rng.uniform(-1, 1, (64, 2)), jnp.float32)
+    return pds, batch, pi
+
+
+def test_dc_loss_never_exceeds_bc_loss_and_large_beta_is_td3bc():
+    pds, batch, pi = _reg_inputs()
+    bc = behaviour_cloning()
+    bc_loss, _ = bc.loss(bc.init(None, pds), batch.observations, pi, batch, None, None)
+    for beta in (0.1, 1.0, 2.0, 10.0):
+        reg = prdc_regularizer(beta, index_candidates=4, search_chunk=16)
+        dc, m = reg.loss(reg.init(None, pds), batch.observations, pi, batch, None, None)
+        assert float(dc) <= float(bc_loss) + 1e-7
+        # per row too: the neighbour is never farther than the batch row's own pair
+        own = np.sqrt(np.sum((np.asarray(pi) - np.asarray(batch.actions)) ** 2, axis=1))
+        assert float(m["nn_distance"]) <= own.mean() + 1e-6
+    reg = prdc_regularizer(1e5, index_candidates=4)
+    dc, m = reg.loss(reg.init(None, pds), batch.observations, pi, batch, None, None)
+    np.testing.assert_allclose(float(dc), float(bc_loss), rtol=1e-6)  # beta -> inf: TD3+BC
+    assert float(m["certified_fraction"]) == 1.0
+
+
+def test_dc_gradient_is_that_of_a_constant_target():
+    pds, batch, pi = _reg_inputs(seed=2)
+    reg = prdc_regularizer(2.0, index_candidates=4)
+    state = reg.init(None, pds)
+    g = jax.grad(lambda p: reg.loss(state, batch.observations, p, batch, None, None)[0])(pi)
+    S, A = np.asarray(pds.transitions.observations), np.asarray(pds.transitions.actions)
+    _, j = KDTree(np.hstack([np.float32(2.0) * S, A])).query(
+        np.hstack([np.float32(2.0) * np.asarray(batch.observations), np.asarray(pi)]))
+    np.testing.assert_allclose(np.asarray(g), 2 * (np.asarray(pi) - A[j]) / pi.size, rtol=1e-5, atol=1e-8)
+
+
+def test_config_validation_and_presets():
+    with pytest.raises(ConfigError, match="k must be 1"):
+        PRDCConfig(k=2)
+    with pytest.raises(ConfigError, match="beta"):
+        PRDCConfig(beta=0.0)
+    from offreg.agents.presets import resolve_config_with_sources
+
+    cfg, src = resolve_config_with_sources("prdc", "offreg/halfcheetah-medium-v0")
+    assert (cfg.alpha, cfg.beta) == (40.0, 2.0) and "README" in src["alpha"]
+    cfg, _ = resolve_config_with_sources("prdc", "hopper-medium-replay-v2")
+    assert (cfg.alpha, cfg.beta) == (2.5, 2.0)
+    cfg, _ = resolve_config_with_sources("prdc", "antmaze-medium-play-v2")
+    assert (cfg.alpha, cfg.beta, cfg.reward_transform, cfg.reward_scale, cfg.reward_shift) == (
+        7.5, 7.5, "antmaze", 10000.0, -1.0)

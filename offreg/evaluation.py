@@ -127,18 +127,20 @@ def evaluate_seeds(
     stacked_agent: Any,
     dataset_or_env: Dataset | DatasetInfo | str,
     episodes: int = 10,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     max_episode_steps: int | None = None,
 ) -> list[EvalResult]:
     """Evaluate S agents stacked along a leading seed axis (as ``jax.vmap(create)`` returns them).
 
     All S x E environments run in lockstep with one jitted ``jax.vmap(act)`` call per step on
-    observations ``[S, E, obs_dim]``. Every seed's environment ``i`` is reset with seed ``seed + i``,
-    so ``evaluate_seeds(stacked, d, E, seed)[s]`` equals ``evaluate(agent_s, d, E, seed)``.
+    observations ``[S, E, obs_dim]``. Agent ``s``'s environment ``i`` is reset with seed
+    ``seed_s + i``, so ``evaluate_seeds(stacked, d, E, seed)[s]`` equals
+    ``evaluate(agent_s, d, E, seed_s)``.
 
     Args:
       stacked_agent: a JAX pytree agent whose array leaves all have leading dimension S.
-      dataset_or_env, episodes, seed, max_episode_steps: as in :func:`evaluate`.
+      seed: one base reset seed for every agent, or a sequence of S base seeds, one per agent.
+      dataset_or_env, episodes, max_episode_steps: as in :func:`evaluate`.
 
     Returns:
       S :class:`EvalResult` objects, one per seed, in the order of the leading axis.
@@ -148,20 +150,25 @@ def evaluate_seeds(
       And everything :func:`evaluate` raises.
     """
     target = _resolve(dataset_or_env)
-    episodes, seed = _check_counts(episodes, seed)
     num_seeds = _num_seeds(stacked_agent)
+    base_seeds = [seed] * num_seeds if isinstance(seed, int | np.integer) else list(seed)
+    if len(base_seeds) != num_seeds:
+        raise ConfigError(f"seed must be an integer or {num_seeds} integers (one per agent), got {seed!r}")
+    for s in base_seeds:
+        episodes, _ = _check_counts(episodes, s)
+    base_seeds = [int(s) for s in base_seeds]
     envs = [make_env(target.env_id) for _ in range(num_seeds * episodes)]
     try:
         horizon = _horizon(max_episode_steps, target, envs[0])
         _check_obs_dim(target, envs[0])
         policy = _make_policy(stacked_agent, envs[0], episodes, target.env_id, stacked=num_seeds)
-        seeds = [seed + i for _ in range(num_seeds) for i in range(episodes)]
+        seeds = [s + i for s in base_seeds for i in range(episodes)]
         returns, lengths = _rollout(envs, policy, seeds, horizon)
         versions = _versions(target.env_id, envs[0])
     finally:
         _close(envs)
     returns, lengths = returns.reshape(num_seeds, episodes), lengths.reshape(num_seeds, episodes)
-    return [_result(returns[s], lengths[s], target, versions, seed) for s in range(num_seeds)]
+    return [_result(returns[s], lengths[s], target, versions, base_seeds[s]) for s in range(num_seeds)]
 
 
 # --- what to evaluate ----------------------------------------------------------------------------

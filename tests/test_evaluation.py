@@ -209,7 +209,9 @@ def test_walker2d_uses_the_v4_model_foot_friction():
         return model.geom_friction[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, geom)][0]
 
     assert friction("foot_left_geom") == pytest.approx(1.9)
-    assert friction("foot_geom") == pytest.approx(0.9)  # the right foot; Walker2d-v5's model has 1.9
+    assert friction("foot_geom") == pytest.approx(0.9)  # the right foot
+    v5 = gym.make("Walker2d-v5").unwrapped.model  # why offreg does not use v5's default model
+    assert v5.geom_friction[mujoco.mj_name2id(v5, mujoco.mjtObj.mjOBJ_GEOM, "foot_geom")][0] == pytest.approx(1.9)
 
 
 def test_halfcheetah_v5_equals_v4_and_keeps_its_mass():
@@ -236,6 +238,10 @@ def test_hopper_keeps_the_alive_bonus_on_the_terminal_step():
     assert terminated
     # gym v2 / Gymnasium v4: forward + 1 - 1e-3 |a|^2 on every step, the terminal one included.
     assert reward == pytest.approx(info["x_velocity"] + 1.0 - 1e-3 * np.sum(action**2), rel=1e-12)
+    # Hopper-v5 (not used) drops that bonus: the same episode returns exactly 1 less.
+    v4, _ = plain_loop("Hopper-v4", lambda o: action, [0], 200)
+    v5, _ = plain_loop("Hopper-v5", lambda o: action, [0], 200)
+    assert v4[0] - v5[0] == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("name, obs_dim, act_dim", [("hopper", 11, 3), ("halfcheetah", 17, 6),
@@ -275,6 +281,12 @@ def test_evaluate_seeds_equals_separate_evaluations():
         np.testing.assert_array_equal(result.returns, single.returns)
         np.testing.assert_array_equal(result.normalized, single.normalized)
     assert not np.allclose(results[0].returns, results[1].returns)
+    # one base seed per agent
+    results = evaluate_seeds(stacked, "hopper", episodes=2, seed=[3, 9], max_episode_steps=40)
+    for policy, result, seed in zip(policies, results, [3, 9], strict=True):
+        single = evaluate(policy, "hopper", episodes=2, seed=seed, max_episode_steps=40)
+        np.testing.assert_array_equal(result.returns, single.returns)
+        assert result.seed == seed
 
 
 # --- generic agents and action spaces ----------------------------------------------------------------
@@ -327,7 +339,8 @@ register_env("test-cartpole", lambda **kw: gym.make("CartPole-v1", **kw))
 def test_discrete_action_space():
     policy = ThresholdPolicy(jnp.array([0.0, 0.1, 1.0, 0.5]))
     result = evaluate(policy, "test-cartpole", episodes=3, seed=0, max_episode_steps=200)
-    ref, lengths = plain_loop("CartPole-v1", lambda o: int(jax_single(policy)(o)), [0, 1, 2], 200, clip=False)
+    single = jax_single(policy)
+    ref, lengths = plain_loop("CartPole-v1", lambda o: int(single(o)), [0, 1, 2], 200, clip=False)
     np.testing.assert_array_equal(result.lengths, lengths)
     np.testing.assert_array_equal(result.returns, ref)
     assert result.normalized is None
@@ -379,6 +392,10 @@ def test_bad_arguments():
         evaluate(policy, 3)
     with pytest.raises(ConfigError, match="leading seed axis"):
         evaluate_seeds(LinearPolicy(jnp.zeros((2, 11, 3)), jnp.zeros((3, 3))), "hopper", 1, 0, 5)
+    with pytest.raises(ConfigError, match="one per agent"):
+        evaluate_seeds(LinearPolicy(jnp.zeros((2, 11, 3)), jnp.zeros((2, 3))), "hopper", 1, [0, 1, 2], 5)
+    with pytest.raises(ConfigError, match="jit-able|JAX pytree"):
+        evaluate_seeds(NumpyPolicy(np.zeros((2, 3)), np.zeros(3)), "hopper", 1, 0, 5)
 
 
 def test_non_finite_actions():

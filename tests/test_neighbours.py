@@ -36,7 +36,8 @@ def _check_against_kdtree(states, actions, q_rows, q_actions, beta, k=16, chunk=
     np.testing.assert_allclose(got_d, ref_d[:, 0], rtol=1e-5, atol=1e-6)
     # the returned row really is at that distance
     row = np.asarray(res.row)
-    np.testing.assert_allclose(np.linalg.norm(keys[row].astype(np.float64) - q, axis=1), ref_d[:, 0], rtol=1e-5, atol=1e-6)
+    row_d = np.linalg.norm(keys[row].astype(np.float64) - q, axis=1)
+    np.testing.assert_allclose(row_d, ref_d[:, 0], rtol=1e-5, atol=1e-6)
     unique = ref_d[:, 1] - ref_d[:, 0] > 1e-4 * np.maximum(ref_d[:, 1], 1e-3)
     np.testing.assert_array_equal(row[unique], ref_i[unique, 0])
     return res, unique
@@ -114,7 +115,8 @@ def test_vmaps_over_beta_and_compiles_once():
     betas = jnp.array([0.5, 1.0, 3.0])
     batched = jax.jit(jax.vmap(lambda b: nearest(index, b, qs, qa).row))(betas)
     for i, b in enumerate([0.5, 1.0, 3.0]):
-        ref = KDTree(np.hstack([np.float32(b) * states, actions])).query(np.hstack([np.float32(b) * states[rows], qa]))[1]
+        keys = np.hstack([np.float32(b) * states, actions])
+        ref = KDTree(keys).query(np.hstack([np.float32(b) * states[rows], qa]))[1]
         np.testing.assert_array_equal(np.asarray(batched[i]), ref)
 
 

@@ -77,13 +77,18 @@ def sequential(agent, env_id: str, episodes: int, seed: int, horizon: int) -> np
     return np.asarray(returns)
 
 
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
+def best_time(fn, repeats: int) -> tuple[float, float, object]:
+    """Best wall-clock and best process CPU time (all threads) of ``repeats`` calls, and the last output.
+
+    The CPU time is less sensitive than the wall time to other processes sharing the machine.
+    """
+    walls, cpus, out = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus), out
 
 
 def main() -> None:
@@ -105,8 +110,10 @@ def main() -> None:
     evaluate(agent, args.env, args.episodes, seed=0, max_episode_steps=2)
     sequential(agent, args.env, 1, 0, 2)
 
-    t_vec, res = best_time(lambda: evaluate(agent, args.env, args.episodes, 0, args.horizon), args.repeats)
-    t_seq, seq_returns = best_time(lambda: sequential(agent, args.env, args.episodes, 0, args.horizon), args.repeats)
+    t_vec, c_vec, res = best_time(lambda: evaluate(agent, args.env, args.episodes, 0, args.horizon), args.repeats)
+    t_seq, c_seq, seq_returns = best_time(
+        lambda: sequential(agent, args.env, args.episodes, 0, args.horizon), args.repeats
+    )
     np.testing.assert_allclose(res.returns, seq_returns, rtol=1e-6, atol=1e-6)
     steps = int(res.lengths.sum())
     figures = {
@@ -118,6 +125,9 @@ def main() -> None:
         "vectorized_s": round(t_vec, 4),
         "sequential_s": round(t_seq, 4),
         "speedup": round(t_seq / t_vec, 2),
+        "vectorized_cpu_s": round(c_vec, 4),
+        "sequential_cpu_s": round(c_seq, 4),
+        "cpu_speedup": round(c_seq / c_vec, 2),
         "vectorized_steps_per_s": round(steps / t_vec),
         "sequential_steps_per_s": round(steps / t_seq),
     }
@@ -126,8 +136,10 @@ def main() -> None:
         agents = [RandomActorAgent.create(k, obs_dim, act_dim) for k in keys]
         stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *agents)
         evaluate_seeds(stacked, args.env, args.episodes, 0, max_episode_steps=2)
-        t_stk, stk = best_time(lambda: evaluate_seeds(stacked, args.env, args.episodes, 0, args.horizon), args.repeats)
-        t_sep, sep = best_time(
+        t_stk, c_stk, stk = best_time(
+            lambda: evaluate_seeds(stacked, args.env, args.episodes, 0, args.horizon), args.repeats
+        )
+        t_sep, c_sep, sep = best_time(
             lambda: [evaluate(a, args.env, args.episodes, 0, args.horizon) for a in agents], args.repeats
         )
         for a, b in zip(stk, sep, strict=True):
@@ -138,10 +150,14 @@ def main() -> None:
             evaluate_seeds_s=round(t_stk, 4),
             separate_evaluate_s=round(t_sep, 4),
             seeds_speedup=round(t_sep / t_stk, 2),
+            evaluate_seeds_cpu_s=round(c_stk, 4),
+            separate_evaluate_cpu_s=round(c_sep, 4),
+            seeds_cpu_speedup=round(c_sep / c_stk, 2),
         )
     figures["versions"] = {**env_versions(), "jax": jax.__version__, "python": platform.python_version()}
     figures["cpu"] = platform.processor() or platform.machine()
     figures["cpus"] = os.cpu_count()
+    figures["load_average_1min"] = round(os.getloadavg()[0], 2)  # other processes share the CPUs
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:

@@ -7,7 +7,8 @@ snapshot with the best evaluated return and the medium snapshot is the first who
 ``--medium-fraction`` (1/3) of the expert's (``offreg.collect.choose_levels``); ``--medium-step`` /
 ``--expert-step`` override the choice. Writes ``offreg/bundled/<env>-medium.npz``,
 ``<env>-expert.npz``, ``<env>-medium-replay.npz`` (the replay buffer up to the medium snapshot,
-packed by ``offreg.data.bundled.pack_replay``) and the ``<env>`` entry of ``manifest.json``.
+packed by ``offreg.data.bundled.pack_replay``) and the ``<env>`` entry of ``manifest.json``, and
+deletes cached regenerations of the previous bundle of ``<env>`` from the offreg data cache.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> None:
         "snapshots": index["snapshots"],
     }
     atomic_write(man_path, lambda path: path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n"))
+    # cached regenerations of the previous bundle are stale now
+    from offreg.data.bundled import BUNDLED_LEVELS
+    from offreg.data.loader import generated_path
+
+    for level in BUNDLED_LEVELS:
+        generated_path(f"{env}-{level}-v0").unlink(missing_ok=True)
     size = sum((out / f).stat().st_size for f in (f"{env}-medium.npz", f"{env}-expert.npz", f"{env}-medium-replay.npz"))
     print(f"{env}: medium step {medium.step} ({medium.return_mean:.1f}), expert step {expert.step} "
           f"({expert.return_mean:.1f}), bundle {size / 1e6:.2f} MB")

@@ -15,8 +15,12 @@ the search stays on the device:
    the state) searches ``C_j`` exactly. The best joint distance ``d*`` found is certified exact when
    ``d* < beta * r_j``: every other row has joint distance ``>= beta * ||S_m - S_j|| >= beta * r_j``.
 3. **Exact fallback.** The uncertified queries (and queries whose state is not a dataset row) are
-   compacted and answered, ``chunk`` at a time, by a blocked brute-force scan over the whole
-   dataset with a running arg-min, in a ``lax.while_loop`` that runs only as many chunks as needed.
+   compacted and answered, ``chunk`` at a time, in a ``lax.while_loop`` that runs only as many
+   chunks as needed, by a blocked scan with a running arg-min over a *slab*: rows are sorted by
+   their projection on the states' first principal axis ``u``, and since
+   ``||x_m - q|| >= beta |u.(S_m - s)|``, only rows with ``|u.S_m - u.s| <= d*/beta`` (``d*`` the
+   candidates' best, an upper bound) can be nearer; they form one contiguous range of the sorted
+   order, found by binary search. (:func:`brute_force_nearest` scans everything; tests use it.)
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -51,6 +55,10 @@ class NeighbourIndex(NamedTuple):
         to any row outside ``candidates[j]``, reduced for float32 rounding; ``inf`` when ``K == N``.
       hash_sorted: uint32 ``[N]`` the sorted bitwise hashes of the rows of ``states``.
       hash_order: int32 ``[N]`` the row of each entry of ``hash_sorted``.
+      axis: float32 ``[ds]`` unit first principal axis ``u`` of the states.
+      proj_sorted: float32 ``[N]`` the sorted projections ``u.S_m``.
+      proj_order: int32 ``[N]`` the row of each entry of ``proj_sorted``.
+      slab_margin: float32 scalar, absolute widening of the slab covering float32 rounding.
     """
 
     states: jax.Array
@@ -59,6 +67,10 @@ class NeighbourIndex(NamedTuple):
     radius_sq: jax.Array
     hash_sorted: jax.Array
     hash_order: jax.Array
+    axis: jax.Array
+    proj_sorted: jax.Array
+    proj_order: jax.Array
+    slab_margin: jax.Array
 
 
 def index_nbytes(index: NeighbourIndex) -> dict[str, int]:
@@ -132,6 +144,12 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
     s_dev = jnp.asarray(s)
     h = np.asarray(hash_rows(s_dev))
     order = np.argsort(h, kind="stable").astype(np.int32)
+    # --- slab of the fallback: projections on the first principal axis ---
+    centred = s.astype(np.float64) - s.mean(0, dtype=np.float64)
+    _, _, vt = np.linalg.svd(centred[:: max(1, n // 100_000)], full_matrices=False)
+    axis = vt[0] / np.linalg.norm(vt[0])
+    proj = s.astype(np.float64) @ axis
+    p_order = np.argsort(proj, kind="stable").astype(np.int32)
     return NeighbourIndex(
         states=s_dev,
         actions=jnp.asarray(a),
@@ -139,6 +157,10 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
         radius_sq=jnp.asarray(r_sq32.astype(np.float32)),
         hash_sorted=jnp.asarray(h[order]),
         hash_order=jnp.asarray(order),
+        axis=jnp.asarray(axis.astype(np.float32)),
+        proj_sorted=jnp.asarray(proj[p_order].astype(np.float32)),
+        proj_order=jnp.asarray(p_order),
+        slab_margin=jnp.float32(1e-5 * (1.0 + max_norm)),
     )
 
 
@@ -223,8 +245,8 @@ def nearest(
     beta: jax.Array,
     query_states: jax.Array,
     query_actions: jax.Array,
-    chunk: int = 32,
-    block: int = 4096,
+    chunk: int = 16,
+    block: int = 512,
 ) -> SearchResult:
     """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + brute-force fallback.
 
@@ -236,8 +258,8 @@ def nearest(
       query_states: ``[B, ds]`` unscaled states ``s``; rows of the dataset are searched via their
         candidates, any other state falls back to the scan.
       query_actions: ``[B, da]``.
-      chunk: queries per brute-force scan (static).
-      block: dataset rows per scan step (static).
+      chunk: queries per fallback scan (static).
+      block: sorted rows per step of that scan (static).
 
     Returns:
       A :class:`SearchResult`.
@@ -252,22 +274,51 @@ def nearest(
     d_min = jnp.min(d, axis=1)
     best = jnp.min(jnp.where(d == d_min[:, None], cand, n), axis=1).astype(jnp.int32)
     certified = found & (d_min < beta * beta * index.radius_sq[row])
-    # --- exact fallback for the rest, chunk queries at a time ---
+    # --- exact fallback for the rest, chunk queries at a time, over their slabs ---
     chunk = min(chunk, b)
     order = jnp.argsort(certified, stable=True).astype(jnp.int32)  # uncertified first
     num_open = jnp.sum(~certified).astype(jnp.int32)
     num_chunks = (num_open + chunk - 1) // chunk
     order = jnp.pad(order, (0, (-b) % chunk))
-    padded_b = order.shape[0]
 
     def body(carry):
         i, out_row, out_d = carry
         q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
-        r, dq = brute_force_nearest(index, beta, query_states[q], query_actions[q], block)
         valid = i * chunk + jnp.arange(chunk) < num_open
+        r, dq = _slab_search(index, beta, query_states[q], query_actions[q], out_row[q], out_d[q], block)
         tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
         return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
 
-    del padded_b
     _, row_out, d_out = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), best, d_min))
     return SearchResult(row_out, d_out, certified, num_chunks)
+
+
+def _slab_search(index, beta, qs, qa, best_row, best_d, block):
+    """Exact nearest rows for ``[M]`` queries given an upper bound ``(best_row, best_d)`` each.
+
+    Scans, ``block`` sorted rows at a time, the slab ``|u.S_m - u.s| <= sqrt(best_d)/beta`` (widened
+    for rounding) outside which no row can be at distance ``<= best_d``; keeps the lexicographic
+    minimum of ``(distance, row)``.
+    """
+    n = index.states.shape[0]
+    p = qs @ index.axis
+    w = jnp.sqrt(best_d) / beta * (1.0 + 1e-4) + index.slab_margin
+    lo = jnp.searchsorted(index.proj_sorted, p - w, side="left").astype(jnp.int32)
+    hi = jnp.searchsorted(index.proj_sorted, p + w, side="right").astype(jnp.int32)
+    steps = jnp.max((hi - lo + block - 1) // block)
+    q_keys = beta * qs
+
+    def body(carry):
+        t, bd, br = carry
+        pos = lo[:, None] + t * block + jnp.arange(block)[None]  # [M, block]
+        inside = pos < hi[:, None]
+        rows = index.proj_order[jnp.clip(pos, 0, n - 1)]
+        d = _sq_dist(beta, index.states[rows], index.actions[rows], q_keys[:, None], qa[:, None])
+        d = jnp.where(inside, d, jnp.inf)
+        d_blk = jnp.min(d, axis=1)
+        r_blk = jnp.min(jnp.where(d == d_blk[:, None], rows, n), axis=1)
+        better = (d_blk < bd) | ((d_blk == bd) & (r_blk < br))
+        return t + 1, jnp.where(better, d_blk, bd), jnp.where(better, r_blk, br)
+
+    _, bd, br = jax.lax.while_loop(lambda c: c[0] < steps, body, (jnp.int32(0), best_d, best_row))
+    return br.astype(jnp.int32), bd

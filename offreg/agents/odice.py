@@ -50,8 +50,9 @@ class ODICEConfig(AgentConfig):
 
     Attributes:
       normalize_observations: off in RL (the official code passes mean 0, std 1); on in imitation.
-      reward_transform: ``locomotion_iql`` (``r * 1000 / (max - min)`` over IQL's return range) for
-        locomotion; ``antmaze`` with ``reward_scale=3, reward_shift=-3`` gives O-DICE's -3/0.
+      reward_transform: ``none`` by default; the presets (offreg/configs/odice.json) set
+        ``locomotion_iql`` (``r * 1000 / (max - min)`` over IQL's return range) for halfcheetah,
+        hopper and walker2d, and ``antmaze`` (with ``reward_scale=3, reward_shift=-3``: -3/0) for AntMaze.
       reward_scale: scale of the ``antmaze``/``affine`` transform (3: ``r in {0,1} -> {-3, 0}``).
       reward_shift: shift of the ``antmaze``/``affine`` transform (-3).
       update_rule: ``orthogonal`` (O-DICE), ``true`` (T-DICE) or ``semi`` (S-DICE).
@@ -79,7 +80,7 @@ class ODICEConfig(AgentConfig):
     sweepable: ClassVar[tuple[str, ...]] = ("lambda_", "eta")
 
     normalize_observations: bool = False
-    reward_transform: str = "locomotion_iql"
+    reward_transform: str = "none"
     reward_scale: float = 3.0
     reward_shift: float = -3.0
     update_rule: str = "orthogonal"
@@ -264,7 +265,7 @@ def _tree_add(a: Any, b: Any) -> Any:
 def imitation_transitions(dataset: Any, index: int) -> Transitions:
     """Episode ``index`` of ``dataset``, in raw observation scale, with every reward set to 0.
 
-    Episodes are the dataset's complete episodes (``episode_starts``); with D4RL's
+    Episodes are the dataset's complete episodes (``episode_starts``/``episode_ends``); with D4RL's
     ``qlearning_dataset`` semantics a timed-out episode has no transition across its end, so the
     official code's one bogus transition into the next trajectory is not reproduced.
 
@@ -283,7 +284,11 @@ def imitation_transitions(dataset: Any, index: int) -> Transitions:
             f"ODICEConfig.expert_trajectory={index} but dataset {dataset.info.name!r} has {starts.size} "
             f"episodes; choose 0..{starts.size - 1}"
         )
-    end = int(starts[index + 1]) if index + 1 < starts.size else len(dataset)
+    ends = getattr(dataset, "episode_ends", None)
+    if ends is not None:
+        end = int(ends[index])
+    else:
+        end = int(starts[index + 1]) if index + 1 < starts.size else len(dataset)
     host = jax.tree_util.tree_map(lambda x: np.asarray(x)[int(starts[index]):end], dataset.transitions)
     obs, next_obs = host.observations, host.next_observations
     if dataset.info.obs_mean is not None:  # undo the loader's normalization

@@ -39,7 +39,7 @@ class PRDCState(NamedTuple):
 
 
 def prdc_regularizer(
-    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 32, search_block: int = 4096
+    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 16, search_block: int = 512
 ) -> Regularizer:
     """PRDC's dataset constraint ``mean_{B x A} (pi(s) - a_nn)^2``.
 
@@ -98,15 +98,17 @@ class PRDCConfig(TD3Config):
     beta: float = 2.0
     k: int = 1
     index_candidates: int = 32
-    search_chunk: int = 32
-    search_block: int = 4096
+    search_chunk: int = 16
+    search_block: int = 512
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.beta <= 0:
             raise ConfigError(f"PRDCConfig.beta must be > 0, got {self.beta}")
         if self.k != 1:
-            raise ConfigError(f"PRDCConfig.k must be 1 (the nearest neighbour, as every published command), got {self.k}")
+            raise ConfigError(
+                f"PRDCConfig.k must be 1 (the nearest neighbour, as every published command), got {self.k}"
+            )
         for f in ("index_candidates", "search_chunk", "search_block"):
             if getattr(self, f) < 1:
                 raise ConfigError(f"PRDCConfig.{f} must be >= 1, got {getattr(self, f)}")

@@ -203,6 +203,7 @@ class LinearModel(NamedTuple):
       theta: ``[H, d]`` known reward parameters.
       encode: ``obs [..., obs_dim] -> (step [...], phi [..., A, d], known [..., A], known_value [..., A])``:
         the 0-based step, the features of every action, and which actions have a known exact value.
+        In both environments the step is the observation's last entry.
     """
 
     horizon: int
@@ -328,8 +329,7 @@ def group_by_step(transitions: Transitions, model: LinearModel, name: str = "dat
     a = np.rint(acts[:, 0]).astype(np.int64)
     if np.any(np.abs(acts[:, 0] - a) > 1e-6) or a.min() < 0 or a.max() >= model.num_actions:
         raise DatasetError(f"{name}: actions must be integer indices in [0, {model.num_actions}); regenerate the data")
-    step = np.asarray(model.encode(jnp.asarray(obs, jnp.float32))[0])
-    next_step = np.asarray(model.encode(jnp.asarray(next_obs, jnp.float32))[0])
+    step, next_step = np.rint(obs[:, -1]).astype(np.int64), np.rint(next_obs[:, -1]).astype(np.int64)
     if step.min() < 0 or step.max() >= model.horizon:
         raise DatasetError(
             f"{name}: observation steps must lie in [0, {model.horizon}), got [{step.min()}, {step.max()}]"
@@ -347,8 +347,17 @@ def group_by_step(transitions: Transitions, model: LinearModel, name: str = "dat
         idx[h, : len(rows)], mask[h, : len(rows)] = rows, True
     live = ~terminals | (step == model.horizon - 1)  # the horizon's end is terminal anyway
     rewards = np.asarray(transitions.rewards, np.float64)
-    return step_data(model, jnp.asarray(obs[idx]), jnp.asarray(a[idx]), jnp.asarray(rewards[idx]),
-                     jnp.asarray(next_obs[idx]), jnp.asarray(live[idx]), jnp.asarray(mask))
+    return _jitted_step_data(model)(obs[idx], a[idx], rewards[idx], next_obs[idx], live[idx], mask)
+
+
+_STEP_DATA_FNS: dict[int, Callable] = {}
+
+
+def _jitted_step_data(model: LinearModel) -> Callable:
+    """A jitted :func:`step_data` for ``model`` (cached: models are cached by :func:`learner_model`)."""
+    if id(model) not in _STEP_DATA_FNS:
+        _STEP_DATA_FNS[id(model)] = jax.jit(functools.partial(step_data, model))
+    return _STEP_DATA_FNS[id(model)]
 
 
 # ================================================================================================

@@ -16,7 +16,7 @@ Duals (``[V]_alpha := min(V, alpha)``, ``D_TV = (1/2)|mu - mu0|_1``, ``D_KL``,
 ``inf_mu E_mu V + lambda D(mu || mu0)``:
 
 - TV: ``E_mu0 [V]_{min V + lambda}`` (closed form; ``min V`` over the samples, as the official code);
-- KL: ``-lambda log E_mu0 exp(-V / lambda)`` (closed form, computed stably);
+- KL: ``-lambda log E_mu0 exp(-V / lambda)`` (closed form, computed stably, see :func:`kl_dual`);
 - chi2: ``sup_{alpha in [0, H]} E_mu0 [V]_alpha - Var_mu0([V]_alpha) / (4 lambda)`` (exact
   piecewise-quadratic maximisation, :func:`chi2_dual`).
 
@@ -57,18 +57,22 @@ def tv_dual(M: Array, y: Array, mask: Array, lam: Array) -> Array:
 def kl_dual(M: Array, y: Array, mask: Array, lam: Array, horizon: float | Array) -> Array:
     """R2PVI-KL: ``-lambda log max(M exp(-y / lambda), exp(-H / lambda))``, computed stably.
 
-    Uses the identity ``-lambda log max(z, e^{-H/lambda}) = y_min - lambda log max(M e^{-(y - y_min)
-    / lambda}, e^{-(H - y_min)/lambda})``, so nothing underflows for small lambda. The floor
-    ``e^{-H/lambda}`` (official code) caps the result at ``H`` where the ridge estimate is <= 0.
+    With ``m_i`` the smallest value among the samples that coordinate ``i`` weighs (``M_{i,tau} != 0``),
+    the identity ``-lambda log max(z_i, e^{-H/lambda}) = min(m_i - lambda log sum_tau M_{i,tau}
+    e^{-(y_tau - m_i)/lambda}, H)`` holds exactly and nothing underflows for small lambda: the sum
+    contains a term ``M_{i,tau} e^0``. The floor ``e^{-H/lambda}`` of the official code caps the result
+    at ``H`` where the ridge estimate is <= 0 (or the coordinate has no data).
 
     Returns:
       ``[d]``.
     """
-    y_min = _masked_min(y, mask)
-    shifted = jnp.where(mask > 0, y - y_min, 0.0)
-    z = M @ jnp.exp(-shifted / lam)
-    floor = jnp.exp(-(horizon - y_min) / lam)
-    return y_min - lam * jnp.log(jnp.maximum(z, floor))
+    weighed = (M != 0) & (mask[None, :] > 0)
+    m = jnp.min(jnp.where(weighed, y[None, :], jnp.inf), axis=1)
+    m = jnp.where(jnp.isfinite(m), m, horizon)
+    shifted = jnp.where(weighed, y[None, :] - m[:, None], 0.0)
+    z = jnp.sum(jnp.where(weighed, M * jnp.exp(-shifted / lam), 0.0), axis=1)
+    tiny = jnp.finfo(M.dtype).tiny
+    return jnp.minimum(m - lam * jnp.log(jnp.maximum(z, tiny)), horizon)
 
 
 def truncation_sweep(
@@ -184,7 +188,7 @@ def kl_constrained_objective(M: Array, y: Array, alpha: Array, rho: Array, log_f
 
 
 def kl_constrained_dual(M: Array, y: Array, mask: Array, rho: Array, horizon: float | Array,
-                        grid_size: int = 64, golden_iters: int = 40, alpha_min: float = 1e-6) -> Array:
+                        grid_size: int = 256, golden_iters: int = 40, alpha_min: float = 1e-6) -> Array:
     """DRVI-L: ``max_{alpha in [alpha_min, H]}`` of :func:`kl_constrained_objective`, per coordinate.
 
     A log-spaced grid of ``grid_size`` points brackets the maximiser; ``golden_iters`` steps of

@@ -29,7 +29,7 @@ A new agent of this shape is a config subclass that names its regularizer::
 
 The delayed actor branch is a ``lax.cond``: under ``jit`` and ``lax.scan`` it skips the actor's
 work on odd steps; under ``vmap`` with a batched ``step`` it becomes a select that computes both
-branches (see :func:`seed_axes` to keep ``step`` unbatched across seeds).
+branches. The engine therefore keeps ``step`` unbatched across seeds (:func:`offreg.seeds.seed_axes`).
 """
 
 from __future__ import annotations
@@ -140,17 +140,6 @@ def first_critic_params(critic_params: Any) -> Any:
     """Parameters of ``Q_1`` (member 0 of the ensemble) in the layout of a single :class:`Critic`."""
     (members,) = critic_params["params"].values()
     return {"params": jax.tree_util.tree_map(lambda x: x[0], members)}
-
-
-def seed_axes(agent: Any) -> Any:
-    """``in_axes``/``out_axes`` for ``jax.vmap`` over seeds with the step counter left unbatched.
-
-    All seeds share ``step``, so the delayed-actor ``lax.cond`` stays a real branch under ``vmap``
-    (instead of a select computing the actor step every time). Use it for ``update`` (and for a
-    scan over updates); ``create`` is vmapped with ``out_axes=seed_axes(template)``.
-    """
-    axes = jax.tree_util.tree_map(lambda _: 0, agent)
-    return axes.replace(step=None)
 
 
 class TD3Agent(flax.struct.PyTreeNode):

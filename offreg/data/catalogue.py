@@ -188,21 +188,27 @@ class Resolved:
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")
 
 
+def _escapes(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "~")) or any(p in (".", "..") for p in parts)
+
+
 def check_safe_name(name: str, root: Path, what: str = "dataset name") -> Path:
     """Return ``root / name`` after checking that ``name`` cannot escape ``root``.
 
     Raises:
       DatasetError: ``name`` is absolute, contains ``..`` or characters outside ``[A-Za-z0-9_.-/]``.
     """
-    parts = name.split("/")
-    if not _SAFE_NAME.match(name) or any(p in ("", ".", "..") for p in parts):
+    if _escapes(name) or not (root / name).resolve().is_relative_to(root.resolve()):
         raise DatasetError(
-            f"{what} {name!r} is not a plain name and could escape the cache directory {root}; "
+            f"{what} {name!r} would escape the cache directory {root}; "
             "use a name from `offreg datasets list` or a path to a .hdf5/.h5/.npz file"
         )
-    target = (root / name).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise DatasetError(f"{what} {name!r} escapes the cache directory {root}; use a plain name")
+    if not _SAFE_NAME.match(name) or "" in name.split("/"):
+        raise DatasetError(
+            f"{what} {name!r} is not a valid name (letters, digits and _ . - / only); "
+            "use a name from `offreg datasets list`"
+        )
     return root / name
 
 
@@ -236,7 +242,8 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
         return Resolved("offreg", s, key)
     key = s[len("d4rl/"):] if s.startswith("d4rl/") else s
     if key not in CATALOGUE:
-        check_safe_name(key, d4rl_cache_dir())
+        if _escapes(key):
+            check_safe_name(key, d4rl_cache_dir())
         known = list(CATALOGUE)
         if not s.startswith("d4rl/"):
             from offreg.data.generated import generated_specs

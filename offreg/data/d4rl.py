@@ -274,6 +274,16 @@ def final_flags(
     return out
 
 
+def qlearning_rows(raw: dict[str, Any], terminate_on_end: bool = False, max_episode_steps: int = 1000) -> np.ndarray:
+    """int64 ``[M]``: the file rows ``i`` that :func:`qlearning_dataset` turns into transitions
+    ``(observations[i], actions[i], rewards[i], observations[i + 1], terminals[i])``."""
+    n = raw["rewards"].shape[0]
+    if terminate_on_end:
+        return np.arange(n - 1, dtype=np.int64)
+    final = final_flags(raw["terminals"], raw.get("timeouts"), max_episode_steps, for_qlearning=True)
+    return np.flatnonzero(~final[: n - 1]).astype(np.int64)
+
+
 def qlearning_dataset(
     raw: dict[str, Any], terminate_on_end: bool = False, max_episode_steps: int = 1000
 ) -> dict[str, np.ndarray]:
@@ -292,11 +302,7 @@ def qlearning_dataset(
       transition.
     """
     n = raw["rewards"].shape[0]
-    if terminate_on_end:
-        rows = np.arange(n - 1, dtype=np.int64)
-    else:
-        final = final_flags(raw["terminals"], raw.get("timeouts"), max_episode_steps, for_qlearning=True)
-        rows = np.flatnonzero(~final[: n - 1]).astype(np.int64)
+    rows = qlearning_rows(raw, terminate_on_end, max_episode_steps)
     obs = raw["observations"]
     if len(rows) == n - 1:  # nothing skipped: slices, no gather
         q_obs, q_next = obs[: n - 1], obs[1:]

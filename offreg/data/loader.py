@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from offreg.data import d4rl
@@ -41,6 +43,7 @@ from offreg.data.minari_format import (
     read_minari,
 )
 from offreg.errors import DatasetError, OffregError
+from offreg.types import Transitions
 
 ANTMAZE_REWARD_SHIFT = -1.0
 """Default AntMaze reward transform ``r - 1`` (IQL, O-DICE); CQL-style ``4 (r - 0.5)`` is
@@ -332,15 +335,15 @@ def _load_d4rl(src: _Source, *, terminate_on_end: bool) -> Dataset:
             f"partial or modified copy, ignore this, else delete {src.path} and download it again",
             stacklevel=3,
         )
-    if n < 2:
+    rows = d4rl.qlearning_rows(raw, terminate_on_end, src.max_episode_steps)
+    if len(rows) == 0:
         raise DatasetError(
-            f"dataset {label!r} ({src.path}) has {n} row, so no transition (the last row is always dropped); "
-            "use a larger file"
+            f"dataset {label!r} ({src.path}) has no transition left after dropping timeout rows and the last row; "
+            "use a larger file or terminate_on_end=True"
         )
-    q = d4rl.qlearning_dataset(raw, terminate_on_end, src.max_episode_steps)
     starts, ends = d4rl.episode_bounds(raw, src.max_episode_steps)
     returns = d4rl.episode_returns(raw["rewards"], starts, ends)
-    t_start, t_end = d4rl.episodes_in_transitions(q["rows"], starts, ends)
+    t_start, t_end = d4rl.episodes_in_transitions(rows, starts, ends)
     stats = {
         "rows": int(n),
         "file_terminals": int(np.count_nonzero(raw["terminals"])),
@@ -348,18 +351,42 @@ def _load_d4rl(src: _Source, *, terminate_on_end: bool) -> Dataset:
         "terminate_on_end": bool(terminate_on_end),
         "metadata": raw["metadata"],
     }
-    del raw
-    obs_dim, act_dim = q["observations"].shape[1], q["actions"].shape[1]
+    obs_dim, act_dim = raw["observations"].shape[1], raw["actions"].shape[1]
     info = DatasetInfo(
         name=label, source=src.source, env_id=src.env_id, obs_dim=obs_dim, act_dim=act_dim,
-        num_transitions=len(q["rows"]), ref_min_score=src.ref_min_score, ref_max_score=src.ref_max_score,
-        max_episode_steps=src.max_episode_steps, extra={**src.extra, **stats},
+        num_transitions=len(rows), num_episodes=len(returns), ref_min_score=src.ref_min_score,
+        ref_max_score=src.ref_max_score, max_episode_steps=src.max_episode_steps, extra={**src.extra, **stats},
     )
-    return from_arrays(
-        q.pop("observations"), q.pop("actions"), q.pop("rewards"), q.pop("next_observations"), q.pop("terminals"),
-        info, episode_starts=t_start, episode_returns=returns, episode_lengths=ends - starts + 1,
-        episode_ends=t_end,
-    )
+    transitions = _qlearning_on_device(raw, rows)
+    return Dataset(transitions, info, t_start, returns, ends - starts + 1, t_end)
+
+
+def _qlearning_on_device(raw: dict[str, Any], rows: np.ndarray) -> Transitions:
+    """``qlearning_dataset``'s arrays built on the device, freeing each host array once it is copied.
+
+    The observations go to the device once and both ``observations[rows]`` and
+    ``observations[rows + 1]`` are gathered there, so the host never holds the file's observations
+    and a gathered copy at the same time as the device arrays (peak memory, see
+    ``experiments/bench/data_loading.py``). ``raw`` is emptied. Values equal
+    :func:`offreg.data.d4rl.qlearning_dataset`'s (float32 casts commute with the gathers).
+    """
+    obs_host = raw.pop("observations")
+    all_obs = jax.device_put(obs_host)
+    all_obs.block_until_ready()
+    del obs_host
+    idx = jnp.asarray(rows, jnp.int32)
+    observations = jnp.take(all_obs, idx, axis=0)
+    next_observations = jnp.take(all_obs, idx + 1, axis=0)
+    next_observations.block_until_ready()
+    del all_obs
+    out = {"observations": observations, "next_observations": next_observations}
+    for key, dtype in (("actions", np.float32), ("rewards", np.float32), ("terminals", np.float32)):
+        host = raw.pop(key)[rows].astype(dtype, copy=False)
+        out[key] = jax.device_put(host)
+        out[key].block_until_ready()
+        del host
+    raw.clear()
+    return Transitions(**out)
 
 
 def _load_minari(dataset_id: str) -> Dataset:

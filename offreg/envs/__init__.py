@@ -14,7 +14,7 @@ from typing import Any
 
 from offreg.errors import unknown_name
 
-PROVIDERS: list[str] = ["offreg.envs.mujoco", "offreg.envs.r2pvi_data"]
+PROVIDERS: list[str] = ["offreg.envs.mujoco", "offreg.envs.r2pvi_data", "offreg.envs.toy_navigation"]
 """Modules that call :func:`register_env` when imported (appended to by each provider)."""
 
 _ENVS: dict[str, Callable[..., Any]] = {}

@@ -21,6 +21,7 @@ gives ``100.488``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -62,6 +63,7 @@ def decode_observation(obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     return obs[..., 0], jnp.round(obs[..., 1]).astype(jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 4))
 def collect(key: jax.Array, num_trajectories: int, s1: float, p: float = P0, horizon: int = HORIZON) -> jax.Array:
     """The official data collection: the behaviour policy always holds. Pure JAX.
 
@@ -79,6 +81,7 @@ def collect(key: jax.Array, num_trajectories: int, s1: float, p: float = P0, hor
     return s1 * jnp.concatenate([jnp.ones((num_trajectories, 1)), jnp.cumprod(moves, 1)], 1)
 
 
+@functools.partial(jax.jit, static_argnums=(3,))
 def policy_value(exercise: jax.Array, s1: float, p: float, strike: float = STRIKE) -> jax.Array:
     """Exact expected return of a deterministic policy on the recombining price lattice.
 

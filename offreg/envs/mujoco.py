@@ -123,7 +123,7 @@ def _quiet_construction() -> Iterator[None]:
 
     - Gymnasium's "The environment X-v4 is out of date" (a ``DeprecationWarning``): offreg uses v4 on
       purpose, see the module docstring.
-    - MuJoCo >= 3.3's "compiler attribute 'settotalmass' is deprecated" for ``half_cheetah.xml`` (the
+    - Recent MuJoCo's (4.0) "compiler attribute 'settotalmass' is deprecated" for ``half_cheetah.xml`` (the
       attribute is still applied; the tests check HalfCheetah's total mass is 14). Other MuJoCo
       warnings are re-issued as Python ``RuntimeWarning``.
 

@@ -1,0 +1,392 @@
+"""Gradient updates per second of offreg's TD3-shaped agents against PyTorch baselines, in one run.
+
+Measures, on one machine and one synthetic HalfCheetah-sized dataset (obs 17, act 6, batch 256,
+256-256 networks unless an agent's defaults say otherwise):
+
+- offreg: ``K`` updates per jitted ``lax.scan`` call with on-device sampling (the engine's
+  ``offreg.train.scan_updates``), for each agent in ``--agents`` (any registered agent with
+  gradient updates; TD3-shaped agents also get a FLOP count);
+- (a) a plain PyTorch TD3+BC loop written as the official ``sfujim/TD3_BC`` code: ``np.random``
+  batch indices on the host, tensors built per step, one update per Python iteration;
+- (b) d3rlpy's ``TD3PlusBC`` (same sizes, batch 256), driven by its own ``update`` on batches from
+  ``sample_transition_batch`` (what ``fit`` does, minus logging);
+- the machine's dense float32 matmul rate with ``jnp.dot`` at the update's shapes, offreg's achieved
+  GFLOP/s (matmul FLOPs of one update, counted analytically) and its fraction of that rate;
+- the cost of ``--seeds`` vmapped seeds (``offreg.train.train_chunk``) relative to one seed.
+
+Usage::
+
+    nice -n 10 .venv/bin/python experiments/bench/throughput.py
+    .venv/bin/python experiments/bench/throughput.py --agents td3bc,prdc,a2pr --baselines none --quick
+
+Writes a table to stdout and JSON to ``experiments/bench/results/throughput.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from offreg.agents.base import get_spec, prepare_dataset
+from offreg.agents.td3 import TD3Agent, TD3Config
+from offreg.data import DatasetInfo, from_arrays
+from offreg.seeds import seed_keys
+from offreg.train import create_seeds, scan_updates, train_chunk
+
+TARGETS = {"vs_torch": 2.0, "vs_d3rlpy": 20.0, "matmul_fraction": 0.70, "seeds_ratio_max": 4.5}
+
+
+# --- data ----------------------------------------------------------------------------------------
+def synthetic_arrays(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random-walk trajectories of 1000 steps (timeouts at each end), tanh actions, benchmark data only."""
+    rng = np.random.default_rng(seed)
+    obs = np.cumsum(rng.normal(size=(n + 1, obs_dim)) * 0.1, axis=0).astype(np.float32)
+    actions = np.tanh(rng.normal(size=(n, act_dim))).astype(np.float32)
+    rewards = rng.normal(size=n).astype(np.float32)
+    terminals = np.zeros(n, np.float32)
+    timeouts = np.zeros(n, np.float32)
+    timeouts[999::1000] = 1.0
+    return {"observations": obs[:-1], "next_observations": obs[1:], "actions": actions, "rewards": rewards,
+            "terminals": terminals, "timeouts": timeouts}
+
+
+def offreg_dataset(arrays: dict[str, np.ndarray]) -> Any:
+    n, obs_dim = arrays["observations"].shape
+    info = DatasetInfo("bench-synthetic", "file", None, obs_dim, arrays["actions"].shape[1], n)
+    return from_arrays(arrays["observations"], arrays["actions"], arrays["rewards"], arrays["next_observations"],
+                       arrays["terminals"], info)
+
+
+# --- FLOPs ---------------------------------------------------------------------------------------
+def _mlp_layers(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> list[tuple[int, int]]:
+    dims = [in_dim, *hidden, out_dim]
+    return list(zip(dims[:-1], dims[1:], strict=True))
+
+
+def td3_update_flops(obs_dim: int, act_dim: int, cfg: TD3Config) -> dict[str, float]:
+    """Matmul FLOPs (2 per multiply-add) of the TD3 backbone's updates, averaged per update.
+
+    Per update: target actor forward on s'; both target critics forward; both online critics
+    forward, weight gradients and input gradients (none for the first layer, whose input is data).
+    Every ``policy_freq`` updates: actor forward; Q1 forward on (s, pi(s)); Q1 input gradients only
+    (its weights are constant in the actor loss; the first layer's input gradient is counted in full);
+    actor weight and input gradients (none for its first layer). Elementwise work (activations,
+    Adam, Polyak, sampling) and the regularizer's own work are not counted.
+    """
+    b = cfg.batch_size
+    actor = _mlp_layers(obs_dim, cfg.actor_hidden_dims, act_dim)
+    critic = _mlp_layers(obs_dim + act_dim, cfg.critic_hidden_dims, 1)
+    fwd = lambda layers: sum(2 * b * i * o for i, o in layers)
+    in_grad = lambda layers, first=True: sum(2 * b * i * o for n, (i, o) in enumerate(layers) if first or n > 0)
+    critic_step = fwd(actor) + 2 * fwd(critic) + 2 * (2 * fwd(critic) + in_grad(critic, first=False))
+    actor_step = fwd(actor) + fwd(critic) + in_grad(critic) + fwd(actor) + in_grad(actor, first=False)
+    return {"critic_step": float(critic_step), "actor_step": float(actor_step),
+            "per_update": float(critic_step + actor_step / cfg.policy_freq)}
+
+
+# --- timing helpers ------------------------------------------------------------------------------
+def _block(tree: Any) -> None:
+    jax.tree_util.tree_map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
+
+
+def _best_rate(fn, work: float, repeats: int) -> tuple[float, list[float]]:
+    """``work / seconds`` of the fastest of ``repeats`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return work / min(times), times
+
+
+# --- offreg --------------------------------------------------------------------------------------
+def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int) -> dict[str, Any]:
+    spec = get_spec(name)
+    if spec.agent_cls.gradient_free:
+        raise SystemExit(f"agent {name!r} is gradient-free; it has no update to time")
+    config = spec.config_cls().replace(batch_size=256)
+    prepared = prepare_dataset(config, dataset)
+    agent = spec.agent_cls.create(config, prepared, seed_keys(0)[0])
+    run = jax.jit(scan_updates, static_argnums=3)
+    state = {"agent": agent, "key": seed_keys(0)[1]}
+    t0 = time.perf_counter()
+    _block(run(agent, prepared.transitions, state["key"], chunk))
+    compile_s = time.perf_counter() - t0
+
+    def call():
+        a, k, m = run(state["agent"], prepared.transitions, state["key"], chunk)
+        _block((a, m))
+        state["agent"], state["key"] = a, k
+
+    rate, times = _best_rate(call, chunk, repeats)
+    out: dict[str, Any] = {"agent": name, "updates_per_s": rate, "chunk": chunk, "call_seconds": times,
+                           "compile_and_first_call_s": compile_s, "config": config.to_dict()}
+    if isinstance(agent, TD3Agent):
+        flops = td3_update_flops(prepared.info.obs_dim, prepared.info.act_dim, config)
+        out["flops_per_update"] = flops["per_update"]
+        out["gflops"] = flops["per_update"] * rate / 1e9
+    return out
+
+
+def bench_seeds(name: str, dataset: Any, seeds: int, chunk: int, repeats: int) -> dict[str, Any]:
+    """Seconds per chunk of the engine's vmapped ``train_chunk`` with ``seeds`` seeds and with 1 seed."""
+    spec = get_spec(name)
+    config = spec.config_cls().replace(batch_size=256)
+    prepared = prepare_dataset(config, dataset)
+    res = {}
+    for s in (1, seeds):
+        agents = create_seeds(spec.agent_cls, config, prepared, list(range(s)))
+        state = {"a": agents, "k": jnp.stack([seed_keys(i)[1] for i in range(s)])}
+
+        def call(state=state):
+            a, k, m, ok = train_chunk(state["a"], prepared.transitions, state["k"], chunk)
+            _block((a, m, ok))
+            state["a"], state["k"] = a, k
+
+        rate, times = _best_rate(call, 1.0, repeats)
+        res[s] = min(times)
+    return {"agent": name, "seeds": seeds, "chunk": chunk, "seconds_1": res[1], f"seconds_{seeds}": res[seeds],
+            "ratio": res[seeds] / res[1]}
+
+
+# --- dense matmul rate ---------------------------------------------------------------------------
+def bench_matmul(shapes: list[tuple[int, int, int]], iters: int, repeats: int) -> list[dict[str, Any]]:
+    """GFLOP/s of ``iters`` jitted ``[m, k] @ [k, n]`` float32 products accumulated in one scan (one call)."""
+    out = []
+    for m, k, n in shapes:
+        key1, key2 = jax.random.split(jax.random.PRNGKey(0))
+        x = jax.random.normal(key1, (m, k), jnp.float32)
+        w = jax.random.normal(key2, (k, n), jnp.float32) / np.sqrt(k)
+        ws = jnp.stack([w * (1.0 + 0.01 * j) for j in range(4)])
+
+        @jax.jit
+        def chain(x, ws):
+            def body(acc, i):  # the dynamic weight index keeps XLA from hoisting the product
+                return acc + jnp.dot(x, ws[i % 4]), None
+
+            return jax.lax.scan(body, jnp.zeros((x.shape[0], ws.shape[2]), jnp.float32), jnp.arange(iters))[0]
+
+        rate, _ = _best_rate(lambda x=x, ws=ws, chain=chain: chain(x, ws).block_until_ready(), 2.0 * m * k * n * iters,
+                             repeats)
+        out.append({"shape": [m, k, n], "gflops": rate / 1e9})
+    return out
+
+
+# --- PyTorch TD3+BC as the official code ---------------------------------------------------------
+def bench_torch(arrays: dict[str, np.ndarray], steps: int, threads: int | None) -> dict[str, Any]:
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as F
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    obs_dim, act_dim = arrays["observations"].shape[1], arrays["actions"].shape[1]
+
+    class Actor(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.l3 = tnn.Linear(obs_dim, 256), tnn.Linear(256, 256), tnn.Linear(256, act_dim)
+
+        def forward(self, s):
+            return torch.tanh(self.l3(F.relu(self.l2(F.relu(self.l1(s))))))
+
+    class Critic(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.l3 = tnn.Linear(obs_dim + act_dim, 256), tnn.Linear(256, 256), tnn.Linear(256, 1)
+            self.l4, self.l5, self.l6 = tnn.Linear(obs_dim + act_dim, 256), tnn.Linear(256, 256), tnn.Linear(256, 1)
+
+        def forward(self, s, a):
+            sa = torch.cat([s, a], 1)
+            q1 = self.l3(F.relu(self.l2(F.relu(self.l1(sa)))))
+            q2 = self.l6(F.relu(self.l5(F.relu(self.l4(sa)))))
+            return q1, q2
+
+        def q1(self, s, a):
+            sa = torch.cat([s, a], 1)
+            return self.l3(F.relu(self.l2(F.relu(self.l1(sa)))))
+
+    import copy
+
+    actor, critic = Actor().to(device), Critic().to(device)
+    actor_t, critic_t = copy.deepcopy(actor), copy.deepcopy(critic)
+    actor_opt = torch.optim.Adam(actor.parameters(), lr=3e-4)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=3e-4)
+    s_all, a_all = arrays["observations"], arrays["actions"]
+    s2_all, r_all = arrays["next_observations"], arrays["rewards"][:, None]
+    nd_all = 1.0 - arrays["terminals"][:, None]
+    rng = np.random.default_rng(0)  # the baseline samples on the host, as the official code does
+    it = {"n": 0}
+
+    def train_step():
+        it["n"] += 1
+        ind = rng.integers(0, len(r_all), size=256)
+        s, a = torch.FloatTensor(s_all[ind]).to(device), torch.FloatTensor(a_all[ind]).to(device)
+        s2, r = torch.FloatTensor(s2_all[ind]).to(device), torch.FloatTensor(r_all[ind]).to(device)
+        nd = torch.FloatTensor(nd_all[ind]).to(device)
+        with torch.no_grad():
+            noise = (torch.randn_like(a) * 0.2).clamp(-0.5, 0.5)
+            a2 = (actor_t(s2) + noise).clamp(-1.0, 1.0)
+            tq1, tq2 = critic_t(s2, a2)
+            y = r + nd * 0.99 * torch.min(tq1, tq2)
+        q1, q2 = critic(s, a)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        critic_opt.zero_grad()
+        critic_loss.backward()
+        critic_opt.step()
+        if it["n"] % 2 == 0:
+            pi = actor(s)
+            q = critic.q1(s, pi)
+            lmbda = 2.5 / q.abs().mean().detach()
+            actor_loss = -lmbda * q.mean() + F.mse_loss(pi, a)
+            actor_opt.zero_grad()
+            actor_loss.backward()
+            actor_opt.step()
+            with torch.no_grad():
+                for p, tp in zip(critic.parameters(), critic_t.parameters(), strict=True):
+                    tp.data.copy_(0.005 * p.data + 0.995 * tp.data)
+                for p, tp in zip(actor.parameters(), actor_t.parameters(), strict=True):
+                    tp.data.copy_(0.005 * p.data + 0.995 * tp.data)
+
+    def loop():
+        for _ in range(steps):
+            train_step()
+
+    for _ in range(20):
+        train_step()
+    rate, times = _best_rate(loop, steps, 2)
+    return {"updates_per_s": rate, "steps": steps, "call_seconds": times, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+# --- d3rlpy TD3PlusBC ----------------------------------------------------------------------------
+def bench_d3rlpy(arrays: dict[str, np.ndarray], steps: int, threads: int | None) -> dict[str, Any]:
+    import d3rlpy
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    obs = np.concatenate([arrays["observations"], arrays["next_observations"][-1:]])[:-1]
+    dataset = d3rlpy.dataset.MDPDataset(obs, arrays["actions"], arrays["rewards"], arrays["terminals"],
+                                        timeouts=arrays["timeouts"])
+    algo = d3rlpy.algos.TD3PlusBCConfig(batch_size=256, alpha=2.5, tau=0.005, update_actor_interval=2,
+                                        target_smoothing_sigma=0.2, target_smoothing_clip=0.5,
+                                        actor_learning_rate=3e-4, critic_learning_rate=3e-4).create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+
+    def loop():
+        for _ in range(steps):
+            algo.update(dataset.sample_transition_batch(256))
+
+    for _ in range(10):
+        algo.update(dataset.sample_transition_batch(256))
+    rate, times = _best_rate(loop, steps, 2)
+    return {"updates_per_s": rate, "steps": steps, "call_seconds": times, "d3rlpy": d3rlpy.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+# --- main ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", default="td3bc", help="comma-separated registered agents (e.g. td3bc,prdc,a2pr)")
+    p.add_argument("--baselines", default="torch,d3rlpy", help="comma-separated: torch, d3rlpy, or none")
+    p.add_argument("--rows", type=int, default=100_000, help="transitions in the synthetic dataset")
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--chunk", type=int, default=1000, help="updates per jitted scan call (offreg)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls; the fastest counts")
+    p.add_argument("--torch-steps", type=int, default=500)
+    p.add_argument("--d3rlpy-steps", type=int, default=200)
+    p.add_argument("--seeds", type=int, default=5, help="vmapped seeds for the seed-cost ratio (0: skip)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--quick", action="store_true", help="small chunk and step counts (smoke test)")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "throughput.json"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.chunk, args.repeats, args.torch_steps, args.d3rlpy_steps = 50, 1, 20, 10
+    agents = [a for a in args.agents.split(",") if a]
+    baselines = [b for b in args.baselines.split(",") if b and b != "none"]
+
+    arrays = synthetic_arrays(args.rows, args.obs_dim, args.act_dim)
+    dataset = offreg_dataset(arrays)
+    results: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "jax": jax.__version__, "backend": jax.default_backend(),
+                    "devices": [str(d) for d in jax.devices()],
+                    "load_average_at_start": os.getloadavg()},
+        "data": {"rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "batch_size": 256},
+        "targets": TARGETS,
+    }
+
+    print(f"[throughput] offreg agents {agents} ...", flush=True)
+    results["offreg"] = [bench_offreg(a, dataset, args.chunk, args.repeats) for a in agents]
+    h = 256
+    shapes = [(256, h, h), (256, args.obs_dim + args.act_dim, h), (256, h, args.act_dim), (1024, 1024, 1024)]
+    print("[throughput] matmul rate ...", flush=True)
+    results["matmul"] = bench_matmul(shapes, iters=200 if not args.quick else 20, repeats=max(args.repeats, 2))
+    typical = results["matmul"][0]["gflops"]
+    for r in results["offreg"]:
+        if "gflops" in r:
+            r["fraction_of_matmul_256"] = r["gflops"] / typical
+    if args.seeds:
+        print(f"[throughput] {args.seeds} vmapped seeds vs 1 ...", flush=True)
+        results["seeds"] = [bench_seeds(a, dataset, args.seeds, args.chunk, args.repeats) for a in agents]
+    for b in baselines:
+        print(f"[throughput] baseline {b} ...", flush=True)
+        fn = {"torch": bench_torch, "d3rlpy": bench_d3rlpy}[b]
+        steps = args.torch_steps if b == "torch" else args.d3rlpy_steps
+        with tempfile.TemporaryDirectory() as tmp:  # d3rlpy may write logs into the working directory
+            cwd = os.getcwd()
+            os.chdir(tmp)
+            try:
+                results[b] = fn(arrays, steps, args.threads or None)
+            finally:
+                os.chdir(cwd)
+    results["load_average_at_end"] = os.getloadavg()
+
+    # --- table
+    print()
+    print(f"{'what':<34}{'updates/s':>12}{'GFLOP/s':>10}  notes")
+    for r in results["offreg"]:
+        g = f"{r['gflops']:.1f}" if "gflops" in r else "n/a"
+        note = f"{r['fraction_of_matmul_256']:.0%} of 256x256x256 matmul rate" if "gflops" in r else ""
+        print(f"{'offreg ' + r['agent']:<34}{r['updates_per_s']:>12.0f}{g:>10}  {note}")
+    for b in baselines:
+        print(f"{b + ' TD3+BC':<34}{results[b]['updates_per_s']:>12.0f}{'':>10}")
+    for m in results["matmul"]:
+        print(f"{'jnp.dot ' + 'x'.join(map(str, m['shape'])):<34}{'':>12}{m['gflops']:>10.1f}")
+    td3 = next((r for r in results["offreg"] if r["agent"] == "td3bc"), None)
+    if td3 is not None:
+        for b, key in (("torch", "vs_torch"), ("d3rlpy", "vs_d3rlpy")):
+            if b in results:
+                results[f"speedup_{b}"] = td3["updates_per_s"] / results[b]["updates_per_s"]
+                print(f"td3bc speed-up vs {b}: {results[f'speedup_{b}']:.1f}x (target >= {TARGETS[key]}x)")
+        print(f"td3bc fraction of matmul rate: {td3['fraction_of_matmul_256']:.0%} (target >= 70%)")
+    for s in results.get("seeds", []):
+        print(f"{s['agent']}: {s['seeds']} vmapped seeds cost {s['ratio']:.2f}x one seed (target <= 4.5x)")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=float))
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,9 @@ Gymnasium MuJoCo environments whose dynamics match D4RL's v2 data (``Hopper-v4``
   ``eval_episodes`` episodes of the *sampling* policy (the policy the data is collected with).
 - **Levels.** ``random``: uniform actions. ``expert``: the snapshot with the best evaluated return
   (D4RL used the final policy of a much longer run). ``medium``: the first snapshot whose return
-  reaches ``medium_fraction`` (1/3) of the expert's (D4RL's early stop at about a third of expert).
+  reaches ``medium_fraction`` (1/3) of D4RL's expert return (``REF_MAX_SCORE``), D4RL's early stop
+  at about a third of expert; if the run never gets there, 1/3 of the trained expert's return
+  (:func:`choose_levels`).
   ``medium-replay``: the replay buffer up to the medium snapshot. ``medium-expert``: medium cut at
   its last complete episode, then expert (``stitch_dataset.py``).
 - **Rollouts** sample from the policy (not its mean), ``max_episode_steps`` 1000; a step reaching the
@@ -670,13 +672,23 @@ def train_sac(
     return TrainResult(snapshots, replay, pool.gym_id)
 
 
-def choose_levels(snapshots: Sequence[Snapshot], medium_fraction: float) -> tuple[Snapshot, Snapshot]:
-    """``(medium, expert)``: expert is the best-evaluated snapshot; medium the first whose return is at
-    least ``medium_fraction`` of the expert's (measured from the random-policy floor 0 of returns)."""
+def choose_levels(
+    snapshots: Sequence[Snapshot], medium_fraction: float, expert_return: float | None = None
+) -> tuple[Snapshot, Snapshot, float]:
+    """Pick the medium and expert snapshots: ``(medium, expert, medium_target)``.
+
+    The expert is the best-evaluated snapshot. The medium snapshot is the first whose evaluated return
+    reaches ``medium_target = medium_fraction * expert_return``, where ``expert_return`` is the
+    reference expert's return (D4RL's ``REF_MAX_SCORE``, the return of D4RL's SAC expert, so that
+    "medium" means what it means in D4RL). When no snapshot reaches it (a short run), or when
+    ``expert_return`` is None, the target is ``medium_fraction`` times the trained expert's return.
+    """
     expert = max(snapshots, key=lambda s: s.return_mean)
-    threshold = medium_fraction * expert.return_mean
-    medium = next(s for s in snapshots if s.return_mean >= threshold)
-    return medium, expert
+    target = medium_fraction * expert_return if expert_return is not None else None
+    if target is None or expert.return_mean < target:
+        target = medium_fraction * expert.return_mean
+    medium = next(s for s in snapshots if s.return_mean >= target)
+    return medium, expert, float(target)
 
 
 def replay_until(replay: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
@@ -757,7 +769,8 @@ def collect(
       train_steps: SAC environment steps (skipped if only ``random`` is asked for).
       level_steps: rows of each rollout level (D4RL: 1,000,000; medium-expert has up to twice that).
       seed: seed of training, evaluation and rollouts.
-      medium_fraction: the medium snapshot is the first reaching this fraction of the expert's return.
+      medium_fraction: the medium snapshot is the first reaching this fraction of the expert's return
+        (D4RL's expert return for D4RL's tasks; see :func:`choose_levels`).
       snapshot_every: environment steps between snapshots.
       eval_episodes: episodes per snapshot evaluation.
       num_envs: environments stepped in lockstep during rollouts.
@@ -815,10 +828,10 @@ def collect(
                        "return_std": snap.return_std, "seed": seed, "hidden_dims": list(config.hidden_dims)})
 
     result = train_sac(env, train_steps, seed, config, snapshot_every, eval_episodes, log, keep)
-    medium, expert = choose_levels(result.snapshots, medium_fraction)
+    medium, expert, target = choose_levels(result.snapshots, medium_fraction, REF_SCORES.get(env, (0, None))[1])
     index = {"snapshots": [{"step": s.step, "return_mean": s.return_mean, "return_std": s.return_std}
                            for s in result.snapshots], "medium_step": medium.step, "expert_step": expert.step,
-             "config": dataclasses.asdict(config)}
+             "medium_target": target, "config": dataclasses.asdict(config)}
     atomic_write(snap_dir / "snapshots.json", lambda p: p.write_text(json.dumps(index, indent=2)))
     say(f"[collect] medium = step {medium.step} ({medium.return_mean:.1f}), expert = step {expert.step} "
         f"({expert.return_mean:.1f})")
@@ -851,7 +864,8 @@ def add_collect_arguments(p: Any) -> None:
                    help="rows per rollout level (default: 1000000, D4RL's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--medium-fraction", type=float, default=1.0 / 3.0,
-                   help="medium = first snapshot reaching this fraction of the expert's return (default: 1/3)")
+                   help="medium = first snapshot reaching this fraction of D4RL's expert return, else of the "
+                   "trained expert's (default: 1/3)")
     p.add_argument("--snapshot-every", type=int, default=10_000, help="environment steps between snapshots")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per snapshot evaluation")
     p.add_argument("--num-envs", type=int, default=10, help="environments stepped in lockstep in rollouts")

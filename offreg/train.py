@@ -13,9 +13,14 @@ starting from ``train_key`` of :func:`offreg.seeds.seed_keys`. The key is saved 
 checkpoint, so the updates (and so the parameters) do not depend on where chunks start or end, nor
 on whether the run was interrupted and resumed.
 
-**Seeds.** N seeds train in one process: ``create`` and the chunk are ``jax.vmap``-ed over a leading
-seed axis (the dataset stays unbatched; the step counter is shared, see :mod:`offreg.seeds`).
-Seed ``s`` of an N-seed run equals the single run of seed ``s``.
+**Seeds.** N seeds train in one process on a leading seed axis (the dataset stays unbatched; the
+step counter is shared, see :mod:`offreg.seeds`); every seed gets its keys from
+:func:`offreg.seeds.seed_keys`, and ``jax.vmap`` batches ``create`` and the chunk. On the CPU,
+seed ``s`` is the same bit for bit in every run with >= 2 seeds. A single-seed run is a different
+XLA program (the size-1 seed axis is simplified away, and reductions may then be vectorized
+differently): it equals seed ``s`` of a multi-seed run bit for bit for some agents (BC) and to
+float32 rounding for others (TD3+BC's twin-critic bias gradient differs in the last bit);
+``tests/test_engine.py`` checks both.
 
 **Outer loop (host).** After each chunk the stacked per-update metrics are fetched and checked:
 a NaN/Inf stops training with :class:`~offreg.errors.TrainingError` naming the step, the metric and
@@ -153,9 +158,9 @@ def train_chunk(
 def create_seeds(agent_cls: type, config: Any, dataset: Any, seeds: Sequence[int]) -> Any:
     """Create one agent per seed, stacked on a leading seed axis, with ``init_key`` of each seed.
 
-    ``create`` is ``jit(vmap(create))`` over the seeds' keys, with the transitions passed as an
-    argument (not baked into the program as constants); agents whose ``create`` cannot be traced
-    (host-side fits) are created one by one and stacked.
+    ``jit(vmap(create))`` over the seeds' keys, the transitions an argument of the jitted function
+    (not constants baked into the program).
+    Agents whose ``create`` cannot be traced (host-side fits) are created one by one and stacked.
     """
     init_keys = jnp.stack([seed_keys(s)[0] for s in seeds])
 
@@ -313,8 +318,8 @@ def train(
       log_every: updates per jitted call K; metrics are averaged over each chunk and logged. Default:
         ``gcd(1000, eval_every, checkpoint_every)``. ``eval_every`` and ``checkpoint_every`` must be
         multiples of it.
-      checkpoint_every: checkpoint period (default ``eval_every``, or 50000 when evaluation is off);
-        a checkpoint is also written at the end.
+      checkpoint_every: checkpoint period (default ``eval_every``, or 50000 rounded up to a multiple
+        of ``log_every`` when evaluation is off); a checkpoint is also written at the end.
       keep_checkpoints: how many of the newest checkpoints to keep.
       overrides: agent config fields over the paper preset (strings are parsed).
       dataset_options: keyword arguments of :func:`offreg.data.load_dataset`.
@@ -363,6 +368,8 @@ def train(
         if isinstance(seeds, int) and seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {seeds}")
         ckpt_every = checkpoint_every or (eval_every if eval_every > 0 else 50_000)
+        if log_every and not checkpoint_every and ckpt_every % log_every:
+            ckpt_every = log_every * -(-ckpt_every // log_every)  # the next multiple of log_every
         settings = RunSettings(
             agent=agent,
             dataset=dataset_name(dataset),

@@ -204,3 +204,15 @@ def test_bundled_regeneration_is_deterministic(tmp_path):
     assert ra["metadata"]["level"] == "medium" and ra["metadata"]["snapshot_step"] == man["hopper"]["medium"]["step"]
     rep = bundled.build_level("hopper", "medium-replay", tmp_path / "r.hdf5")
     assert len(rep["rewards"]) == man["hopper"]["medium-replay"]["rows"]
+
+
+def test_choose_levels_follows_the_one_third_rule():
+    snaps = [C.Snapshot(s, None, r, 0.0) for s, r in [(10, 200.0), (20, 1200.0), (30, 900.0), (40, 2400.0)]]
+    # D4RL's expert return 3234.3 -> medium target 1078.1: the first snapshot at or above it
+    medium, expert, target = C.choose_levels(snaps, 1 / 3, 3234.3)
+    assert (medium.step, expert.step) == (20, 40) and target == pytest.approx(1078.1)
+    # a run that never reaches it falls back to a third of its own best (2400 / 3 = 800)
+    medium, expert, target = C.choose_levels(snaps[:1] + snaps[2:3], 1 / 3, 3234.3)
+    assert (medium.step, expert.step, target) == (30, 30, pytest.approx(300.0))
+    medium, _, target = C.choose_levels(snaps, 1 / 3)
+    assert medium.step == 20 and target == pytest.approx(800.0)

@@ -176,3 +176,27 @@ def test_no_network_message(tmp_path, monkeypatch):
         assert fragment in msg
     assert "\n" not in msg and _cache_files(tmp_path) == []
     assert waits == [1.0, 2.0, 4.0, 8.0]  # default: 4 retries with exponential backoff
+
+
+def test_unresolvable_host_fails_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OFFREG_D4RL_BASE_URL", "http://offreg-test.invalid/")  # .invalid never resolves
+    waits = []
+    monkeypatch.setattr("offreg.data.download._sleep", waits.append)
+    with pytest.raises(DownloadError, match="cannot resolve the host.*copy it to"):
+        download_dataset("hopper-expert-v2", progress=False)
+    assert waits == [] and _cache_files(tmp_path) == []
+
+
+def test_concurrent_downloads_fetch_once(server):
+    server.behaviour = ["slow"]  # the first transfer takes a second: the other call must wait for it
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(download_dataset("hopper-medium-v2",
+                                                                               **_fast(timeout=5.0))))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and results[0] == results[1]
+    assert results[0].read_bytes() == server.files[ENTRY.path] and len(server.requests) == 1

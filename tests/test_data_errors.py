@@ -153,3 +153,17 @@ def test_failing_generator_leaves_no_file(tmp_path, monkeypatch):
     generated.register_generated(generated.GeneratedSpec("broken-v0", "hopper", "test", build))
     _error(DatasetError, "offreg/broken-v0", "generating dataset 'offreg/broken-v0' failed", "simulated crash")
     assert not any((tmp_path / "offreg").iterdir())
+
+
+def test_generator_writing_invalid_data_leaves_no_file(tmp_path, monkeypatch):
+    from offreg.data import generated
+
+    def build(path):
+        write_d4rl_file(path, "hopper", n_episodes=2)
+        with h5py.File(path, "r+") as f:
+            f["rewards"][4] = np.nan
+
+    monkeypatch.setattr(generated, "_GENERATED", {})
+    generated.register_generated(generated.GeneratedSpec("nan-v0", "hopper", "test", build))
+    _error(DatasetError, "offreg/nan-v0", "offreg/nan-v0", "'rewards' has 1 NaN/Inf values")
+    assert not any((tmp_path / "offreg").iterdir())

@@ -183,3 +183,18 @@ def test_sampling_inside_jitted_scan_is_pure_and_uniform(tmp_path):
     from scipy.stats import chi2 as chi2_dist
 
     assert chi2_dist.sf(chi2, n - 1) > 1e-4
+
+
+def test_sample_vmaps_over_keys_and_matches_numpy_gather():
+    info = DatasetInfo("toy", "file", None, 2, 1, 0)
+    obs = np.arange(20, dtype=np.float32).reshape(10, 2)
+    from offreg.data import from_arrays
+
+    ds = from_arrays(obs, obs[:, :1], np.arange(10), obs + 100, np.arange(10) % 2, info)
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    batches = jax.jit(jax.vmap(lambda k: sample(ds.transitions, k, 7)))(keys)
+    for i, k in enumerate(keys):
+        idx = np.asarray(jax.random.randint(k, (7,), 0, 10))  # the documented draw
+        np.testing.assert_array_equal(np.asarray(batches.observations[i]), obs[idx])
+        np.testing.assert_array_equal(np.asarray(batches.next_observations[i]), obs[idx] + 100)
+        np.testing.assert_array_equal(np.asarray(batches.terminals[i]), idx % 2)

@@ -1,8 +1,8 @@
 """Evaluation and the D4RL locomotion environment mapping.
 
 Golden values come from plain Gymnasium loops (``gym.make`` + ``step``, one environment at a time),
-the constants of ``d4rl/infos.py`` (``../shared/specs/d4rl.md`` §2.1) and the gym ``-v2`` model
-facts of the spec's §4.2, never from the code under test. Rollouts are compared exactly using
+the constants of D4RL's ``d4rl/infos.py`` and the model files and reward definitions of gym's
+``-v2`` MuJoCo classes, never from the code under test. Rollouts are compared exactly using
 :class:`DiagonalPolicy`, whose actions do not depend on the batch size (a jitted matmul over a batch
 of B observations may round differently from a batch of 1).
 """
@@ -287,6 +287,27 @@ def test_evaluate_seeds_equals_separate_evaluations():
         single = evaluate(policy, "hopper", episodes=2, seed=seed, max_episode_steps=40)
         np.testing.assert_array_equal(result.returns, single.returns)
         assert result.seed == seed
+
+
+TRACES = []
+
+
+class CountingPolicy(flax.struct.PyTreeNode):
+    """Records each time ``act`` is traced (Python side effects run only while tracing under jit)."""
+
+    w: jax.Array
+
+    def act(self, observations):
+        TRACES.append(observations.shape)
+        return jnp.tanh(observations[..., :3] * self.w)
+
+
+def test_repeated_evaluations_do_not_retrace():
+    evaluate(CountingPolicy(jnp.ones(3)), "hopper", episodes=3, seed=0, max_episode_steps=5)
+    first = len(TRACES)
+    assert first >= 1
+    evaluate(CountingPolicy(-jnp.ones(3)), "hopper", episodes=3, seed=4, max_episode_steps=5)
+    assert len(TRACES) == first  # new weights, same structure and batch: the compiled act is reused
 
 
 # --- generic agents and action spaces ----------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial import KDTree
 
-from offreg.agents.neighbours import brute_force_nearest, build_index, index_nbytes, locate_rows, nearest
+from offreg.agents.neighbours import MAX_BLOCK, brute_force_nearest, build_index, index_nbytes, locate, nearest
 from offreg.errors import ConfigError
 
 
@@ -83,7 +83,7 @@ def test_states_outside_the_dataset_fall_back_to_the_exact_scan():
     qs = rng.normal(size=(40, 5)).astype(np.float32)
     qa = rng.uniform(-1, 1, (40, 2)).astype(np.float32)
     index = build_index(states, actions, k=8)
-    _, found = locate_rows(index, jnp.asarray(qs))
+    _, found = locate(index, jnp.asarray(qs))
     assert not np.asarray(found).any()
     res = nearest(index, jnp.float32(1.0), jnp.asarray(qs), jnp.asarray(qa), chunk=16)
     assert not np.asarray(res.certified).any() and int(res.fallback_chunks) == 3
@@ -124,7 +124,7 @@ def test_index_memory_and_bad_input():
     states, actions = _random_data(n=100)
     index = build_index(states, actions, k=8)
     nbytes = index_nbytes(index)
-    assert nbytes["candidates"] == 100 * 8 * 4 and nbytes["states"] == 100 * 5 * 4
+    assert nbytes["candidates"] == 100 * 8 * 4 and nbytes["states"] == (100 + MAX_BLOCK) * 5 * 4
     assert nbytes["total"] == sum(v for k, v in nbytes.items() if k != "total")
     small = build_index(states[:5], actions[:5], k=8)  # k >= N: every row is a candidate, always certified
     res = nearest(small, jnp.float32(2.0), jnp.asarray(states[:5]), jnp.asarray(actions[:5] * 0))

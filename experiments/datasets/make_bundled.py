@@ -4,7 +4,8 @@
 
 ``RUN_DIR`` is the output of ``train_behaviour.py``. Following D4RL's recipe, the expert is the
 snapshot with the best evaluated return and the medium snapshot is the first whose return reaches
-``--medium-fraction`` (1/3) of the expert's (``offreg.collect.choose_levels``); ``--medium-step`` /
+``--medium-fraction`` (1/3) of D4RL's expert return, else of the trained expert's
+(``offreg.collect.choose_levels``); ``--medium-step`` /
 ``--expert-step`` override the choice. Writes ``offreg/bundled/<env>-medium.npz``,
 ``<env>-expert.npz``, ``<env>-medium-replay.npz`` (the replay buffer up to the medium snapshot,
 packed by ``offreg.data.bundled.pack_replay``) and the ``<env>`` entry of ``manifest.json``, and
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from offreg.collect import Snapshot, atomic_write, choose_levels, make_env, replay_until
+from offreg.collect import REF_SCORES, Snapshot, atomic_write, choose_levels, make_env, replay_until
 from offreg.data.bundled import bundled_dir, pack_replay
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Path(args.run)
     index = json.loads((run / "snapshots.json").read_text())
     snaps = [Snapshot(s["step"], None, s["return_mean"], s["return_std"]) for s in index["snapshots"]]
-    medium, expert = choose_levels(snaps, args.medium_fraction)
+    medium, expert, target = choose_levels(snaps, args.medium_fraction, REF_SCORES[args.env][1])
     by_step = {s.step: s for s in snaps}
     if args.medium_step:
         medium = by_step[args.medium_step]
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_command": index["command"],
         "train_steps": int(max(s.step for s in snaps)),
         "medium_fraction": args.medium_fraction,
+        "medium_target": target,
         "medium": {"file": f"{env}-medium.npz", "step": medium.step, "return_mean": medium.return_mean,
                    "return_std": medium.return_std},
         "expert": {"file": f"{env}-expert.npz", "step": expert.step, "return_mean": expert.return_mean,

@@ -12,6 +12,7 @@ Replications, coefficients and test perturbations are vmapped; everything runs i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -53,17 +54,23 @@ def lmdp_policy(model: R.LinearModel, w, li, beta, bonus: str) -> jax.Array:
 def lmdp_returns(method: str, coefs: R.Coefficients, reps: int, qs: Sequence[float], delta: float = 0.3,
                  xi_norm: float = 0.2, n: int = 100, bonus: str = "code") -> np.ndarray:
     """Exact returns ``[reps, len(qs)]`` of the method fitted on ``reps`` datasets of ``n`` trajectories."""
-    model = R.learner_model(R.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
-    qs = jnp.asarray(qs, jnp.float64)
+    keys = jnp.stack([jax.random.PRNGKey(r) for r in range(reps)])
+    fn = _lmdp_pipeline(method, bonus, n, delta, xi_norm)
+    return np.asarray(fn(keys, coefs, jnp.asarray(qs, jnp.float64)))
 
-    def one(key):
+
+@functools.cache
+def _lmdp_pipeline(method: str, bonus: str, n: int, delta: float, xi_norm: float):
+    """jit(vmap over keys) of collect -> fit -> exact returns; compiled once per static setting."""
+    model = R.learner_model(R.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
+
+    def one(key, coefs, qs):
         sd = lmdp_step_data(model, linear_mdp.collect(key, n, delta, xi_norm))
         w, li = R.backward_induction(sd, jnp.asarray(model.theta), coefs, method=method, bonus=bonus)
         pol = lmdp_policy(model, w, li, coefs.beta, bonus)
         return jax.vmap(lambda q: linear_mdp.policy_value(pol, delta, xi_norm, q))(qs)
 
-    keys = jnp.stack([jax.random.PRNGKey(r) for r in range(reps)])
-    return np.asarray(jax.jit(jax.vmap(one))(keys))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 
 def coefs(beta: float, gamma: float, lam: float = 1.0, rho=0.0, horizon: int = 3, dim: int = 4) -> R.Coefficients:
@@ -93,22 +100,27 @@ def option_returns(method: str, coefs: R.Coefficients, reps: int, ps: Sequence[f
                    n: int = 100, bonus: str = "code", test_seed: int = 1) -> np.ndarray:
     """Exact returns ``[reps, len(ps)]``: replication ``r`` trains on paths from ``s_1`` of seed ``r``
     (the official training environments) and is tested from ``s_1`` of seed ``test_seed``."""
+    keys = jnp.stack([jax.random.PRNGKey(r) for r in range(reps)])
+    s1s = jnp.asarray([american_put.initial_price(r) for r in range(reps)], jnp.float64)
+    fn = _option_pipeline(method, bonus, n, dim, test_seed)
+    return np.asarray(fn(keys, s1s, coefs, jnp.asarray(ps, jnp.float64)))
+
+
+@functools.cache
+def _option_pipeline(method: str, bonus: str, n: int, dim: int, test_seed: int):
     model = option_model(dim)
     s_test = american_put.initial_price(test_seed)
     lattice = american_put.lattice_prices(s_test)
     hgrid = jnp.broadcast_to(jnp.arange(american_put.HORIZON)[:, None], lattice.shape)
     obs = jnp.stack([lattice, hgrid], -1).reshape(-1, 2)
-    ps = jnp.asarray(ps, jnp.float64)
 
-    def one(key, s1):
+    def one(key, s1, coefs, ps):
         sd = option_step_data(model, american_put.collect(key, n, s1))
         w, li = R.backward_induction(sd, jnp.asarray(model.theta), coefs, method=method, bonus=bonus)
         exercise = R.greedy_actions(model, w, li, coefs.beta, obs, bonus, False).reshape(lattice.shape) == 1
         return jax.vmap(lambda p: american_put.policy_value(exercise, s_test, p))(ps)
 
-    keys = jnp.stack([jax.random.PRNGKey(r) for r in range(reps)])
-    s1s = jnp.asarray([american_put.initial_price(r) for r in range(reps)], jnp.float64)
-    return np.asarray(jax.jit(jax.vmap(one))(keys, s1s))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ the search stays on the device:
    their projection on the states' first principal axis ``u``, and since
    ``||x_m - q|| >= beta |u.(S_m - s)|``, only rows with ``|u.S_m - u.s| <= d*/beta`` (``d*`` the
    candidates' best, an upper bound) can be nearer; they form one contiguous range of the sorted
-   order, found by binary search. (:func:`brute_force_nearest` scans everything; tests use it.)
+   order, found by binary search. The index stores the rows in that order, so each slab is a
+   contiguous slice. (:func:`brute_force_nearest` scans everything; tests use it.)
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -44,32 +45,41 @@ _U = 1.2e-7  # twice float32's unit roundoff, the per-component key-rounding bou
 _REL_MARGIN = 1e-5  # relative margin on squared distances (covers float32 summation error for D <= 80)
 
 
+MAX_BLOCK = 4096
+"""Largest ``block`` of the fallback scan: the sorted rows are padded by this many rows."""
+
+
 class NeighbourIndex(NamedTuple):
     """The device-resident search index (a pytree of arrays; ``beta``-independent).
 
+    Rows are stored in *slab order*: sorted by their projection on the states' first principal
+    axis. "Position" below means a place in that order; ``rows`` maps it to the dataset row.
+
     Attributes:
-      states: float32 ``[N, ds]`` the (normalized) dataset states ``S``.
-      actions: float32 ``[N, da]`` the dataset actions ``A``.
-      candidates: int32 ``[N, K]`` the ``K`` nearest rows of each row in state space (itself included).
-      radius_sq: float32 ``[N]`` a certified lower bound on the squared state distance from ``S_j``
-        to any row outside ``candidates[j]``, reduced for float32 rounding; ``inf`` when ``K == N``.
-      hash_sorted: uint32 ``[N]`` the sorted bitwise hashes of the rows of ``states``.
-      hash_order: int32 ``[N]`` the row of each entry of ``hash_sorted``.
+      states: float32 ``[N + MAX_BLOCK, ds]`` the (normalized) dataset states, in slab order, zero-padded.
+      actions: float32 ``[N + MAX_BLOCK, da]`` the dataset actions, in slab order, zero-padded.
+      rows: int32 ``[N]`` the dataset row at each position.
+      positions: int32 ``[N]`` the position of each dataset row (the inverse of ``rows``).
+      candidates: int32 ``[N, K]`` positions of the ``K`` nearest rows in state space (itself included).
+      radius_sq: float32 ``[N]`` a certified lower bound on the squared state distance from each
+        position to any row outside its candidates, reduced for float32 rounding; ``inf`` if ``K == N``.
+      hash_sorted: uint32 ``[N]`` the sorted bitwise hashes of the states.
+      hash_pos: int32 ``[N]`` the position of each entry of ``hash_sorted``.
       axis: float32 ``[ds]`` unit first principal axis ``u`` of the states.
-      proj_sorted: float32 ``[N]`` the sorted projections ``u.S_m``.
-      proj_order: int32 ``[N]`` the row of each entry of ``proj_sorted``.
+      proj: float32 ``[N]`` the (sorted) projections ``u.S`` at each position.
       slab_margin: float32 scalar, absolute widening of the slab covering float32 rounding.
     """
 
     states: jax.Array
     actions: jax.Array
+    rows: jax.Array
+    positions: jax.Array
     candidates: jax.Array
     radius_sq: jax.Array
     hash_sorted: jax.Array
-    hash_order: jax.Array
+    hash_pos: jax.Array
     axis: jax.Array
-    proj_sorted: jax.Array
-    proj_order: jax.Array
+    proj: jax.Array
     slab_margin: jax.Array
 
 
@@ -99,7 +109,7 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
     Args:
       states: ``[N, ds]`` float32 normalized dataset states (the rows the batches are drawn from).
       actions: ``[N, da]`` dataset actions.
-      k: candidates per row. Larger ``k`` certifies more queries (fewer brute-force fallbacks) at
+      k: candidates per row. Larger ``k`` certifies more queries (fewer fallbacks) at
         ``4 * N * k`` bytes of device memory.
       chunk: rows per KD-tree query call (bounds the host memory of the float64 results).
 
@@ -121,8 +131,16 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
         raise ConfigError(f"neighbour index: k must be >= 1, got {k}")
     n = s.shape[0]
     k = min(k, n)
-    norms = np.linalg.norm(s.astype(np.float64), axis=1)
+    # --- slab order: sort by the projection on the first principal axis ---
+    s64 = s.astype(np.float64)
+    _, _, vt = np.linalg.svd(s64[:: max(1, n // 100_000)] - s64.mean(0), full_matrices=False)
+    axis = vt[0] / np.linalg.norm(vt[0])
+    proj = s64 @ axis
+    order = np.argsort(proj, kind="stable")
+    s, a, s64, proj = s[order], a[order], s64[order], proj[order]
+    norms = np.linalg.norm(s64, axis=1)
     max_norm = float(norms.max())
+    # --- K nearest positions in state space, and the certified radius beyond them ---
     cand = np.empty((n, k), np.int32)
     radius = np.empty(n, np.float64)
     if k == n:
@@ -143,38 +161,35 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
     r_sq32 = np.where(r_sq32.astype(np.float64) > r_sq, np.nextafter(r_sq32, np.float32(0)), r_sq32)
     s_dev = jnp.asarray(s)
     h = np.asarray(hash_rows(s_dev))
-    order = np.argsort(h, kind="stable").astype(np.int32)
-    # --- slab of the fallback: projections on the first principal axis ---
-    centred = s.astype(np.float64) - s.mean(0, dtype=np.float64)
-    _, _, vt = np.linalg.svd(centred[:: max(1, n // 100_000)], full_matrices=False)
-    axis = vt[0] / np.linalg.norm(vt[0])
-    proj = s.astype(np.float64) @ axis
-    p_order = np.argsort(proj, kind="stable").astype(np.int32)
+    h_order = np.argsort(h, kind="stable").astype(np.int32)
+    pad = ((0, MAX_BLOCK), (0, 0))
     return NeighbourIndex(
-        states=s_dev,
-        actions=jnp.asarray(a),
+        states=jnp.pad(s_dev, pad),
+        actions=jnp.asarray(np.pad(a, pad)),
+        rows=jnp.asarray(order.astype(np.int32)),
+        positions=jnp.asarray(np.argsort(order).astype(np.int32)),
         candidates=jnp.asarray(cand),
         radius_sq=jnp.asarray(r_sq32.astype(np.float32)),
-        hash_sorted=jnp.asarray(h[order]),
-        hash_order=jnp.asarray(order),
+        hash_sorted=jnp.asarray(h[h_order]),
+        hash_pos=jnp.asarray(h_order),
         axis=jnp.asarray(axis.astype(np.float32)),
-        proj_sorted=jnp.asarray(proj[p_order].astype(np.float32)),
-        proj_order=jnp.asarray(p_order),
+        proj=jnp.asarray(proj.astype(np.float32)),
         slab_margin=jnp.float32(1e-5 * (1.0 + max_norm)),
     )
 
 
-def locate_rows(index: NeighbourIndex, query_states: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The dataset row whose state equals each query state bit for bit.
+def locate(index: NeighbourIndex, query_states: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The position of the dataset row whose state equals each query state bit for bit.
 
     Returns:
-      ``(row int32 [B], found bool [B])``; ``row`` is meaningless where ``found`` is False.
+      ``(position int32 [B], found bool [B])``; ``position`` is meaningless where ``found`` is False.
     """
     h = hash_rows(query_states)
-    pos = jnp.clip(jnp.searchsorted(index.hash_sorted, h, side="left"), 0, index.hash_sorted.shape[0] - 1)
-    row = index.hash_order[pos]
-    found = (index.hash_sorted[pos] == h) & jnp.all(index.states[row] == query_states, axis=-1)
-    return row, found
+    n = index.hash_sorted.shape[0]
+    at = jnp.clip(jnp.searchsorted(index.hash_sorted, h, side="left"), 0, n - 1)
+    pos = index.hash_pos[at]
+    found = (index.hash_sorted[at] == h) & jnp.all(index.states[pos] == query_states, axis=-1)
+    return pos, found
 
 
 def _sq_dist(beta, states, actions, q_state_keys, q_actions):
@@ -184,60 +199,68 @@ def _sq_dist(beta, states, actions, q_state_keys, q_actions):
     return jnp.sum(ds * ds, axis=-1) + jnp.sum(da * da, axis=-1)
 
 
+def _lexmin(d, rows, n):
+    """Per query (axis 0): the minimal distance and the lowest row attaining it."""
+    d_min = jnp.min(d, axis=1)
+    return d_min, jnp.min(jnp.where(d == d_min[:, None], rows, n), axis=1).astype(jnp.int32)
+
+
 def brute_force_nearest(
     index: NeighbourIndex, beta: jax.Array, query_states: jax.Array, query_actions: jax.Array, block: int = 4096
 ) -> tuple[jax.Array, jax.Array]:
-    """Exact nearest row by a blocked scan over the whole dataset (running arg-min).
+    """Exact nearest row by a blocked scan over the whole dataset (running lexicographic arg-min).
 
     Args:
-      index: the index (only ``states`` and ``actions`` are used).
+      index: the index.
       beta: scalar state scale.
       query_states: ``[M, ds]`` unscaled query states ``s``.
       query_actions: ``[M, da]``.
-      block: dataset rows per scan step.
+      block: dataset rows per scan step (``<= MAX_BLOCK``).
 
     Returns:
-      ``(row int32 [M], dist_sq float32 [M])``: the lowest-index row at the minimal distance.
+      ``(row int32 [M], dist_sq float32 [M])``: the lowest dataset row at the minimal distance.
     """
-    n = index.states.shape[0]
-    block = min(block, n)
-    nb = -(-n // block)
-    pad = nb * block - n
-    states = jnp.pad(index.states, ((0, pad), (0, 0))).reshape(nb, block, -1)
-    actions = jnp.pad(index.actions, ((0, pad), (0, 0))).reshape(nb, block, -1)
+    n = index.rows.shape[0]
+    block = min(block, MAX_BLOCK, n)
     q_keys = beta * query_states
     m = query_states.shape[0]
 
-    def step(carry, xs):
-        best_d, best_i = carry
-        b, s_blk, a_blk = xs
+    def step(carry, start):
+        best_d, best_r = carry
+        s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
+        a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
+        pos = start + jnp.arange(block)
+        rows = index.rows[jnp.clip(pos, 0, n - 1)]
         d = _sq_dist(beta, s_blk[None], a_blk[None], q_keys[:, None], query_actions[:, None])  # [M, block]
-        rows = b * block + jnp.arange(block)
-        d = jnp.where(rows[None] < n, d, jnp.inf)
-        j = jnp.argmin(d, axis=1)  # first occurrence: the lowest index within the block
-        d_j = jnp.take_along_axis(d, j[:, None], axis=1)[:, 0]
-        better = d_j < best_d  # strict: earlier blocks (lower indices) win ties
-        return (jnp.where(better, d_j, best_d), jnp.where(better, b * block + j, best_i)), None
+        d = jnp.where(pos[None] < n, d, jnp.inf)
+        d_b, r_b = _lexmin(d, jnp.broadcast_to(rows, d.shape), n)
+        better = (d_b < best_d) | ((d_b == best_d) & (r_b < best_r))
+        return (jnp.where(better, d_b, best_d), jnp.where(better, r_b, best_r)), None
 
-    init = (jnp.full((m,), jnp.inf, jnp.float32), jnp.zeros((m,), jnp.int32))
-    (best_d, best_i), _ = jax.lax.scan(step, init, (jnp.arange(nb), states, actions))
-    return best_i.astype(jnp.int32), best_d
+    init = (jnp.full((m,), jnp.inf, jnp.float32), jnp.full((m,), n, jnp.int32))
+    (best_d, best_r), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
+    return best_r, best_d
 
 
 class SearchResult(NamedTuple):
     """Result of :func:`nearest`.
 
     Attributes:
-      row: int32 ``[B]`` the nearest dataset row.
+      row: int32 ``[B]`` the nearest dataset row (the lowest one among equally near rows).
+      action: float32 ``[B, da]`` its action.
       dist_sq: float32 ``[B]`` its squared key distance.
-      certified: bool ``[B]`` answered by the certified candidate search (else by the brute-force scan).
-      fallback_chunks: int32 scalar, the number of brute-force chunks run.
+      certified: bool ``[B]`` answered by the certified candidate search (else by the slab scan).
+      fallback_chunks: int32 scalar, the number of fallback chunks run.
+      fallback_rows: int32 scalar, sorted rows scanned per query by the fallback (per chunk the
+        widest slab, summed over chunks).
     """
 
     row: jax.Array
+    action: jax.Array
     dist_sq: jax.Array
     certified: jax.Array
     fallback_chunks: jax.Array
+    fallback_rows: jax.Array
 
 
 def nearest(
@@ -245,10 +268,10 @@ def nearest(
     beta: jax.Array,
     query_states: jax.Array,
     query_actions: jax.Array,
-    chunk: int = 16,
-    block: int = 512,
+    chunk: int = 8,
+    block: int = 256,
 ) -> SearchResult:
-    """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + brute-force fallback.
+    """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + slab fallback.
 
     Jit-, scan- and vmap-safe; no host round trip.
 
@@ -259,21 +282,21 @@ def nearest(
         candidates, any other state falls back to the scan.
       query_actions: ``[B, da]``.
       chunk: queries per fallback scan (static).
-      block: sorted rows per step of that scan (static).
+      block: sorted rows per step of that scan (static, ``<= MAX_BLOCK``).
 
     Returns:
       A :class:`SearchResult`.
     """
     beta = jnp.asarray(beta, jnp.float32)
     b = query_states.shape[0]
-    n = index.states.shape[0]
-    row, found = locate_rows(index, query_states)
+    n = index.rows.shape[0]
+    block = min(block, MAX_BLOCK)
+    pos, found = locate(index, query_states)
     # --- certified candidate search ---
-    cand = index.candidates[row]  # [B, K]
+    cand = index.candidates[pos]  # [B, K] positions
     d = _sq_dist(beta, index.states[cand], index.actions[cand], (beta * query_states)[:, None], query_actions[:, None])
-    d_min = jnp.min(d, axis=1)
-    best = jnp.min(jnp.where(d == d_min[:, None], cand, n), axis=1).astype(jnp.int32)
-    certified = found & (d_min < beta * beta * index.radius_sq[row])
+    d_min, best = _lexmin(d, index.rows[cand], n)
+    certified = found & (d_min < beta * beta * index.radius_sq[pos])
     # --- exact fallback for the rest, chunk queries at a time, over their slabs ---
     chunk = min(chunk, b)
     order = jnp.argsort(certified, stable=True).astype(jnp.int32)  # uncertified first
@@ -282,43 +305,52 @@ def nearest(
     order = jnp.pad(order, (0, (-b) % chunk))
 
     def body(carry):
-        i, out_row, out_d = carry
+        i, out_row, out_d, scanned = carry
         q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
         valid = i * chunk + jnp.arange(chunk) < num_open
-        r, dq = _slab_search(index, beta, query_states[q], query_actions[q], out_row[q], out_d[q], block)
+        r, dq, rows_scanned = _slab_search(index, beta, query_states[q], query_actions[q], out_row[q], out_d[q], block)
         tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
-        return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
+        return (
+            i + 1,
+            out_row.at[tgt].set(r, mode="drop"),
+            out_d.at[tgt].set(dq, mode="drop"),
+            scanned + rows_scanned,
+        )
 
-    _, row_out, d_out = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), best, d_min))
-    return SearchResult(row_out, d_out, certified, num_chunks)
+    _, row_out, d_out, scanned = jax.lax.while_loop(
+        lambda c: c[0] < num_chunks, body, (jnp.int32(0), best, d_min, jnp.int32(0))
+    )
+    return SearchResult(row_out, index.actions[index.positions[row_out]], d_out, certified, num_chunks, scanned)
 
 
 def _slab_search(index, beta, qs, qa, best_row, best_d, block):
     """Exact nearest rows for ``[M]`` queries given an upper bound ``(best_row, best_d)`` each.
 
-    Scans, ``block`` sorted rows at a time, the slab ``|u.S_m - u.s| <= sqrt(best_d)/beta`` (widened
-    for rounding) outside which no row can be at distance ``<= best_d``; keeps the lexicographic
-    minimum of ``(distance, row)``.
+    Scans, ``block`` sorted rows at a time (contiguous slices), the slab
+    ``|u.S_m - u.s| <= sqrt(best_d)/beta`` (widened for rounding) outside which no row can be at
+    distance ``<= best_d``; keeps the lexicographic minimum of ``(distance, row)``.
+
+    Returns:
+      ``(row [M], dist_sq [M], rows scanned per query (max over the M queries))``.
     """
-    n = index.states.shape[0]
+    n = index.rows.shape[0]
     p = qs @ index.axis
     w = jnp.sqrt(best_d) / beta * (1.0 + 1e-4) + index.slab_margin
-    lo = jnp.searchsorted(index.proj_sorted, p - w, side="left").astype(jnp.int32)
-    hi = jnp.searchsorted(index.proj_sorted, p + w, side="right").astype(jnp.int32)
+    lo = jnp.searchsorted(index.proj, p - w, side="left").astype(jnp.int32)
+    hi = jnp.searchsorted(index.proj, p + w, side="right").astype(jnp.int32)
     steps = jnp.max((hi - lo + block - 1) // block)
     q_keys = beta * qs
+    take = jax.vmap(lambda x, start: jax.lax.dynamic_slice_in_dim(x, start, block), in_axes=(None, 0))
 
     def body(carry):
         t, bd, br = carry
-        pos = lo[:, None] + t * block + jnp.arange(block)[None]  # [M, block]
-        inside = pos < hi[:, None]
-        rows = index.proj_order[jnp.clip(pos, 0, n - 1)]
-        d = _sq_dist(beta, index.states[rows], index.actions[rows], q_keys[:, None], qa[:, None])
-        d = jnp.where(inside, d, jnp.inf)
-        d_blk = jnp.min(d, axis=1)
-        r_blk = jnp.min(jnp.where(d == d_blk[:, None], rows, n), axis=1)
-        better = (d_blk < bd) | ((d_blk == bd) & (r_blk < br))
-        return t + 1, jnp.where(better, d_blk, bd), jnp.where(better, r_blk, br)
+        start = lo + t * block  # [M]
+        pos = start[:, None] + jnp.arange(block)[None]  # [M, block]
+        d = _sq_dist(beta, take(index.states, start), take(index.actions, start), q_keys[:, None], qa[:, None])
+        d = jnp.where(pos < hi[:, None], d, jnp.inf)
+        d_b, r_b = _lexmin(d, index.rows[jnp.clip(pos, 0, n - 1)], n)
+        better = (d_b < bd) | ((d_b == bd) & (r_b < br))
+        return t + 1, jnp.where(better, d_b, bd), jnp.where(better, r_b, br)
 
     _, bd, br = jax.lax.while_loop(lambda c: c[0] < steps, body, (jnp.int32(0), best_d, best_row))
-    return br.astype(jnp.int32), bd
+    return br.astype(jnp.int32), bd, steps * block

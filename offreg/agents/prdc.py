@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from offreg.agents.base import register
-from offreg.agents.neighbours import NeighbourIndex, build_index, nearest
+from offreg.agents.neighbours import MAX_BLOCK, NeighbourIndex, build_index, nearest
 from offreg.agents.regularizers import Regularizer, no_update
 from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.errors import ConfigError
@@ -39,20 +39,20 @@ class PRDCState(NamedTuple):
 
 
 def prdc_regularizer(
-    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 16, search_block: int = 512
+    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 8, search_block: int = 256
 ) -> Regularizer:
     """PRDC's dataset constraint ``mean_{B x A} (pi(s) - a_nn)^2``.
 
     Args:
       beta: state scale of the key ``[beta * s, a]`` (stored in the state as an array).
       index_candidates: state-space neighbours kept per dataset row (``K`` of the index).
-      search_chunk: queries per brute-force fallback scan.
-      search_block: dataset rows per step of that scan.
+      search_chunk: queries per fallback scan.
+      search_block: sorted dataset rows per step of that scan (at most 4096).
 
     Returns:
       A :class:`Regularizer`. ``init`` builds the index on the host from the preprocessed dataset the
       agent trains on; ``loss`` reports ``dc_loss``, ``nn_distance`` (mean key distance),
-      ``certified_fraction`` and ``fallback_chunks``.
+      ``certified_fraction``, ``fallback_chunks`` and ``fallback_rows`` (see ``SearchResult``).
     """
     if beta <= 0:
         raise ConfigError(f"PRDC beta must be > 0, got {beta}")
@@ -67,13 +67,14 @@ def prdc_regularizer(
         res = nearest(
             state.index, state.beta, observations, jax.lax.stop_gradient(policy_actions), search_chunk, search_block
         )
-        target = jax.lax.stop_gradient(state.index.actions[res.row])
+        target = jax.lax.stop_gradient(res.action)
         dc = jnp.mean((policy_actions - target) ** 2)
         return dc, {
             "dc_loss": dc,
             "nn_distance": jnp.mean(jnp.sqrt(res.dist_sq)),
             "certified_fraction": jnp.mean(res.certified.astype(jnp.float32)),
             "fallback_chunks": res.fallback_chunks.astype(jnp.float32),
+            "fallback_rows": res.fallback_rows.astype(jnp.float32),
         }
 
     return Regularizer(init=init, update=no_update, loss=loss)
@@ -91,15 +92,15 @@ class PRDCConfig(TD3Config):
       beta: scale of the normalized state in the key ``[beta * s, a]`` (kept as an array in ``reg_state``).
       k: which neighbour is the target (the official ``k``); only the nearest, ``k = 1``, is supported.
       index_candidates: neighbours per dataset row in the search index (speed/memory only, not results).
-      search_chunk: queries per brute-force fallback scan (speed only).
+      search_chunk: queries per fallback scan (speed only).
       search_block: dataset rows per step of that scan (speed/memory only).
     """
 
     beta: float = 2.0
     k: int = 1
     index_candidates: int = 32
-    search_chunk: int = 16
-    search_block: int = 512
+    search_chunk: int = 8
+    search_block: int = 256
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -112,6 +113,8 @@ class PRDCConfig(TD3Config):
         for f in ("index_candidates", "search_chunk", "search_block"):
             if getattr(self, f) < 1:
                 raise ConfigError(f"PRDCConfig.{f} must be >= 1, got {getattr(self, f)}")
+        if self.search_block > MAX_BLOCK:
+            raise ConfigError(f"PRDCConfig.search_block must be <= {MAX_BLOCK}, got {self.search_block}")
 
     def build_regularizer(self) -> Regularizer:
         """The dataset constraint toward the nearest ``[beta * s, a]`` row."""

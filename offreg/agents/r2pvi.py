@@ -557,6 +557,16 @@ class LinearValueIterationAgent(flax.struct.PyTreeNode):
             w, linv = np.asarray(w, np.float32), np.asarray(linv, np.float32)
         return cls(jnp.asarray(w), jnp.asarray(linv), jnp.float32(config.beta), config, spec)
 
+    @classmethod
+    def template(cls, config: LinearVIConfig, info: Any) -> LinearValueIterationAgent:
+        """An unfitted agent (zero weights) with the tree structure ``create`` returns for a dataset
+        described by ``info``, for restoring a checkpoint without the training data."""
+        spec = model_spec_for(info, config)
+        model = learner_model(spec)
+        h, d = model.horizon, model.dim
+        return cls(jnp.zeros((h, d), jnp.float32), jnp.zeros((h, d, d), jnp.float32), jnp.float32(config.beta),
+                   config, spec)
+
     def update(self, batch: Transitions, key: PRNGKey) -> tuple[LinearValueIterationAgent, Metrics]:
         """No-op: the agent is fitted in ``create`` (``gradient_free``)."""
         return self, {}

@@ -270,7 +270,11 @@ def sample(transitions: Transitions, key: PRNGKey, batch_size: int) -> Transitio
     """
     n = transitions.rewards.shape[0]
     idx = jax.random.randint(key, (batch_size,), 0, n)
-    return jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), transitions)
+    batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), transitions)
+    # Materialize the batch once: without the barrier XLA may fuse the gather from the whole
+    # dataset into each consumer of the batch and repeat it (measured in
+    # experiments/bench/data_loading.py).
+    return jax.lax.optimization_barrier(batch)
 
 
 def from_arrays(

@@ -5,11 +5,13 @@ or a new command after an interruption) resumes it with an HTTP ``Range`` reques
 file whose size matches the server's ``Content-Length``/``Content-Range`` (and the expected size and
 SHA-256 when known) is renamed into the cache, so the cache never holds a partial file. A file that
 fails its checksum is deleted (resuming corrupt bytes is pointless); 4xx answers fail at once;
-timeouts, 5xx answers, refused connections and short bodies are retried with exponential backoff.
+timeouts, 5xx answers, refused connections and short bodies are retried with exponential backoff;
+a host name that does not resolve (no network) fails at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -19,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -33,6 +35,10 @@ PARTIAL_DIR = ".partial"
 
 class _Retryable(Exception):
     """A transient failure (timeout, 5xx, connection lost, short body): try again."""
+
+
+class _Offline(Exception):
+    """The host name does not resolve: no network (or a wrong URL), so retrying is pointless."""
 
 
 def partial_path(dest: Path) -> Path:
@@ -62,8 +68,13 @@ def download_file(
     verify: Callable[[Path], None] | None = None,
     label: str | None = None,
     offline_hint: str = "",
+    reuse_existing: bool = False,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, resuming a partial download.
+
+    Concurrent calls for the same ``dest`` (other processes too) are serialized by a lock file next
+    to the partial file; with ``reuse_existing`` a call that waited returns the file another
+    finished.
 
     Args:
       url: an ``http(s)://`` URL.
@@ -78,6 +89,7 @@ def download_file(
         (e.g. not a valid HDF5 file); the file is then deleted and the error propagates.
       label: the dataset's name for messages.
       offline_hint: a sentence appended to network errors (where to put the file by hand).
+      reuse_existing: return ``dest`` without downloading if it exists (checked under the lock).
 
     Returns:
       ``dest``.
@@ -87,9 +99,37 @@ def download_file(
         size or checksum mismatch.
     """
     dest = Path(dest)
-    label = label or dest.name
     part = partial_path(dest)
     part.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(part.with_name(part.name + ".lock")):
+        if reuse_existing and dest.is_file():
+            return dest
+        return _download(
+            url, dest, part, sha256=sha256, size=size, retries=retries, backoff=backoff, timeout=timeout,
+            progress=progress, verify=verify, label=label or dest.name, offline_hint=offline_hint,
+        )
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``fcntl.flock``; a no-op where ``fcntl`` does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _download(
+    url: str, dest: Path, part: Path, *, sha256: str | None, size: int | None, retries: int, backoff: float,
+    timeout: float, progress: bool, verify: Callable[[Path], None] | None, label: str, offline_hint: str,
+) -> Path:
     last: str = ""
     for attempt in range(retries + 1):
         if attempt:
@@ -99,6 +139,8 @@ def download_file(
             break
         except _Retryable as e:
             last = str(e)
+        except _Offline as e:
+            raise DownloadError(f"could not download {label!r} from {url}: {e}. {offline_hint}".strip()) from None
         except DownloadError:
             part.unlink(missing_ok=True)
             raise
@@ -147,6 +189,8 @@ def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: 
         ) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, socket.gaierror):
+            raise _Offline(f"cannot resolve the host ({reason}); no network?") from None
         kind = "timed out" if isinstance(reason, TimeoutError | socket.timeout) else f"network error: {reason}"
         raise _Retryable(kind) from None
     with resp:

@@ -147,7 +147,7 @@ def download_dataset(
     return download_file(
         entry.url(base_url), dest, sha256=sha256 or entry.sha256, size=entry.size_bytes, retries=retries,
         backoff=backoff, timeout=timeout, progress=progress, verify=_verify_hdf5(entry.name), label=entry.name,
-        offline_hint=_offline_hint(entry, base_url),
+        offline_hint=_offline_hint(entry, base_url), reuse_existing=not force,
     )
 
 

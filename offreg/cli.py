@@ -194,7 +194,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
     print(_table(rows))
     if summary["final_score_mean"] is not None:
         print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
-              f"(mean +- std over {len(summary['seeds'])} seeds)")
+              f"(mean +- std over {len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})")
     if run_dir is not None:
         print(f"run directory: {run_dir}")
 
@@ -319,7 +319,8 @@ def cmd_datasets_info(args: argparse.Namespace) -> int:
     from offreg import data
 
     info = data.dataset_summary(args.name)
-    print(info if isinstance(info, str) else json.dumps(info, indent=2, default=str))
+    fmt = getattr(data, "format_summary", None)
+    print(fmt(info) if fmt is not None else json.dumps(info, indent=2, default=str))
     return EXIT_OK
 
 
@@ -350,6 +351,97 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from offreg.collect import collect_from_args
 
     collect_from_args(args)
+    return EXIT_OK
+
+
+# --- leaderboard ----------------------------------------------------------------------------------
+@subcommand
+def add_leaderboard(sub: Any) -> None:
+    p = sub.add_parser(
+        "leaderboard", help="run agents x datasets x seeds and report the comparison",
+        description="Run a leaderboard matrix (locally or on Ray) and write its report (md, csv, html).",
+    )
+    lsub = p.add_subparsers(dest="leaderboard_command", metavar="{run,report}", parser_class=_Parser)
+    r = lsub.add_parser(
+        "run", help="train every agent on every dataset (seeds vmapped per job)",
+        description="Train every agent on every dataset, all seeds of a job together with vmap. Rerunning with "
+        "the same --out skips finished jobs and resumes interrupted ones from their checkpoints.",
+    )
+    r.add_argument("--agents", required=True, help="comma-separated agent names, e.g. a2pr,prdc,odice,td3bc,bc")
+    r.add_argument("--datasets", required=True, help="comma-separated dataset names or D4RL-format files")
+    r.add_argument("--seeds", type=int, default=5, help="seeds per job: seed, seed+1, ... (default 5)")
+    r.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    r.add_argument("--steps", type=int, default=1_000_000, help="gradient updates per seed (default 1,000,000)")
+    r.add_argument("--eval-every", type=int, default=5000, help="evaluation period in steps (default 5000)")
+    r.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and seed (default 10)")
+    r.add_argument("--eval-max-steps", type=int, help="cap episode length at evaluation (smoke runs only)")
+    r.add_argument("--log-every", type=int, help="updates per jitted chunk (default: the engine's)")
+    r.add_argument("--checkpoint-every", type=int, help="checkpoint period (default: --eval-every)")
+    r.add_argument(
+        "--set", metavar="[AGENT.]KEY=VALUE", action="append", default=[],
+        help="agent config field for one agent (td3bc.alpha=2.5) or for every agent that has it "
+        "(batch_size=64) (repeatable)",
+    )
+    r.add_argument("--dataset-option", metavar="KEY=VALUE", action="append", default=[],
+                   help="load_dataset option for every dataset, e.g. env=hopper for a local file (repeatable)")
+    r.add_argument("--out", metavar="DIR", required=True, help="leaderboard directory (reuse it to continue)")
+    r.add_argument("--executor", choices=("local", "ray"), default="local", help="where jobs run (default local)")
+    r.add_argument("--address", help="Ray cluster address (host:port, ray://host:port, auto); default: start a "
+                   "local Ray instance")
+    r.add_argument("--cpus-per-job", type=float, default=1.0, help="CPUs each Ray task declares (default 1)")
+    r.add_argument("--gpus-per-job", type=float, default=0.0, help="GPUs each Ray task declares (default 0)")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.set_defaults(run=cmd_leaderboard_run)
+    rep = lsub.add_parser(
+        "report", help="tables, statistics, plots and an HTML page from a leaderboard directory",
+        description="Write the report of a leaderboard directory: final and best scores, IQM with bootstrap CIs, "
+        "performance profiles, learning curves and the papers' scores.",
+    )
+    rep.add_argument("dir", metavar="DIR", help="the leaderboard directory (--out of leaderboard run)")
+    rep.add_argument("--format", default="md,csv,html", help="comma-separated: md, csv, html (default all)")
+    rep.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
+    rep.add_argument("--reference", metavar="CSV", help="papers' scores (default experiments/reference_scores.csv)")
+    rep.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    rep.set_defaults(run=cmd_leaderboard_report)
+    p.set_defaults(run=lambda args: _missing_subcommand(p))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def cmd_leaderboard_run(args: argparse.Namespace) -> int:
+    from offreg.leaderboard.runner import MatrixSpec, run_matrix
+
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in parse_set(args.set).items():
+        agent, dot, field = key.rpartition(".")
+        overrides.setdefault(agent if dot else "*", {})[field] = value
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    spec = MatrixSpec(
+        agents=_names(args.agents), datasets=_names(args.datasets),
+        seeds=tuple(range(args.seed, args.seed + args.seeds)), steps=args.steps, eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes, eval_max_steps=args.eval_max_steps, log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every, overrides=overrides,
+        dataset_options=parse_set(args.dataset_option),
+    )
+    outcome = run_matrix(spec, args.out, executor=args.executor, address=args.address, num_cpus=args.cpus_per_job,
+                         num_gpus=args.gpus_per_job, progress=not args.quiet)
+    print(f"{len(outcome.completed)} job(s) ran, {len(outcome.skipped)} already complete, "
+          f"{len(outcome.failed)} failed; results in {Path(args.out) / 'results'}")
+    for jid, err in outcome.failed.items():
+        print(f"failed: {jid}: {err}")
+    print(f"report: offreg leaderboard report {args.out}")
+    return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
+def cmd_leaderboard_report(args: argparse.Namespace) -> int:
+    from offreg.leaderboard.report import write_report
+
+    written = write_report(args.dir, _names(args.format), out=args.out, reference=args.reference, reps=args.reps)
+    for path in written.values():
+        print(path)
     return EXIT_OK
 
 

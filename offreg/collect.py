@@ -508,12 +508,7 @@ def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: d
             if k in data:
                 f.create_dataset(f"infos/{k}", data=data[k], compression="gzip", compression_opts=4)
         for k, v in metadata.items():
-            if isinstance(v, str):
-                v = v.encode()
-            if isinstance(v, np.ndarray) and v.ndim > 0:
-                f.create_dataset(f"metadata/{k}", data=v)
-            else:
-                f.create_dataset(f"metadata/{k}", data=v)
+            f.create_dataset(f"metadata/{k}", data=v.encode() if isinstance(v, str) else v)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -8,6 +8,7 @@ far. :func:`plot_curves` draws the learning curve of a run from that file alone.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -198,14 +199,16 @@ def plot_curves(metrics_path: str | os.PathLike, out_png: str | os.PathLike, tit
     fig = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    many = len(series) > 1
     for seed, (steps, vals) in sorted(series.items()):
-        ax.plot(steps, vals, lw=0.8, alpha=0.5, label=f"seed {seed}")
-    if series:
+        ax.plot(steps, vals, lw=0.8 if many else 1.5, alpha=0.5 if many else 1.0, label=f"seed {seed}")
+    if many:
         common = sorted(set.intersection(*(set(s) for s, _ in series.values())))
         if common:
             lookup = [dict(zip(s, v, strict=True)) for s, v in series.values()]
             mean = [sum(d[t] for d in lookup) / len(lookup) for t in common]
             ax.plot(common, mean, lw=2.0, color="black", label="mean")
+    if series:
         ax.legend(fontsize="small")
     else:
         ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
@@ -214,8 +217,6 @@ def plot_curves(metrics_path: str | os.PathLike, out_png: str | os.PathLike, tit
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     atomic_write_bytes(out_png, buf.getvalue())

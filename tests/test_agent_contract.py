@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from offreg.agents.base import prepare_dataset, registry
+from offreg.agents.presets import load_presets, resolve_config
 from offreg.checkpoint import load_agent, save_agent
 from offreg.data import DatasetInfo, from_arrays
 from offreg.train import scan_updates
@@ -125,3 +126,18 @@ def test_checkpoint_round_trip(name, built, tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded.act(raw)), np.asarray(agent.act(raw)))
     for a, b in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(agent), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("name", sorted(registry()))
+def test_presets_resolve(name):
+    """The agent's packaged per-dataset presets (offreg/configs/<name>.json) give valid configs."""
+    presets = load_presets(name)
+    spec = registry()[name]
+    base = resolve_config(name, None, {})
+    assert isinstance(base, spec.config_cls)
+    for k, v in presets["defaults"].items():
+        assert getattr(base, k) == (tuple(v) if isinstance(v, list) else v), f"{name}: default {k} not applied"
+    for entry in presets["datasets"]:
+        config = base.replace(**entry["values"])
+        for k, v in entry["values"].items():
+            assert getattr(config, k) == (tuple(v) if isinstance(v, list) else v)

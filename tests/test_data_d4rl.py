@@ -165,3 +165,17 @@ def test_antmaze_info_and_reward_shift(tmp_path):
     np.testing.assert_allclose(np.asarray(cql.transitions.rewards), 4.0 * (expect["rewards"] - 0.5))
     # sequence_dataset splits AntMaze at its relabelled terminals as well as at timeouts
     assert ds.info.num_episodes == len(expected_episodes(arrays))
+
+
+def test_episode_slices_with_terminate_on_end_and_final_row_end(tmp_path):
+    path = tmp_path / "data.hdf5"
+    arrays = write_d4rl_file(path, "hopper", n_episodes=5, trailing_steps=0, seed=7)  # last row ends an episode
+    ds = load_dataset(path, terminate_on_end=True)
+    expect = expected_episodes(arrays)
+    n = len(arrays["rewards"])
+    assert expect[-1]["rows"][-1] == n - 1
+    for ep, ref in zip(ds.episodes(), expect, strict=True):
+        rows = ref["rows"][ref["rows"] < n - 1]  # every row is a transition except the file's last
+        assert len(ep["rewards"]) == len(rows)
+        np.testing.assert_array_equal(ep["actions"], arrays["actions"][rows].astype(np.float32))
+        np.testing.assert_array_equal(ep["terminals"], arrays["terminals"][rows].astype(np.float32))

@@ -167,3 +167,9 @@ def test_generator_writing_invalid_data_leaves_no_file(tmp_path, monkeypatch):
     generated.register_generated(generated.GeneratedSpec("nan-v0", "hopper", "test", build))
     _error(DatasetError, "offreg/nan-v0", "offreg/nan-v0", "'rewards' has 1 NaN/Inf values")
     assert not any((tmp_path / "offreg").iterdir())
+
+
+def test_env_argument_only_for_files():
+    from offreg.errors import ConfigError
+
+    _error(ConfigError, "hopper-medium-v2", "env='walker2d' only applies to a local file", env="walker2d")

@@ -133,3 +133,20 @@ def test_index_memory_and_bad_input():
         build_index(states, actions, k=0)
     with pytest.raises(ConfigError, match="same N"):
         build_index(states, actions[:50])
+
+
+def test_matmul_scan_is_exact_where_certified():
+    from offreg.agents.neighbours import _matmul_search
+
+    states, actions = _random_data(n=3000, ds=6, da=3, seed=7)
+    rng = np.random.default_rng(8)
+    qs = rng.normal(size=(64, 6)).astype(np.float32)
+    qa = rng.uniform(-1, 1, (64, 3)).astype(np.float32)
+    index = build_index(states, actions, k=4)
+    row, d, done = _matmul_search(index, jnp.float32(1.5), jnp.asarray(qs), jnp.asarray(qa),
+                                  jnp.full(64, 3000, jnp.int32), jnp.full(64, jnp.inf), block=512)
+    ref_d, ref_i = KDTree(np.hstack([np.float32(1.5) * states, actions])).query(np.hstack([np.float32(1.5) * qs, qa]))
+    done = np.asarray(done)
+    assert done.mean() > 0.9
+    np.testing.assert_array_equal(np.asarray(row)[done], ref_i[done])
+    np.testing.assert_allclose(np.sqrt(np.asarray(d)), ref_d, rtol=1e-5)  # the top-8 re-ranked hold the nearest

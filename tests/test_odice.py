@@ -445,3 +445,11 @@ def test_toy_orthogonal_values_lower_outside_support_than_semi():
     """O-DICE's backward gradient reaches next states just off the corridor; S-DICE's never does."""
     semi, orth = _toy_gap("semi", 1200, 0), _toy_gap("orthogonal", 1200, 0)
     assert orth > semi + 0.3, (semi, orth)
+
+
+def test_imitation_config_file_matches_the_preset():
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "odice" / "imitation.json"
+    assert ODICEConfig.from_dict(json.loads(path.read_text())) == ODICEConfig.imitation(1)

@@ -460,12 +460,16 @@ def test_agent_acts_as_the_fitted_functions(lmdp_dataset, tv_agent):
 
 def test_save_load_gives_identical_actions(lmdp_dataset, tv_agent):
     blob = flax.serialization.to_bytes(tv_agent)
-    template = R.LinearValueIterationAgent.create(R.R2PVIConfig(lam=5.0), lmdp_dataset, jax.random.PRNGKey(1))
-    template = template.replace(config=tv_agent.config)
-    restored = flax.serialization.from_bytes(template, blob)
     obs = _all_observations()
-    np.testing.assert_array_equal(np.asarray(restored.act(obs)), np.asarray(tv_agent.act(obs)))
-    np.testing.assert_array_equal(np.asarray(restored.w), np.asarray(tv_agent.w))
+    # into an agent fitted differently, and into the data-free template (what a checkpoint loader needs)
+    other = R.LinearValueIterationAgent.create(R.R2PVIConfig(lam=5.0), lmdp_dataset, jax.random.PRNGKey(1))
+    template = R.LinearValueIterationAgent.template(tv_agent.config, lmdp_dataset.info)
+    assert jax.tree_util.tree_structure(template) == jax.tree_util.tree_structure(tv_agent)
+    for target in (other.replace(config=tv_agent.config), template):
+        restored = flax.serialization.from_bytes(target, blob)
+        np.testing.assert_array_equal(np.asarray(restored.act(obs)), np.asarray(tv_agent.act(obs)))
+        np.testing.assert_array_equal(np.asarray(restored.w), np.asarray(tv_agent.w))
+        np.testing.assert_array_equal(np.asarray(restored.lambda_inv), np.asarray(tv_agent.lambda_inv))
 
 
 def test_configs_round_trip_and_reject_bad_values():

@@ -25,7 +25,9 @@ from offreg.seeds import seed_axes
 from offreg.types import Transitions
 
 OBS, ACT, B = 3, 2, 5
-TINY = TD3BCConfig(actor_hidden_dims=(4,), critic_hidden_dims=(4,), normalize_observations=False)
+TINY = TD3BCConfig(actor_hidden_dims=(4,), critic_hidden_dims=(4,), normalize_observations=False, batch_size=B)
+UPDATE = jax.jit(lambda agent, batch, key: agent.update(batch, key))  # shared: one compile per config
+K = 4  # updates per scan in the scan/vmap/compile tests
 
 
 def _dataset(n=200, seed=0):
@@ -133,7 +135,7 @@ def test_critic_target_and_critic_loss_match_numpy():
     y, _ = agent.critic_target(batch, noise_key)
     np.testing.assert_allclose(np.asarray(y), y_np, rtol=1e-5, atol=1e-5)
 
-    new, metrics = jax.jit(lambda a, b, k: a.update(b, k))(agent, batch, key)
+    new, metrics = UPDATE(agent, batch, key)
     critic0 = [_layers(agent.critic_params, i) for i in range(2)]
     np.testing.assert_allclose(float(metrics["critic_loss"]), np_critic_loss(critic0, batch, y_np), rtol=1e-5)
     # the critic's Adam step follows the sign of the NumPy gradient of the summed MSE
@@ -150,7 +152,7 @@ def test_critic_target_and_critic_loss_match_numpy():
 
 def test_actor_loss_and_lambda_match_numpy_with_updated_critic():
     agent = TD3BCAgent.create(TINY, _dataset(), jax.random.PRNGKey(1))
-    upd = jax.jit(lambda a, b, k: a.update(b, k))
+    upd = UPDATE
     batch = _batch()
     agent1, _ = upd(agent, batch, jax.random.PRNGKey(2))
     agent2, m = upd(agent1, batch, jax.random.PRNGKey(3))
@@ -190,7 +192,7 @@ def test_torch_init_bounds_and_spread():
 # --- properties ----------------------------------------------------------------------------------
 def test_policy_delay_and_polyak_targets():
     agent0 = TD3BCAgent.create(TINY, _dataset(), jax.random.PRNGKey(0))
-    upd = jax.jit(lambda a, b, k: a.update(b, k))
+    upd = UPDATE
     agent1, _ = upd(agent0, _batch(), jax.random.PRNGKey(1))
     chex.assert_trees_all_equal(agent1.actor_params, agent0.actor_params)
     chex.assert_trees_all_equal(agent1.target_actor_params, agent0.target_actor_params)
@@ -218,29 +220,31 @@ def _scan_updates(agent, data, key, k):
     return jax.lax.scan(body, agent, jax.random.split(key, k))
 
 
+SCAN = jax.jit(_scan_updates, static_argnums=3)
+
+
 def test_scan_equals_python_loop():
     ds = prepare_dataset(TINY, _dataset())
     agent = TD3BCAgent.create(TINY, ds, jax.random.PRNGKey(0))
-    scanned, metrics = jax.jit(_scan_updates, static_argnums=3)(agent, ds.transitions, jax.random.PRNGKey(5), 5)
+    scanned, metrics = SCAN(agent, ds.transitions, jax.random.PRNGKey(5), K)
     loop = agent
-    upd = jax.jit(lambda a, b, k: a.update(b, k))
-    for i, kk in enumerate(jax.random.split(jax.random.PRNGKey(5), 5)):
+    for i, kk in enumerate(jax.random.split(jax.random.PRNGKey(5), K)):
         bkey, ukey = jax.random.split(kk)
-        loop, m = upd(loop, sample(ds.transitions, bkey, TINY.batch_size), ukey)
+        loop, m = UPDATE(loop, sample(ds.transitions, bkey, TINY.batch_size), ukey)
         np.testing.assert_allclose(float(metrics["critic_loss"][i]), float(m["critic_loss"]), rtol=1e-5)
     chex.assert_trees_all_close(scanned, loop, rtol=1e-5, atol=1e-6)
-    assert int(scanned.step) == 5
+    assert int(scanned.step) == K
 
 
 def test_vmapped_seeds_equal_single_runs():
     ds = prepare_dataset(TINY, _dataset())
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
     create = lambda k: TD3BCAgent.create(TINY, ds, k)
-    singles = [jax.jit(_scan_updates, static_argnums=3)(create(k), ds.transitions, k, 4) for k in keys]
+    singles = [SCAN(create(k), ds.transitions, k, K) for k in keys]
     # every leaf batched over seeds, and the same with the step counter shared (seed_axes)
     for axes in (0, seed_axes(create(keys[0]))):
         agents = jax.vmap(create, out_axes=axes)(keys)
-        run = jax.vmap(lambda a, d, k: _scan_updates(a, d, k, 4), in_axes=(axes, None, 0), out_axes=(axes, 0))
+        run = jax.vmap(lambda a, d, k: _scan_updates(a, d, k, K), in_axes=(axes, None, 0), out_axes=(axes, 0))
         trained, metrics = jax.jit(run)(agents, ds.transitions, keys)
         per_seed = trained.replace(step=jnp.broadcast_to(trained.step, (2,)))  # a shared step has no seed axis
         for i, (single, m) in enumerate(singles):
@@ -256,14 +260,14 @@ def test_update_compiles_once():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def step(a, data, key):
-        return _scan_updates(a, data, key, 2)
+        return _scan_updates(a, data, key, K)
 
     for i in range(4):
         agent, _ = step(agent, ds.transitions, jax.random.PRNGKey(i))
     # a swept coefficient is an array: a new alpha reuses the compiled update
     agent, _ = step(agent.replace(coefs={**agent.coefs, "alpha": jnp.float32(10.0)}), ds.transitions,
                     jax.random.PRNGKey(9))
-    assert int(agent.step) == 10
+    assert int(agent.step) == 5 * K
 
 
 def test_regularizer_with_state_sees_updated_critic_and_next_actions():
@@ -288,7 +292,7 @@ def test_regularizer_with_state_sees_updated_critic_and_next_actions():
     assert cfg.regularizer() is CountingConfig(**dataclasses.asdict(cfg)).regularizer()
     agent = TD3Agent.create(cfg, _dataset(), jax.random.PRNGKey(0))
     batch = _batch()
-    new, m = jax.jit(lambda a, b, k: a.update(b, k))(agent, batch, jax.random.PRNGKey(1))
+    new, m = UPDATE(agent, batch, jax.random.PRNGKey(1))
     assert int(new.reg_state["calls"]) == 1 and float(m["reg_calls"]) == 1.0
     from offreg.agents.td3 import networks
 
@@ -296,7 +300,7 @@ def test_regularizer_with_state_sees_updated_critic_and_next_actions():
     np.testing.assert_allclose(np.asarray(new.reg_state["q_seen"]),
                                np.asarray(critic.apply(new.critic_params, batch.observations, batch.actions)),
                                rtol=1e-6)
-    new2, m2 = jax.jit(lambda a, b, k: a.update(b, k))(new, batch, jax.random.PRNGKey(2))
+    new2, m2 = UPDATE(new, batch, jax.random.PRNGKey(2))
     assert float(m2["reg_loss"]) == 2.0  # the loss saw the state updated in the same step
 
 

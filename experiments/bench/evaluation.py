@@ -91,6 +91,11 @@ def best_time(fn, repeats: int) -> tuple[float, float, object]:
     return min(walls), min(cpus), out
 
 
+def best_cpu(fn, repeats: int) -> tuple[float, object]:
+    _, cpu, out = best_time(fn, repeats)
+    return cpu, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="hopper")
@@ -131,6 +136,16 @@ def main() -> None:
         "vectorized_steps_per_s": round(steps / t_vec),
         "sequential_steps_per_s": round(steps / t_seq),
     }
+    # Components: building one environment, and one act call on a batch of 1 and of E observations.
+    c_make, _ = best_cpu(lambda: [make_env(args.env).close() for _ in range(10)], args.repeats)
+    obs1, obs_e = np.zeros((1, obs_dim), np.float32), np.zeros((args.episodes, obs_dim), np.float32)
+    c_act1, _ = best_cpu(lambda: [np.asarray(_act(agent, obs1)) for _ in range(200)], args.repeats)
+    c_act_e, _ = best_cpu(lambda: [np.asarray(_act(agent, obs_e)) for _ in range(200)], args.repeats)
+    figures.update(
+        make_env_cpu_ms=round(c_make / 10 * 1e3, 2),
+        act_batch1_cpu_us=round(c_act1 / 200 * 1e6, 1),
+        act_batch_episodes_cpu_us=round(c_act_e / 200 * 1e6, 1),
+    )
     if args.seeds:
         keys = jax.random.split(jax.random.PRNGKey(1), args.seeds)
         agents = [RandomActorAgent.create(k, obs_dim, act_dim) for k in keys]

@@ -28,6 +28,9 @@ AGENTS = {
     "odice (orthogonal)": ("odice", {"update_rule": "orthogonal"}),
     "odice (semi)": ("odice", {"update_rule": "semi"}),
     "odice (true)": ("odice", {"update_rule": "true"}),
+    # the same value learning with a TD3+BC-sized policy (2 x 256 instead of the paper's 2 x 1024)
+    "odice (orthogonal, 256 policy)": ("odice", {"update_rule": "orthogonal", "policy_hidden_dims": (256, 256)}),
+    "odice (semi, 256 policy)": ("odice", {"update_rule": "semi", "policy_hidden_dims": (256, 256)}),
 }
 
 
@@ -63,9 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             times[label].append((time.perf_counter() - t0) / args.steps)
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     base = med["td3bc"]
-    print(f"{'agent':22s} {'ms/update':>10s} {'x TD3+BC':>9s}")
+    print(f"{'agent':32s} {'ms/update':>10s} {'x TD3+BC':>9s}")
     for k, v in med.items():
-        print(f"{k:22s} {v:10.3f} {v / base:9.2f}")
+        print(f"{k:32s} {v:10.3f} {v / base:9.2f}")
     print(json.dumps({"ms_per_update": med, "devices": str(jax.devices()), "steps": args.steps,
                       "repeats": args.repeats}))
     return med

@@ -10,6 +10,9 @@ Measures, on one machine and one synthetic HalfCheetah-sized dataset (obs 17, ac
   batch indices on the host, tensors built per step, one update per Python iteration;
 - (b) d3rlpy's ``TD3PlusBC`` (same sizes, batch 256), driven by its own ``update`` on batches from
   ``sample_transition_batch`` (what ``fit`` does, minus logging);
+- (c) with ``--baselines d3rlpy-prdc``: d3rlpy's ``PRDC`` (alpha 2.5, beta 2.0) the same way, its
+  ``NearestNeighbors`` fitted on ``[beta * s, a]`` as its ``fit`` does (a CPU query every actor step);
+- with ``prdc``/``a2pr`` among ``--agents``: their cost per update relative to ``td3bc``'s;
 - the machine's dense float32 matmul rate with ``jnp.dot`` at the update's shapes, offreg's achieved
   GFLOP/s (matmul FLOPs of one update, counted analytically) and its fraction of that rate;
 - the cost of ``--seeds`` vmapped seeds (``offreg.train.train_chunk``) relative to one seed.
@@ -298,6 +301,35 @@ def bench_d3rlpy(arrays: dict[str, np.ndarray], steps: int, threads: int | None)
             "torch_threads": torch.get_num_threads()}
 
 
+# --- d3rlpy PRDC ---------------------------------------------------------------------------------
+def bench_d3rlpy_prdc(arrays: dict[str, np.ndarray], steps: int, threads: int | None) -> dict[str, Any]:
+    """d3rlpy's PRDC: its ``fit`` fits ``NearestNeighbors`` on ``[beta * s, a]`` and then runs ``update``."""
+    import d3rlpy
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = d3rlpy.dataset.MDPDataset(arrays["observations"], arrays["actions"], arrays["rewards"],
+                                        arrays["terminals"], timeouts=arrays["timeouts"])
+    algo = d3rlpy.algos.PRDCConfig(batch_size=256, alpha=2.5, beta=2.0, tau=0.005, update_actor_interval=2,
+                                   target_smoothing_sigma=0.2, target_smoothing_clip=0.5,
+                                   actor_learning_rate=3e-4, critic_learning_rate=3e-4).create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    t0 = time.perf_counter()
+    algo._nbsr.fit(np.concatenate([2.0 * arrays["observations"], arrays["actions"]], axis=1))  # as PRDC.fit
+    fit_s = time.perf_counter() - t0
+
+    def loop():
+        for _ in range(steps):
+            algo.update(dataset.sample_transition_batch(256))
+
+    for _ in range(4):
+        algo.update(dataset.sample_transition_batch(256))
+    rate, times = _best_rate(loop, steps, 2)
+    return {"updates_per_s": rate, "steps": steps, "call_seconds": times, "d3rlpy": d3rlpy.__version__,
+            "nearest_neighbors_fit_s": fit_s, "torch_threads": torch.get_num_threads()}
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -347,7 +379,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["seeds"] = [bench_seeds(a, dataset, args.seeds, args.chunk, args.repeats) for a in agents]
     for b in baselines:
         print(f"[throughput] baseline {b} ...", flush=True)
-        fn = {"torch": bench_torch, "d3rlpy": bench_d3rlpy}[b]
+        fn = {"torch": bench_torch, "d3rlpy": bench_d3rlpy, "d3rlpy-prdc": bench_d3rlpy_prdc}[b]
         steps = args.torch_steps if b == "torch" else args.d3rlpy_steps
         with tempfile.TemporaryDirectory() as tmp:  # d3rlpy may write logs into the working directory
             cwd = os.getcwd()
@@ -366,7 +398,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         note = f"{r['fraction_of_matmul_256']:.0%} of 256x256x256 matmul rate" if "gflops" in r else ""
         print(f"{'offreg ' + r['agent']:<34}{r['updates_per_s']:>12.0f}{g:>10}  {note}")
     for b in baselines:
-        print(f"{b + ' TD3+BC':<34}{results[b]['updates_per_s']:>12.0f}{'':>10}")
+        label = "d3rlpy PRDC" if b == "d3rlpy-prdc" else b + " TD3+BC"
+        print(f"{label:<34}{results[b]['updates_per_s']:>12.0f}{'':>10}")
     for m in results["matmul"]:
         print(f"{'jnp.dot ' + 'x'.join(map(str, m['shape'])):<34}{'':>12}{m['gflops']:>10.1f}")
     td3 = next((r for r in results["offreg"] if r["agent"] == "td3bc"), None)
@@ -376,6 +409,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results[f"speedup_{b}"] = td3["updates_per_s"] / results[b]["updates_per_s"]
                 print(f"td3bc speed-up vs {b}: {results[f'speedup_{b}']:.1f}x (target >= {TARGETS[key]}x)")
         print(f"td3bc fraction of matmul rate: {td3['fraction_of_matmul_256']:.0%} (target >= 70%)")
+    by_name = {r["agent"]: r for r in results["offreg"]}
+    for name, target in (("prdc", 1.3), ("a2pr", 3.0)):
+        if name in by_name and td3 is not None:
+            ratio = td3["updates_per_s"] / by_name[name]["updates_per_s"]
+            results[f"cost_{name}_vs_td3bc"] = ratio
+            print(f"{name} cost per update: {ratio:.2f}x td3bc's (target <= {target}x)")
+    if "prdc" in by_name and "d3rlpy-prdc" in results:
+        speedup = by_name["prdc"]["updates_per_s"] / results["d3rlpy-prdc"]["updates_per_s"]
+        results["speedup_prdc_vs_d3rlpy_prdc"] = speedup
+        print(f"prdc speed-up vs d3rlpy PRDC: {results['speedup_prdc_vs_d3rlpy_prdc']:.1f}x (target >= 20x)")
     for s in results.get("seeds", []):
         print(f"{s['agent']}: {s['seeds']} vmapped seeds cost {s['ratio']:.2f}x one seed (target <= 4.5x)")
 

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(row)
                 print(f"{agent:6s} {name:36s} {row['mean']:6.1f} ± {row['std']:5.1f} "
                       f"(behaviour {behaviour:5.1f}, {row['seconds']:.0f}s)", flush=True)
-    report(results, out, command)
+    # the report covers every finished run in --out (earlier invocations with other --envs included)
+    everything = [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+    report(everything, out, command)
 
 
 def _jsonable(config) -> dict:

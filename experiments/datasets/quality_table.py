@@ -104,6 +104,18 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['return_mean']:.1f} ± {r['return_std']:.1f} | {r['normalized']:.1f} | {d4} | {d4n} | "
             f"{r['regen_seconds']:.1f} |"
         )
+    lines += ["", "| environment | SAC steps | medium snapshot (step: return) | expert snapshot (step: return) "
+              "| medium-replay rows | shipped files MB |", "|---|---:|---:|---:|---:|---:|"]
+    from offreg.data.bundled import bundled_dir
+
+    for env in envs:
+        m = man[env]
+        files = [m["medium"]["file"], m["expert"]["file"], m["medium-replay"]["file"]]
+        mb = sum((bundled_dir() / f).stat().st_size for f in files) / 1e6
+        lines.append(
+            f"| {env} | {m['train_steps']:,} | {m['medium']['step']:,}: {m['medium']['return_mean']:.0f} "
+            f"| {m['expert']['step']:,}: {m['expert']['return_mean']:.0f} | {m['medium-replay']['rows']:,} | {mb:.1f} |"
+        )
     lines.append("")
     lines.append(f"Command: `{env_info['command']}`; mujoco {env_info['mujoco_version']}, gymnasium "
                  f"{env_info['gymnasium_version']}, {env_info['cpus']} CPUs ({env_info['machine']}).")

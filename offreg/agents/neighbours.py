@@ -68,6 +68,8 @@ class NeighbourIndex(NamedTuple):
       axis: float32 ``[ds]`` unit first principal axis ``u`` of the states.
       proj: float32 ``[N]`` the (sorted) projections ``u.S`` at each position.
       slab_margin: float32 scalar, absolute widening of the slab covering float32 rounding.
+      sq_norm_states: float32 ``[N + MAX_BLOCK]`` ``||S||^2`` at each position (for the matmul scan).
+      sq_norm_actions: float32 ``[N + MAX_BLOCK]`` ``||A||^2`` at each position.
     """
 
     states: jax.Array
@@ -81,6 +83,8 @@ class NeighbourIndex(NamedTuple):
     axis: jax.Array
     proj: jax.Array
     slab_margin: jax.Array
+    sq_norm_states: jax.Array
+    sq_norm_actions: jax.Array
 
 
 def index_nbytes(index: NeighbourIndex) -> dict[str, int]:
@@ -175,6 +179,8 @@ def build_index(states, actions, k: int = 32, chunk: int = 65536) -> NeighbourIn
         axis=jnp.asarray(axis.astype(np.float32)),
         proj=jnp.asarray(proj.astype(np.float32)),
         slab_margin=jnp.float32(1e-5 * (1.0 + max_norm)),
+        sq_norm_states=jnp.asarray(np.pad(norms**2, (0, MAX_BLOCK)).astype(np.float32)),
+        sq_norm_actions=jnp.asarray(np.pad(np.sum(a.astype(np.float64) ** 2, 1), (0, MAX_BLOCK)).astype(np.float32)),
     )
 
 
@@ -308,7 +314,15 @@ def nearest(
         i, out_row, out_d, scanned = carry
         q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
         valid = i * chunk + jnp.arange(chunk) < num_open
-        r, dq, rows_scanned = _slab_search(index, beta, query_states[q], query_actions[q], out_row[q], out_d[q], block)
+        qs, qa = query_states[q], query_actions[q]
+        r, dq = out_row[q], out_d[q]
+        # a wide slab: an exact matmul scan of everything first (certified top-T re-ranked exactly)
+        p = qs @ index.axis
+        w = jnp.sqrt(dq) / beta
+        width = jnp.max(jnp.where(valid, jnp.searchsorted(index.proj, p + w) - jnp.searchsorted(index.proj, p - w), 0))
+        r, dq, done = _once(width > n // 8, lambda: _matmul_search(index, beta, qs, qa, r, dq),
+                            (r, dq, jnp.zeros(qs.shape[0], bool)))
+        r, dq, rows_scanned = _slab_search(index, beta, qs, qa, r, dq, block, active=~done)
         tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
         return (
             i + 1,
@@ -323,10 +337,68 @@ def nearest(
     return SearchResult(row_out, index.actions[index.positions[row_out]], d_out, certified, num_chunks, scanned)
 
 
-def _slab_search(index, beta, qs, qa, best_row, best_d, block):
+def _once(pred, fn, default):
+    """``fn()`` if ``pred`` else ``default``, as a while loop that runs 0 or 1 times.
+
+    Unlike ``lax.cond``, which ``vmap`` turns into a select that evaluates both branches, a batched
+    while loop runs the body only while some member needs it.
+    """
+
+    def body(c):
+        return jnp.int32(1), fn()
+
+    return jax.lax.while_loop(lambda c: (c[0] == 0) & pred, body, (jnp.int32(0), default))[1]
+
+
+def _matmul_search(index, beta, qs, qa, best_row, best_d, top=8, block=MAX_BLOCK):
+    """Exact nearest rows of ``[M]`` queries by a full matmul scan, where certified.
+
+    Approximate squared distances ``beta^2 |S|^2 + |A|^2 - 2 (beta^2 S.s + A.a) + |q|^2`` (matmuls)
+    select each query's ``top`` rows; those are re-ranked by direct differences. The answer is
+    exact (``done``) when the ``top``-th approximate distance minus a bound ``E`` on the expansion's
+    float32 error exceeds the best exact distance: every other row is then strictly farther.
+
+    Returns:
+      ``(row [M], dist_sq [M], done bool [M])``; where not done, ``(row, dist_sq)`` is still a valid
+      upper bound (the best of the candidates and of the given bound).
+    """
+    n = index.rows.shape[0]
+    m = qs.shape[0]
+    b2 = beta * beta
+    q_sq = b2 * jnp.sum(qs * qs, -1) + jnp.sum(qa * qa, -1)  # [M]
+    qs2 = b2 * qs
+
+    def step(carry, start):
+        vals, pos = carry  # running top-T (negated distances) and positions
+        s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
+        a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
+        nrm = b2 * jax.lax.dynamic_slice_in_dim(index.sq_norm_states, start, block)
+        nrm = nrm + jax.lax.dynamic_slice_in_dim(index.sq_norm_actions, start, block)
+        approx = nrm[None] - 2.0 * (qs2 @ s_blk.T + qa @ a_blk.T) + q_sq[:, None]  # [M, block]
+        blk_pos = start + jnp.arange(block)
+        approx = jnp.where(blk_pos[None] < n, approx, jnp.inf)
+        all_vals = jnp.concatenate([vals, -approx], axis=1)
+        all_pos = jnp.concatenate([pos, jnp.broadcast_to(blk_pos, (m, block))], axis=1)
+        vals, at = jax.lax.top_k(all_vals, top)
+        return (vals, jnp.take_along_axis(all_pos, at, axis=1)), None
+
+    init = (jnp.full((m, top), -jnp.inf, jnp.float32), jnp.zeros((m, top), jnp.int32))
+    (vals, pos), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
+    pos = jnp.clip(pos, 0, n - 1)
+    d = _sq_dist(beta, index.states[pos], index.actions[pos], (beta * qs)[:, None], qa[:, None])
+    d_c, r_c = _lexmin(d, index.rows[pos], n)
+    better = (d_c < best_d) | ((d_c == best_d) & (r_c < best_row))
+    d_best, r_best = jnp.where(better, d_c, best_d), jnp.where(better, r_c, best_row)
+    max_sq = b2 * jnp.max(index.sq_norm_states) + jnp.max(index.sq_norm_actions)
+    err = 2e-6 * (qs.shape[1] + qa.shape[1] + 3) * (max_sq + q_sq + 1.0)
+    done = (-vals[:, -1] - err > d_best) | (top >= n)
+    return r_best, d_best, done
+
+
+def _slab_search(index, beta, qs, qa, best_row, best_d, block, active=None):
     """Exact nearest rows for ``[M]`` queries given an upper bound ``(best_row, best_d)`` each.
 
-    Scans, ``block`` sorted rows at a time (contiguous slices), the slab
+    Scans, for the ``active`` queries (all if None), ``block`` sorted rows at a time (contiguous slices), the slab
     ``|u.S_m - u.s| <= sqrt(best_d)/beta`` (widened for rounding) outside which no row can be at
     distance ``<= best_d``; keeps the lexicographic minimum of ``(distance, row)``.
 
@@ -338,6 +410,8 @@ def _slab_search(index, beta, qs, qa, best_row, best_d, block):
     w = jnp.sqrt(best_d) / beta * (1.0 + 1e-4) + index.slab_margin
     lo = jnp.searchsorted(index.proj, p - w, side="left").astype(jnp.int32)
     hi = jnp.searchsorted(index.proj, p + w, side="right").astype(jnp.int32)
+    if active is not None:
+        hi = jnp.where(active, hi, lo)
     steps = jnp.max((hi - lo + block - 1) // block)
     q_keys = beta * qs
     take = jax.vmap(lambda x, start: jax.lax.dynamic_slice_in_dim(x, start, block), in_axes=(None, 0))

@@ -193,16 +193,18 @@ def value_gradient(
     V(s))`` through both values (no eta). ``orthogonal``: ``g = g_v + (1 - c) g_f + g_b`` with
     ``c = <g_f, g_b> / max(<g_f, g_f>, eps)`` over all parameters flattened together.
 
-    V is evaluated once on ``s`` and once on ``s'``; ``g_f`` and ``g_v`` share the ``s`` pass (one
-    batched VJP), ``g_b`` uses the ``s'`` pass.
+    The target is evaluated once on ``[s; s']``; the online V once on ``s`` and once on ``s'``.
+    ``g_f`` and ``g_v`` share the ``s`` pass (one batched VJP), ``g_b`` uses the ``s'`` pass, so
+    O-DICE costs three half-size backward passes (S-DICE: one).
 
     Returns:
       ``(g, delta_f [n_heads, B], metrics)``; ``delta_f`` uses the values before this update.
     """
     obs, next_obs = batch.observations, batch.next_observations
     r, m = batch.rewards, 1.0 - batch.terminals
-    tv_s = jnp.min(apply_fn(target_params, obs), axis=0)
-    tv_sp = jnp.min(apply_fn(target_params, next_obs), axis=0)
+    n = obs.shape[0]
+    tv = jnp.min(apply_fn(target_params, jnp.concatenate([obs, next_obs], axis=0)), axis=0)  # one target pass
+    tv_s, tv_sp = tv[:n], tv[n:]
     v_s, vjp_s = jax.vjp(lambda p: apply_fn(p, obs), params)
 
     def forward_loss(v):

@@ -183,7 +183,7 @@ class ModelSpec:
     Attributes:
       env_id: ``linear-mdp`` or ``american-put``.
       params: sorted ``(name, value)`` pairs: linear MDP ``delta, xi_norm``; option
-        ``feature_dim, strike``.
+        ``feature_dim, horizon, strike``.
     """
 
     env_id: str

@@ -42,7 +42,7 @@ from offreg.data.minari_format import (
     missing_minari,
     read_minari,
 )
-from offreg.errors import DatasetError, OffregError
+from offreg.errors import ConfigError, DatasetError, OffregError
 from offreg.types import Transitions
 
 ANTMAZE_REWARD_SHIFT = -1.0
@@ -286,9 +286,16 @@ def load_dataset(
       UnknownNameError: an unknown name (the closest names are suggested).
       DatasetError: a missing, corrupt or invalid file, or a name escaping the cache directory.
       DownloadError: the download failed.
-      ConfigError: a bad preprocessing option.
+      ConfigError: a bad preprocessing option, or ``env`` given for a name that has its own.
     """
     r = resolve(name_or_path)
+    if env is not None and r.kind != "file":
+        known = r.entry.env if r.entry is not None else None
+        if known is None or env != known:
+            raise ConfigError(
+                f"env={env!r} only applies to a local file; {r.name!r} already names its environment "
+                f"({known or 'from its own metadata'}): drop the env argument"
+            )
     if r.kind == "minari":
         ds = _load_minari(r.key)
     else:

@@ -1,0 +1,277 @@
+"""The leaderboard: local and Ray executors agree, reruns skip or resume, the report's numbers equal an
+independent NumPy/SciPy computation from the raw results, every run is listed, bad invocations fail clearly."""
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+import scipy.stats
+from d4rl_files import write_d4rl_file
+
+from offreg import cli
+from offreg.errors import ConfigError, DatasetError, UnknownNameError
+from offreg.leaderboard.report import load_leaderboard, write_report
+from offreg.leaderboard.results import job_id, make_result, read_result, write_result
+from offreg.leaderboard.runner import MatrixSpec, _write_matrix, run_matrix
+
+# D4RL's Hopper reference returns (random, expert), as in d4rl/infos.py: score 0 and 100
+HOPPER_REF = (-20.272305, 3234.3)
+TINY = {"hidden_dims": "[8]", "actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]", "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny-hopper.hdf5"
+    write_d4rl_file(path, env="hopper", n_episodes=6, max_episode_steps=30)
+    return str(path)
+
+
+def _spec(tiny_file, agents=("bc", "td3bc")):
+    return MatrixSpec(
+        agents=agents, datasets=(tiny_file,), seeds=(0, 1), steps=20, eval_every=10, eval_episodes=2,
+        eval_max_steps=10, log_every=10, overrides={"*": TINY}, dataset_options={"env": "hopper"},
+    )
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    outcome = run_matrix(_spec(tiny_file), out, progress=False)
+    assert outcome.failed == {} and len(outcome.completed) == 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray") if False else __import__("ray")  # Ray is in the test extra: never skipped
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _evaluations(out, agent, dataset):
+    doc = read_result(out / "results" / f"{job_id(agent, dataset)}.json")
+    return doc, [(e["step"], e["seed"], e["returns"]) for e in doc["evaluations"]]
+
+
+# --- run ------------------------------------------------------------------------------------------
+def test_results_file_is_self_describing(local_run, tiny_file):
+    doc, evals = _evaluations(local_run, "td3bc", tiny_file)
+    assert doc["status"] == "complete" and doc["step"] == 20 and doc["seeds"] == [0, 1]
+    # evaluations at steps 10 and 20 for both seeds, 2 episodes each
+    assert [(s, seed) for s, seed, _ in evals] == [(10, 0), (10, 1), (20, 0), (20, 1)]
+    lo, hi = HOPPER_REF
+    for e in doc["evaluations"]:
+        assert len(e["returns"]) == 2
+        np.testing.assert_allclose(e["scores"], 100 * (np.array(e["returns"]) - lo) / (hi - lo), rtol=1e-6)
+    assert doc["config"]["agent_config"]["actor_hidden_dims"] == [8]
+    assert doc["config"]["steps"] == 20 and doc["config"]["eval_episodes"] == 2
+    assert {"jax", "offreg", "python"} <= set(doc["versions"])
+    assert doc["hardware"]["cpu_count"] >= 1 and doc["hardware"]["memory_gib"] > 0
+    assert doc["wall_time_s"] > 0 and doc["attempts"] == 1 and doc["executor"] == "local"
+    # the per-seed means equal the engine's own metrics.jsonl records
+    records = [json.loads(x) for x in (local_run / "runs" / job_id("td3bc", tiny_file) / "metrics.jsonl").open()]
+    engine = {(r["step"], r["seed"]): r["score_mean"] for r in records if r["kind"] == "eval"}
+    for e in doc["evaluations"]:
+        assert np.mean(e["scores"]) == pytest.approx(engine[(e["step"], e["seed"])], rel=1e-9)
+
+
+def test_local_and_ray_give_the_same_results(local_run, tiny_file, ray_instance, tmp_path):
+    outcome = run_matrix(_spec(tiny_file), tmp_path, executor="ray", progress=False)
+    assert outcome.failed == {} and sorted(outcome.completed) == sorted(job_id(a, tiny_file) for a in ("bc", "td3bc"))
+    for agent in ("bc", "td3bc"):
+        doc_ray, ray_evals = _evaluations(tmp_path, agent, tiny_file)
+        _, local_evals = _evaluations(local_run, agent, tiny_file)
+        assert doc_ray["executor"] == "ray"
+        assert [x[:2] for x in ray_evals] == [x[:2] for x in local_evals]
+        for (_, _, a), (_, _, b) in zip(ray_evals, local_evals, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_rerun_skips_complete_jobs(local_run, tiny_file):
+    before = {p.name: p.stat().st_mtime_ns for p in (local_run / "results").iterdir()}
+    outcome = run_matrix(_spec(tiny_file), local_run, progress=False)
+    assert outcome.completed == [] and sorted(outcome.skipped) == sorted(before.keys() and
+                                                                        [job_id(a, tiny_file) for a in ("bc", "td3bc")])
+    assert {p.name: p.stat().st_mtime_ns for p in (local_run / "results").iterdir()} == before
+
+
+def test_interrupted_job_resumes_from_its_checkpoint(local_run, tiny_file, tmp_path):
+    def crash(step, agents, records):
+        if step == 10:  # after the step-10 evaluation and checkpoint
+            raise RuntimeError("simulated crash")
+
+    spec = _spec(tiny_file, agents=("bc",))
+    outcome = run_matrix(spec, tmp_path, progress=False, callback=crash)
+    jid = job_id("bc", tiny_file)
+    assert "simulated crash" in outcome.failed[jid]
+    assert read_result(tmp_path / "results" / f"{jid}.json")["status"] == "failed"
+    assert sorted(p.name for p in (tmp_path / "runs" / jid / "checkpoints").iterdir()) == ["step_000000010.msgpack"]
+
+    seen = []
+    outcome = run_matrix(spec, tmp_path, progress=False, callback=lambda step, agents, records: seen.append(step))
+    assert outcome.completed == [jid] and seen == [20]  # continued at step 10, did not start over
+    doc, evals = _evaluations(tmp_path, "bc", tiny_file)
+    assert doc["status"] == "complete" and doc["attempts"] == 2
+    _, uninterrupted = _evaluations(local_run, "bc", tiny_file)
+    assert [x[:2] for x in evals] == [x[:2] for x in uninterrupted]
+    for (_, _, a), (_, _, b) in zip(evals, uninterrupted, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_report_of_a_real_run_equals_numpy(local_run, tiny_file, tmp_path):
+    write_report(local_run, ["csv"], out=tmp_path, reps=200)
+    rows = {r["agent"]: r for r in csv.DictReader((tmp_path / "leaderboard.csv").open())}
+    lo, hi = HOPPER_REF
+    for agent in ("bc", "td3bc"):
+        doc = json.loads((local_run / "results" / f"{job_id(agent, tiny_file)}.json").read_text())
+        finals = [np.mean(100 * (np.array(e["returns"]) - lo) / (hi - lo)) for e in doc["evaluations"]
+                  if e["step"] == 20]
+        assert float(rows[agent]["final_mean"]) == pytest.approx(np.mean(finals), rel=1e-9)
+        assert float(rows[agent]["final_std"]) == pytest.approx(np.std(finals), rel=1e-6, abs=1e-12)
+
+
+# --- report on synthetic results ------------------------------------------------------------------
+def write_synthetic(out, agents=("bc", "odice"), datasets=("offreg/hopper-medium-v0", "hopper-medium-v2",
+                    "walker2d-medium-v2"), seeds=(0, 1, 2, 3, 4), skip=(), fail=(), rng_seed=0):
+    """A leaderboard directory with hand-made results (reference scores 0/100, so score == return).
+
+    Returns ``{(agent, dataset): array [n_evals, n_seeds, episodes]}`` of the returns written.
+    """
+    rng = np.random.default_rng(rng_seed)
+    spec = MatrixSpec(agents=tuple(agents), datasets=tuple(datasets), seeds=tuple(seeds), steps=300,
+                      eval_every=100, eval_episodes=3)
+    _write_matrix(out, spec)
+    truth = {}
+    for i, a in enumerate(agents):
+        for d in datasets:
+            if (a, d) in skip:
+                continue
+            path = out / "results" / f"{job_id(a, d)}.json"
+            if (a, d) in fail:
+                write_result(path, make_result(agent=a, dataset=d, seeds=seeds, steps=300, status="failed",
+                                               error="DatasetError: boom"))
+                continue
+            returns = rng.normal(40 + 20 * i, 15, size=(3, len(seeds), 3))
+            truth[(a, d)] = returns
+            evals = [{"step": 100 * (t + 1), "seed": s, "returns": returns[t, j].tolist(),
+                      "scores": returns[t, j].tolist()} for t in range(3) for j, s in enumerate(seeds)]
+            write_result(path, make_result(
+                agent=a, dataset=d, seeds=seeds, steps=300, step=300, status="complete", evaluations=evals,
+                dataset_info={"name": d, "ref_min_score": 0.0, "ref_max_score": 100.0}, wall_time_s=1.0))
+    return truth
+
+
+def _bootstrap(table, statistic, reps, seed=0):
+    """Stratified percentile bootstrap written out independently (same resampling order as documented)."""
+    rng = np.random.default_rng(seed)
+    keys = list(table)
+    stats = [statistic({k: table[k][rng.integers(0, table[k].size, table[k].size)] for k in keys})
+             for _ in range(reps)]
+    return np.percentile(stats, [2.5, 97.5])
+
+
+def test_aggregation_equals_independent_computation(tmp_path):
+    truth = write_synthetic(tmp_path)
+    write_report(tmp_path, ["csv"], out=tmp_path / "rep", reps=500)
+    rows = {(r["agent"], r["dataset"]): r for r in csv.DictReader((tmp_path / "rep" / "leaderboard.csv").open())}
+    aggs = {r["agent"]: r for r in csv.DictReader((tmp_path / "rep" / "leaderboard_aggregate.csv").open())}
+    for (a, d), returns in truth.items():
+        final = returns[-1].mean(axis=1)  # last evaluation, mean over episodes, per seed
+        best = returns.mean(axis=2).max(axis=0)
+        r = rows[(a, d)]
+        assert float(r["final_mean"]) == pytest.approx(final.mean(), rel=1e-9)
+        assert float(r["final_std"]) == pytest.approx(np.std(final, ddof=0), rel=1e-9)
+        assert float(r["best_mean"]) == pytest.approx(best.mean(), rel=1e-9)
+    for a in ("bc", "odice"):
+        table = {d: truth[(a, d)][-1].mean(axis=1) for (aa, d) in truth if aa == a}
+        pooled = np.concatenate(list(table.values()))
+        assert float(aggs[a]["iqm"]) == pytest.approx(scipy.stats.trim_mean(pooled, 0.25), rel=1e-9)
+        assert float(aggs[a]["mean"]) == pytest.approx(np.mean([v.mean() for v in table.values()]), rel=1e-9)
+        lo, hi = _bootstrap(table, lambda t: scipy.stats.trim_mean(np.concatenate(list(t.values())), 0.25), 500)
+        assert float(aggs[a]["iqm_ci_low"]) == pytest.approx(lo, rel=1e-9)
+        assert float(aggs[a]["iqm_ci_high"]) == pytest.approx(hi, rel=1e-9)
+        assert int(aggs[a]["runs"]) == 15
+
+
+def test_report_lists_every_run_and_flags_missing_ones(tmp_path):
+    write_synthetic(tmp_path, skip={("bc", "walker2d-medium-v2")}, fail={("odice", "hopper-medium-v2")})
+    written = write_report(tmp_path, ["md", "csv"], out=tmp_path / "rep", reps=100)
+    md = written["leaderboard.md"].read_text()
+    runs = md.split("## Every run")[1]
+    for a in ("bc", "odice"):
+        for d in ("offreg/hopper-medium-v0", "hopper-medium-v2", "walker2d-medium-v2"):
+            assert f"| {a} | {d} |" in runs
+    assert "| bc | walker2d-medium-v2 | MISSING |" in runs
+    assert "| odice | hopper-medium-v2 | FAILED |" in runs and "DatasetError: boom" in runs
+    rows = {(r["agent"], r["dataset"]): r for r in csv.DictReader(written["leaderboard.csv"].open())}
+    assert len(rows) == 6 and rows[("bc", "walker2d-medium-v2")]["status"] == "missing"
+    # the aggregate says over how many datasets: bc has 2 of 3
+    assert "| bc | 2/3 | 10 |" in md
+    # papers' scores: O-DICE on D4RL hopper-medium-v2 is comparable, on offreg's generated data it is not
+    ref = md.split("## Papers' reported scores")[1].split("## Every run")[0]
+    assert "| odice | offreg/hopper-medium-v0 |" in ref and "NO: offreg-generated data" in ref
+    assert "| odice | walker2d-medium-v2 |" in ref and "84.9 ± 2.3" in ref and "| yes |" in ref
+    assert list((tmp_path / "rep").glob("*.png"))
+
+
+def test_reference_scores_file_is_well_formed():
+    board_refs = __import__("offreg.leaderboard.report", fromlist=["x"]).read_reference_scores()
+    assert len(board_refs) >= 20
+    assert all(r["source"] and np.isfinite(r["score"]) for r in board_refs)
+    assert {r["agent"] for r in board_refs} >= {"a2pr", "prdc", "odice", "td3bc"}
+
+
+# --- bad invocations ------------------------------------------------------------------------------
+def _cli(capsys, *argv):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_unknown_agent_and_dataset_give_suggestions(capsys, tmp_path):
+    code, err = _cli(capsys, "leaderboard", "run", "--agents", "td3bx,bc", "--datasets", "offreg/hopper-medium-v0",
+                     "--out", str(tmp_path / "a"))
+    assert code == 2 and "unknown agent 'td3bx'; did you mean 'td3bc'" in err
+    code, err = _cli(capsys, "leaderboard", "run", "--agents", "bc", "--datasets", "offreg/hoper-medium-v0",
+                     "--out", str(tmp_path / "a"))
+    assert code == 2 and "unknown dataset 'offreg/hoper-medium-v0'; did you mean 'offreg/hopper-medium-v0'" in err
+    with pytest.raises(DatasetError, match="does not exist"):
+        run_matrix(MatrixSpec(agents=("bc",), datasets=(str(tmp_path / "nope.hdf5"),)), tmp_path / "a")
+    with pytest.raises(UnknownNameError):
+        run_matrix(MatrixSpec(agents=("bcc",), datasets=("offreg/hopper-medium-v0",)), tmp_path / "a")
+    assert not (tmp_path / "a").exists()  # nothing written for a bad invocation
+
+
+def test_unreachable_ray_address_fails_fast(capsys, tmp_path):
+    tic = time.perf_counter()
+    code, err = _cli(capsys, "leaderboard", "run", "--agents", "bc", "--datasets", "offreg/hopper-medium-v0",
+                     "--executor", "ray", "--address", "127.0.0.1:9", "--out", str(tmp_path / "a"))
+    assert code == 2 and "Ray address '127.0.0.1:9' is unreachable" in err
+    assert time.perf_counter() - tic < 30 and not (tmp_path / "a").exists()
+    code, err = _cli(capsys, "leaderboard", "run", "--agents", "bc", "--datasets", "offreg/hopper-medium-v0",
+                     "--address", "127.0.0.1:9", "--out", str(tmp_path / "a"))
+    assert code == 2 and "--address is only used with --executor ray" in err
+
+
+def test_bad_report_invocations(capsys, tmp_path):
+    code, err = _cli(capsys, "leaderboard", "report", str(tmp_path))
+    assert code == 2 and "is not a leaderboard directory" in err
+    write_synthetic(tmp_path)
+    code, err = _cli(capsys, "leaderboard", "report", str(tmp_path), "--format", "md,pdf")
+    assert code == 2 and "unknown report format 'pdf'" in err
+    with pytest.raises(ConfigError, match="seeds=.*use the same settings"):
+        _write_matrix(tmp_path, MatrixSpec(agents=("bc",), datasets=("hopper-medium-v2",), seeds=(0,), steps=300,
+                                           eval_every=100, eval_episodes=3))
+
+
+def test_cli_report_writes_every_format(capsys, tmp_path):
+    write_synthetic(tmp_path)
+    code, _ = _cli(capsys, "leaderboard", "report", str(tmp_path), "--reps", "50")
+    assert code == 0
+    names = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard_aggregate.csv", "leaderboard.html",
+            "learning_curves.png", "iqm.png", "performance_profile.png"} <= names
+    board = load_leaderboard(tmp_path, reps=50)
+    assert len(board.entries) == 6 and all(e.status == "complete" for e in board.entries)

@@ -13,8 +13,8 @@ Gymnasium MuJoCo environments whose dynamics match D4RL's v2 data (``Hopper-v4``
 - **Levels.** ``random``: uniform actions. ``expert``: the snapshot with the best evaluated return
   (D4RL used the final policy of a much longer run). ``medium``: the first snapshot whose return
   reaches ``medium_fraction`` (1/3) of D4RL's expert return (``REF_MAX_SCORE``), D4RL's early stop
-  at about a third of expert; if the run never gets there, 1/3 of the trained expert's return
-  (:func:`choose_levels`).
+  at about a third of expert; if the run gets there only with its best snapshot (or never), 1/3
+  of the trained expert's return (:func:`choose_levels`).
   ``medium-replay``: the replay buffer up to the medium snapshot. ``medium-expert``: medium cut at
   its last complete episode, then expert (``stitch_dataset.py``).
 - **Rollouts** sample from the policy (not its mean), ``max_episode_steps`` 1000; a step reaching the
@@ -366,11 +366,12 @@ def policy_actions(
 # --------------------------------------------------------------------------------------------------
 # snapshots (npz, no pickle)
 # --------------------------------------------------------------------------------------------------
-def save_snapshot(path: str | os.PathLike, actor_params: Any, meta: dict[str, Any]) -> None:
-    """Write an actor snapshot as ``.npz`` (float32 arrays keyed ``params/Linear_0/Dense_0/kernel``...)
-    plus ``meta`` as a JSON string under ``__meta__``. Atomic (temporary name, then rename)."""
+def save_snapshot(path: str | os.PathLike, actor_params: Any, meta: dict[str, Any], dtype: Any = np.float32) -> None:
+    """Write an actor snapshot as ``.npz`` (arrays keyed ``params/Linear_0/Dense_0/kernel``..., float32
+    or, for compact approximate copies, float16) plus ``meta`` as a JSON string under ``__meta__``.
+    Atomic (temporary name, then rename)."""
     flat = flax.traverse_util.flatten_dict(jax.device_get(actor_params), sep="/")
-    arrays = {k: np.asarray(v, np.float32) for k, v in flat.items()}
+    arrays = {k: np.asarray(v, dtype) for k, v in flat.items()}
     arrays["__meta__"] = np.asarray(json.dumps(meta, sort_keys=True))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,7 +384,7 @@ def save_snapshot(path: str | os.PathLike, actor_params: Any, meta: dict[str, An
 
 
 def load_snapshot(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """Read a snapshot written by :func:`save_snapshot`: ``(actor_params, meta)``.
+    """Read a snapshot written by :func:`save_snapshot`: ``(actor_params, meta)``, parameters float32.
 
     Raises:
       DatasetError: the file is missing or not a snapshot.
@@ -391,7 +392,7 @@ def load_snapshot(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
-            flat = {k: jnp.asarray(z[k]) for k in z.files if k != "__meta__"}
+            flat = {k: jnp.asarray(z[k], jnp.float32) for k in z.files if k != "__meta__"}
     except (OSError, KeyError, ValueError) as e:
         raise DatasetError(f"policy snapshot {str(path)!r} cannot be read ({e}); reinstall offreg or recollect") from e
     return flax.traverse_util.unflatten_dict(flat, sep="/"), meta
@@ -675,14 +676,16 @@ def choose_levels(
     The expert is the best-evaluated snapshot. The medium snapshot is the first whose evaluated return
     reaches ``medium_target = medium_fraction * expert_return``, where ``expert_return`` is the
     reference expert's return (D4RL's ``REF_MAX_SCORE``, the return of D4RL's SAC expert, so that
-    "medium" means what it means in D4RL). When no snapshot reaches it (a short run), or when
-    ``expert_return`` is None, the target is ``medium_fraction`` times the trained expert's return.
+    "medium" means what it means in D4RL). When no snapshot before the expert reaches it (a short
+    run), or when ``expert_return`` is None, the target is ``medium_fraction`` times the trained
+    expert's return.
     """
     expert = max(snapshots, key=lambda s: s.return_mean)
     target = medium_fraction * expert_return if expert_return is not None else None
-    if target is None or expert.return_mean < target:
+    medium = None if target is None else next((s for s in snapshots if s.return_mean >= target), None)
+    if medium is None or medium.step >= expert.step:
         target = medium_fraction * expert.return_mean
-    medium = next(s for s in snapshots if s.return_mean >= target)
+        medium = next(s for s in snapshots if s.return_mean >= target)
     return medium, expert, float(target)
 
 

@@ -54,20 +54,42 @@ class JsonlLogger:
         self._f.close()
 
 
+def require_tensorboard() -> type:
+    """The ``SummaryWriter`` class of tensorboardX (or of torch).
+
+    Raises:
+      ConfigError: neither is installed (the message says which extra to install).
+    """
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError(
+                "TensorBoard logging needs tensorboardX (or torch); install it with pip install 'offreg[tb]'"
+            ) from None
+    return SummaryWriter
+
+
+def require_wandb() -> Any:
+    """The ``wandb`` module.
+
+    Raises:
+      ConfigError: it is not installed (the message says which extra to install).
+    """
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("W&B logging needs wandb; install it with pip install 'offreg[wandb]'") from None
+    return wandb
+
+
 class TensorBoardLogger:
     """Scalars to TensorBoard, one event directory per seed (``<logdir>/seed_<s>``), tags ``<kind>/<name>``."""
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ConfigError(
-                    "TensorBoard logging needs tensorboardX (or torch); install it with pip install 'offreg[tb]'"
-                ) from None
-        self._cls = SummaryWriter
+        self._cls = require_tensorboard()
         self.logdir = Path(logdir)
         self._writers: dict[int, Any] = {}
 
@@ -92,11 +114,7 @@ class WandbLogger:
     """
 
     def __init__(self, project: str, run_dir: str | os.PathLike, name: str, config: Mapping[str, Any]):
-        try:
-            import wandb
-        except ImportError:
-            raise ConfigError("W&B logging needs wandb; install it with pip install 'offreg[wandb]'") from None
-        self._run = wandb.init(project=project, dir=str(run_dir), name=name, config=dict(config))
+        self._run = require_wandb().init(project=project, dir=str(run_dir), name=name, config=dict(config))
 
     def log(self, record: Mapping[str, Any]) -> None:
         prefix = f"seed_{record.get('seed', 0)}/{record.get('kind', 'train')}"

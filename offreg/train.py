@@ -69,7 +69,16 @@ from offreg.checkpoint import (
 )
 from offreg.data.core import sample
 from offreg.errors import CheckpointError, ConfigError, OffregError, TrainingError
-from offreg.logging import JsonlLogger, Logger, MultiLogger, plot_curves, read_jsonl, truncate_jsonl
+from offreg.logging import (
+    JsonlLogger,
+    Logger,
+    MultiLogger,
+    plot_curves,
+    read_jsonl,
+    require_tensorboard,
+    require_wandb,
+    truncate_jsonl,
+)
 from offreg.seeds import index_seed, seed_axes, seed_keys, stack_seeds
 from offreg.types import Metrics, PRNGKey, Transitions
 
@@ -346,6 +355,10 @@ def train(
 
     wall_start = time.perf_counter()
     notes: list[str] = []
+    if tensorboard:  # fail before anything is written
+        require_tensorboard()
+    if wandb_project:
+        require_wandb()
     run_dir = None if out_dir is None else Path(out_dir)
 
     if resume is not None:

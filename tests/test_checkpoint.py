@@ -1,6 +1,7 @@
 """Checkpoints: exact round trips (optimizer state included), multi-seed files, atomic writes,
 clear errors on missing or corrupt files."""
 
+import functools
 import os
 
 import jax
@@ -26,16 +27,26 @@ def _dataset(n=120, seed=0):
     return from_arrays(obs, rng.uniform(-0.9, 0.9, (n, 2)), rng.normal(size=n), obs + 0.1, np.zeros(n), info)
 
 
-def _trained_agent(seed=0, updates=3):
-    """A td3bc agent after a few updates, so that Adam moments, targets and the step are non-trivial."""
+_UPDATE = jax.jit(lambda agent, batch, key: agent.update(batch, key))
+
+
+@functools.cache
+def _trajectory(seed):
+    """A td3bc agent and the agents after 1, 2 and 3 updates (Adam moments, targets, step non-trivial)."""
     ds = _dataset()
     agent = offreg.make_agent("td3bc", ds, seed=seed, **TINY)
     prepared = prepare_dataset(agent.config, ds)
     key = jax.random.PRNGKey(100 + seed)
-    for _ in range(updates):
+    agents = [agent]
+    for _ in range(3):
         key, k1, k2 = jax.random.split(key, 3)
-        agent, _ = agent.update(sample(prepared.transitions, k1, 16), k2)
-    return agent, prepared
+        agents.append(_UPDATE(agents[-1], sample(prepared.transitions, k1, 16), k2)[0])
+    return agents, prepared
+
+
+def _trained_agent(seed=0, updates=3):
+    agents, prepared = _trajectory(seed)
+    return agents[updates], prepared
 
 
 def _assert_same(a, b):

@@ -216,3 +216,7 @@ def test_choose_levels_follows_the_one_third_rule():
     assert (medium.step, expert.step, target) == (30, 30, pytest.approx(300.0))
     medium, _, target = C.choose_levels(snaps, 1 / 3)
     assert medium.step == 20 and target == pytest.approx(800.0)
+    # medium must stop before the expert: reaching the target only with the best snapshot falls back too
+    late = [C.Snapshot(s, None, r, 0.0) for s, r in [(10, 300.0), (20, 700.0), (30, 2100.0)]]
+    medium, expert, target = C.choose_levels(late, 1 / 3, 4592.3)
+    assert (medium.step, expert.step, target) == (20, 30, pytest.approx(700.0))

@@ -3,6 +3,7 @@ uninterrupted, NaN detection, evaluation cadence, summaries, gradient-free agent
 
 import dataclasses
 import json
+import sys
 import types
 from typing import ClassVar
 
@@ -43,9 +44,12 @@ def _assert_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+_UPDATE = jax.jit(lambda agent, batch, key: agent.update(batch, key))
+
+
 def _loop(agent, transitions, key, n):
     """The documented key stream, one jitted update per Python iteration (independent of the engine)."""
-    update = jax.jit(lambda a, b, k: a.update(b, k))
+    update = _UPDATE
     metrics = []
     for _ in range(n):
         key, sample_key, update_key = jax.random.split(key, 3)
@@ -113,15 +117,16 @@ class _Killed(Exception):
 
 def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
     ds = _dataset()
-    kw = dict(steps=16, seeds=2, eval_every=0, log_every=4, checkpoint_every=8, overrides=TINY, progress=False)
-    full = offreg.train("td3bc", ds, out_dir=tmp_path / "full", **kw)
+    kw = dict(steps=16, seeds=2, eval_every=0, log_every=4, checkpoint_every=8, progress=False,
+              overrides=dict(hidden_dims="[8]", batch_size=16))
+    full = offreg.train("bc", ds, out_dir=tmp_path / "full", **kw)
 
     def kill_at_12(step, agents, records):
         if step == 12:  # metrics of steps 9..12 are logged, the newest checkpoint is step 8
             raise _Killed
 
     with pytest.raises(_Killed):
-        offreg.train("td3bc", ds, out_dir=tmp_path / "killed", callback=kill_at_12, **kw)
+        offreg.train("bc", ds, out_dir=tmp_path / "killed", callback=kill_at_12, **kw)
     run = tmp_path / "killed"
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8]
     assert max(r["step"] for r in read_jsonl(run / "metrics.jsonl")) == 12
@@ -143,7 +148,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed"] and summary["step"] == 16
     with pytest.raises(CheckpointError, match="already exists"):
-        offreg.train("td3bc", ds, out_dir=run, **kw)
+        offreg.train("bc", ds, out_dir=run, **kw)
 
 
 # --- test-only agents -------------------------------------------------------------------------------
@@ -308,3 +313,45 @@ def test_bad_engine_settings_are_config_errors(probe_agents):
     with pytest.raises(ConfigError, match="steps must be >= 0"):
         offreg.train("test-probe", ds, steps=-1, progress=False)
 
+
+
+def test_tensorboard_and_wandb_get_every_scalar_and_missing_packages_fail_first(tmp_path, probe_agents, monkeypatch):
+    scalars, logged = [], []
+
+    class Writer:  # the part of tensorboardX's SummaryWriter the logger uses
+        def __init__(self, logdir):
+            self.seed_dir = logdir.rsplit("/", 1)[-1]
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((self.seed_dir, tag, value, step))
+
+        def close(self):
+            pass
+
+    class Run:  # the part of a wandb run the logger uses
+        def log(self, values, step):
+            logged.append((step, values))
+
+        def finish(self):
+            logged.append("finished")
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=Writer))
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kw: Run()))
+    ds = _dataset()
+    offreg.train("test-probe", ds, steps=4, seeds=[0, 1], eval_every=0, log_every=2, out_dir=tmp_path / "run",
+                 progress=False, tensorboard=True, wandb_project="proj")
+    records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert len(records) == 4
+    for r in records:
+        assert (f"seed_{r['seed']}", "train/loss", r["loss"], r["step"]) in scalars
+        assert any(step == r["step"] and v.get(f"seed_{r['seed']}/train/loss") == r["loss"] for step, v in logged[:-1])
+    assert logged[-1] == "finished"
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # not installed
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ConfigError, match=r"pip install 'offreg\[tb\]'"):
+        offreg.train("test-probe", ds, steps=4, out_dir=tmp_path / "run2", tensorboard=True, progress=False)
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(ConfigError, match=r"pip install 'offreg\[wandb\]'"):
+        offreg.train("test-probe", ds, steps=4, out_dir=tmp_path / "run2", wandb_project="p", progress=False)
+    assert not (tmp_path / "run2").exists()

@@ -91,6 +91,28 @@ def best_time(fn, repeats: int) -> tuple[float, float, object]:
     return min(walls), min(cpus), out
 
 
+def round_robin_step_cpu(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
+    """CPU seconds per ``env.step`` (zero actions) when ``num_envs`` environments are stepped in turn.
+
+    Shows how the per-step cost grows once the environments' working set leaves the CPU caches.
+    """
+    envs = [make_env(env_id) for _ in range(num_envs)]
+    zero = np.zeros(envs[0].action_space.shape, np.float32)
+
+    def run() -> None:
+        for i, env in enumerate(envs):
+            env.reset(seed=i)
+        for _ in range(steps // num_envs):
+            for env in envs:
+                if any(env.step(zero)[2:4]):  # terminated or truncated
+                    env.reset()
+
+    cpu, _ = best_cpu(run, repeats)
+    for env in envs:
+        env.close()
+    return cpu / (steps // num_envs * num_envs)
+
+
 def best_cpu(fn, repeats: int) -> tuple[float, object]:
     _, cpu, out = best_time(fn, repeats)
     return cpu, out
@@ -141,7 +163,11 @@ def main() -> None:
     obs1, obs_e = np.zeros((1, obs_dim), np.float32), np.zeros((args.episodes, obs_dim), np.float32)
     c_act1, _ = best_cpu(lambda: [np.asarray(_act(agent, obs1)) for _ in range(200)], args.repeats)
     c_act_e, _ = best_cpu(lambda: [np.asarray(_act(agent, obs_e)) for _ in range(200)], args.repeats)
+    step_cpu_us = {}
+    for k in sorted({1, args.episodes, max(args.seeds, 1) * args.episodes}):
+        step_cpu_us[f"{k}_envs"] = round(round_robin_step_cpu(args.env, k, 5000, args.repeats) * 1e6, 1)
     figures.update(
+        step_cpu_us_round_robin=step_cpu_us,
         make_env_cpu_ms=round(c_make / 10 * 1e3, 2),
         act_batch1_cpu_us=round(c_act1 / 200 * 1e6, 1),
         act_batch_episodes_cpu_us=round(c_act_e / 200 * 1e6, 1),

@@ -8,7 +8,9 @@ snapshot with the best evaluated return and the medium snapshot is the first who
 (``offreg.collect.choose_levels``); ``--medium-step`` /
 ``--expert-step`` override the choice. Writes ``offreg/bundled/<env>-medium.npz``,
 ``<env>-expert.npz``, ``<env>-medium-replay.npz`` (the replay buffer up to the medium snapshot,
-packed by ``offreg.data.bundled.pack_replay``) and the ``<env>`` entry of ``manifest.json``, and
+packed by ``offreg.data.bundled.pack_replay``; with ``--replay-snapshots``, the float16 training
+snapshots ``<env>-replay-step<N>.npz`` that ``offreg.data.bundled.replay_from_snapshots`` rolls out
+instead) and the ``<env>`` entry of ``manifest.json``, and
 deletes cached regenerations of the previous bundle of ``<env>`` from the offreg data cache.
 """
 
@@ -21,7 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from offreg.collect import REF_SCORES, Snapshot, atomic_write, choose_levels, make_env, replay_until
+from offreg.collect import (
+    REF_SCORES,
+    Snapshot,
+    atomic_write,
+    choose_levels,
+    load_snapshot,
+    make_env,
+    replay_until,
+    save_snapshot,
+)
 from offreg.data.bundled import bundled_dir, pack_replay
 
 
@@ -34,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--expert-step", type=int)
     p.add_argument("--level-steps", type=int, default=100_000)
     p.add_argument("--num-envs", type=int, default=10)
+    p.add_argument("--replay-snapshots", action="store_true",
+                   help="ship medium-replay as the sequence of training snapshots (float16) instead of the data")
     args = p.parse_args(argv)
     run = Path(args.run)
     index = json.loads((run / "snapshots.json").read_text())
@@ -49,15 +62,30 @@ def main(argv: list[str] | None = None) -> None:
     env = args.env
     for level, s in (("medium", medium), ("expert", expert)):
         shutil.copyfile(run / f"step{s.step}.npz", out / f"{env}-{level}.npz")
-    with np.load(run / "replay.npz", allow_pickle=False) as z:
-        replay = {k: z[k] for k in z.files}
-    packed = pack_replay(replay_until(replay, medium.step))
+    replay_info: dict = {"file": f"{env}-medium-replay.npz", "rows": int(medium.step)}
+    for old in out.glob(f"{env}-replay-step*.npz"):
+        old.unlink()
+    (out / f"{env}-medium-replay.npz").unlink(missing_ok=True)
+    if args.replay_snapshots:
+        every = snaps[0].step
+        segments = [{"file": None, "rows": every}]
+        for step in range(every, medium.step, every):
+            params, meta = load_snapshot(run / f"step{step}.npz")
+            save_snapshot(out / f"{env}-replay-step{step}.npz", params, meta, dtype=np.float16)
+            segments.append({"file": f"{env}-replay-step{step}.npz", "rows": every})
+        replay_info = {"segments": segments, "rows": int(sum(s["rows"] for s in segments))}
+        replay_files = [s["file"] for s in segments if s["file"]]
+    else:
+        with np.load(run / "replay.npz", allow_pickle=False) as z:
+            replay = {k: z[k] for k in z.files}
+        packed = pack_replay(replay_until(replay, medium.step))
 
-    def write_replay(path):
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **packed)
+        def write_replay(path):
+            with open(path, "wb") as f:
+                np.savez_compressed(f, **packed)
 
-    atomic_write(out / f"{env}-medium-replay.npz", write_replay)
+        atomic_write(out / f"{env}-medium-replay.npz", write_replay)
+        replay_files = [f"{env}-medium-replay.npz"]
     man_path = out / "manifest.json"
     man = json.loads(man_path.read_text()) if man_path.is_file() else {}
     man[env] = {
@@ -73,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                    "return_std": medium.return_std},
         "expert": {"file": f"{env}-expert.npz", "step": expert.step, "return_mean": expert.return_mean,
                    "return_std": expert.return_std},
-        "medium-replay": {"file": f"{env}-medium-replay.npz", "rows": int(medium.step)},
+        "medium-replay": replay_info,
         "snapshots": index["snapshots"],
     }
     atomic_write(man_path, lambda path: path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n"))
@@ -83,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for level in BUNDLED_LEVELS:
         generated_path(f"{env}-{level}-v0").unlink(missing_ok=True)
-    size = sum((out / f).stat().st_size for f in (f"{env}-medium.npz", f"{env}-expert.npz", f"{env}-medium-replay.npz"))
+    size = sum((out / f).stat().st_size for f in [f"{env}-medium.npz", f"{env}-expert.npz", *replay_files])
     print(f"{env}: medium step {medium.step} ({medium.return_mean:.1f}), expert step {expert.step} "
           f"({expert.return_mean:.1f}), bundle {size / 1e6:.2f} MB")
 

@@ -8,7 +8,7 @@ corridor and the support gap) into ``--out``.
 
 Command (its outputs are committed in experiments/odice/results/)::
 
-    nice -n 10 python experiments/odice/toy.py --steps 5000 --seeds 3 --out experiments/odice/results
+    nice -n 10 python experiments/odice/toy.py --steps 4000 --seeds 3 --out experiments/odice/results
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def plot(values: dict[str, np.ndarray], dataset: Any, path: str, n: int) -> None
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="experiments/odice/results")
     args = parser.parse_args(argv)

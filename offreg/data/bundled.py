@@ -2,7 +2,9 @@
 
 offreg ships, in ``offreg/bundled/``, small behaviour-policy snapshots (``<env>-medium.npz``,
 ``<env>-expert.npz``: SAC actors, ~290 KB each) and the compressed replay buffer of each medium run
-(``<env>-medium-replay.npz``), listed in ``manifest.json``. ``load_dataset("offreg/hopper-medium-v0")``
+(``<env>-medium-replay.npz``; or, where that is too large, the sequence of training snapshots as
+float16 ``<env>-replay-step<N>.npz`` files, see :func:`replay_from_snapshots`), listed in
+``manifest.json``. ``load_dataset("offreg/hopper-medium-v0")``
 calls the dataset's ``build``, which rolls the snapshot out (:func:`offreg.collect.rollout`, fixed
 seeds, sampled actions) into a D4RL-format HDF5 file; the loader caches it. The same snapshot and
 seed give the same arrays on every run on the same machine.
@@ -133,7 +135,11 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
         params = None if which == "random" else snap(which)[0]
         return collect.rollout(env, params, steps, seed + SEED_OFFSETS[which], int(m.get("num_envs", 10)))
 
-    if level == "medium-replay":
+    if level == "medium-replay" and "segments" in m["medium-replay"]:
+        data = replay_from_snapshots(env, m["medium-replay"]["segments"], seed, int(m.get("num_envs", 10)))
+        extra = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"]),
+                 "replay_kind": "snapshot-rollouts"}
+    elif level == "medium-replay":
         data = unpack_replay(_load_npz(root / m["medium-replay"]["file"]))
         extra = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"])}
     elif level == "medium-expert":
@@ -152,6 +158,22 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
     meta = collect.level_metadata(env, gym_id, level, data, cmd, seed, **common, **extra)
     collect.write_d4rl(path, data, meta)
     return data
+
+
+def replay_from_snapshots(env: str, segments: list[dict[str, Any]], seed: int, num_envs: int = 10) -> dict:
+    """An approximate replay buffer from the sequence of training snapshots (when the buffer is too big
+    to ship): segment ``j`` is ``rows`` steps of the snapshot ``file`` (uniform actions when ``file`` is
+    None) rolled out with seed ``seed + 100 + j``; each segment's cut-off last episode ends with a
+    timeout. The real buffer changes policy every 1000 steps; this one every segment (10,000 steps).
+    """
+    from offreg import collect
+
+    parts = []
+    for j, seg in enumerate(segments):
+        params = None if seg["file"] is None else collect.load_snapshot(bundled_dir() / seg["file"])[0]
+        part = collect.rollout(env, params, int(seg["rows"]), seed + 100 + j, num_envs)
+        parts.append(collect.replay_until(part, int(seg["rows"])))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _builder(env: str, level: str):

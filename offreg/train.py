@@ -487,6 +487,7 @@ class _Engine:
             total=total, initial=self.step, unit="step", desc=f"{s.agent} {Path(s.dataset).name}",
             disable=not self.progress, dynamic_ncols=True, file=sys.stderr,
         )
+        bar.set_postfix_str("compiling")
         try:
             while self.step < total:
                 n = min(s.log_every - self.step % s.log_every, total - self.step)

@@ -59,9 +59,13 @@ def _loop(agent, transitions, key, n):
     return agent, key, metrics
 
 
-def test_scanned_updates_equal_python_loop_updates():
+@pytest.mark.parametrize("name, overrides, exact", [
+    ("bc", dict(hidden_dims="[8]", batch_size=16), True),
+    ("td3bc", TINY, False),  # lax.cond + twin critics: XLA fuses the scan body differently, rounding only
+])
+def test_scanned_updates_equal_python_loop_updates(name, overrides, exact):
     ds = _dataset()
-    agent = offreg.make_agent("td3bc", ds, seed=0, **TINY)
+    agent = offreg.make_agent(name, ds, seed=0, **overrides)
     prepared = prepare_dataset(agent.config, ds)
     key = seed_keys(0)[1]
     k = 6
@@ -69,11 +73,13 @@ def test_scanned_updates_equal_python_loop_updates():
     looped, loop_key, loop_metrics = _loop(agent, prepared.transitions, key, k)
     assert int(scanned.step) == int(looped.step) == k
     np.testing.assert_array_equal(np.asarray(scan_key), np.asarray(loop_key))
+    if exact:
+        _assert_equal(scanned, looped)
     for x, y in zip(_leaves(scanned), _leaves(looped), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
-    for name in loop_metrics[0]:
+    for metric in loop_metrics[0]:
         np.testing.assert_allclose(
-            np.asarray(scan_metrics[name]), np.array([m[name] for m in loop_metrics]), rtol=1e-6, atol=1e-7
+            np.asarray(scan_metrics[metric]), np.array([m[metric] for m in loop_metrics]), rtol=1e-6, atol=1e-7
         )
 
 
@@ -166,6 +172,9 @@ class _ProbeConfig(AgentConfig):
     normalize_observations: bool = False
 
 
+_TRACES: dict = {}
+
+
 class _ProbeAgent(flax.struct.PyTreeNode):
     w: jax.Array
     step: jax.Array
@@ -177,6 +186,7 @@ class _ProbeAgent(flax.struct.PyTreeNode):
         return cls(w=jax.random.normal(key, (2,)), step=jnp.zeros((), jnp.int32), config=config)
 
     def update(self, batch, key):
+        _TRACES[self.config] = _TRACES.get(self.config, 0) + 1  # Python runs only while JAX traces
         step = self.step + 1
         loss = jnp.where(step == self.config.nan_step, jnp.nan, jnp.mean(batch.rewards) ** 2)
         return self.replace(w=self.w - self.config.lr * jnp.mean(batch.rewards), step=step), {"loss": loss}
@@ -290,6 +300,16 @@ def test_train_metrics_are_chunk_means(probe_agents):
     assert [r["step"] for r in recs] == [3, 6]
     assert recs[0]["loss"] == pytest.approx(np.mean(losses[:3]), rel=1e-5)
     assert recs[1]["loss"] == pytest.approx(np.mean(losses[3:]), rel=1e-5)
+
+
+def test_the_chunk_is_traced_once_however_many_chunks_run(probe_agents):
+    ds = _dataset()
+    kw = dict(seeds=[0, 1], eval_every=0, log_every=2, progress=False, overrides={"lr": 0.0625})
+    offreg.train("test-probe", ds, steps=4, **kw)  # 2 chunks
+    config = _ProbeConfig(lr=0.0625)
+    traced = _TRACES[config]
+    offreg.train("test-probe", ds, steps=20, **kw)  # 10 more chunks of the same program
+    assert _TRACES[config] == traced <= 2
 
 
 def test_gradient_free_agent_is_evaluated_and_saved_without_updates(tmp_path, probe_agents):

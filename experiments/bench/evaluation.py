@@ -94,6 +94,8 @@ def best_time(fn, repeats: int) -> tuple[float, float, object]:
 def round_robin_step_cpu(env_id: str, num_envs: int, steps: int, repeats: int) -> float:
     """CPU seconds per ``env.step`` (zero actions) when ``num_envs`` environments are stepped in turn.
 
+    An environment that terminates (Hopper falls) is reset; the reset is counted in the figure.
+
     Shows how the per-step cost grows once the environments' working set leaves the CPU caches.
     """
     envs = [make_env(env_id) for _ in range(num_envs)]

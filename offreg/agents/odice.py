@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+import chex
 import flax.linen as nn
 import flax.struct
 import jax
@@ -194,8 +195,8 @@ def value_gradient(
     ``c = <g_f, g_b> / max(<g_f, g_f>, eps)`` over all parameters flattened together.
 
     The target is evaluated once on ``[s; s']``; the online V once on ``s`` and once on ``s'``.
-    ``g_f`` and ``g_v`` share the ``s`` pass (one batched VJP), ``g_b`` uses the ``s'`` pass, so
-    O-DICE costs three half-size backward passes (S-DICE: one).
+    ``g_f`` and ``g_v`` are two VJPs of the one ``s`` pass, ``g_b`` a VJP of the ``s'`` pass, so
+    O-DICE costs three backward passes of batch size B where S-DICE costs one.
 
     Returns:
       ``(g, delta_f [n_heads, B], metrics)``; ``delta_f`` uses the values before this update.
@@ -206,6 +207,7 @@ def value_gradient(
     tv = jnp.min(apply_fn(target_params, jnp.concatenate([obs, next_obs], axis=0)), axis=0)  # one target pass
     tv_s, tv_sp = tv[:n], tv[n:]
     v_s, vjp_s = jax.vjp(lambda p: apply_fn(p, obs), params)
+    chex.assert_shape(v_s, (None, n))  # [n_heads, B]
 
     def forward_loss(v):
         return lambda_ * jnp.mean(f_star(r + discount * m * tv_sp - v))
@@ -237,15 +239,14 @@ def value_gradient(
             return lambda_ * eta * jnp.mean(f_star(r + discount * m * vp - tv_s))
 
         l_b, ct_b = jax.value_and_grad(backward_loss)(v_sp)
-        (g_fv,) = jax.vmap(vjp_s)(jnp.stack([ct_f, ct_v]))
-        g_f = jax.tree_util.tree_map(lambda x: x[0], g_fv)
-        g_v = jax.tree_util.tree_map(lambda x: x[1], g_fv)
+        (g_f,) = vjp_s(ct_f)
+        (g_v,) = vjp_s(ct_v)
         (g_b,) = vjp_sp(ct_b)
         ff, fb = tree_vdot(g_f, g_f), tree_vdot(g_f, g_b)
         c = fb / jnp.maximum(ff, projection_eps)
         g = jax.tree_util.tree_map(lambda v, f, b: v + (1.0 - c) * f + b, g_v, g_f, g_b)
         metrics.update(
-            backward_loss=l_b, value_loss=l_v + l_f + l_b, parallel_coef=c,
+            backward_loss=l_b, value_loss=l_v + l_f, parallel_coef=c,
             forward_grad_norm=jnp.sqrt(ff), backward_grad_norm=jnp.sqrt(tree_vdot(g_b, g_b)),
         )
     else:
@@ -326,7 +327,7 @@ def _optimizers(config: ODICEConfig) -> tuple[optax.GradientTransformation, opta
     "odice",
     ODICEConfig,
     "O-DICE: V-DICE value with the orthogonal-gradient update, policy by weighted BC",
-    "Mao, Xu, Zhang, Zhan. Odice: Revealing the Mystery of Distribution Correction Estimation via "
+    "Mao, Xu, Zhang, Zhan. ODICE: Revealing the Mystery of Distribution Correction Estimation via "
     "Orthogonal-gradient Update. ICLR 2024. arXiv:2402.00348",
 )
 class ODICE(flax.struct.PyTreeNode):

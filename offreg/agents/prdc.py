@@ -13,17 +13,35 @@ from a once-per-dataset state-space index, and an exact blocked brute-force scan
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from offreg.agents.base import register
 from offreg.agents.neighbours import MAX_BLOCK, NeighbourIndex, build_index, nearest
 from offreg.agents.regularizers import Regularizer, no_update
 from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.errors import ConfigError
+
+_INDEX_CACHE: collections.OrderedDict = collections.OrderedDict()
+
+
+def _cached_index(states, actions, k: int) -> NeighbourIndex:
+    """:func:`build_index`, memoized on the arrays' contents (the engine creates one agent per seed)."""
+    s, a = np.ascontiguousarray(np.asarray(states, np.float32)), np.ascontiguousarray(np.asarray(actions, np.float32))
+    digest = hashlib.blake2b(s.tobytes() + a.tobytes(), digest_size=16).hexdigest()
+    key = (digest, s.shape, a.shape, k)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = build_index(s, a, k=k)
+        while len(_INDEX_CACHE) > 2:
+            _INDEX_CACHE.popitem(last=False)
+    _INDEX_CACHE.move_to_end(key)
+    return _INDEX_CACHE[key]
 
 
 class PRDCState(NamedTuple):
@@ -60,7 +78,7 @@ def prdc_regularizer(
     def init(key, dataset) -> PRDCState:
         del key
         t = dataset.transitions
-        return PRDCState(build_index(t.observations, t.actions, k=index_candidates), jnp.float32(beta))
+        return PRDCState(_cached_index(t.observations, t.actions, index_candidates), jnp.float32(beta))
 
     def loss(state: PRDCState, observations, policy_actions, batch, critic, key):
         del batch, critic, key

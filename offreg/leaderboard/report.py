@@ -280,6 +280,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _color(board: Leaderboard, agent: str) -> str:
+    """The same matplotlib colour for an agent in every plot."""
+    return f"C{board.agents.index(agent) % 10}"
+
+
 def plot_learning_curves(board: Leaderboard) -> bytes | None:
     """One panel per dataset: each agent's mean normalized score over seeds (± std band) vs step."""
     datasets = [d for d in board.datasets if any(e.curve is not None for e in board.entries if e.dataset == d)]
@@ -295,8 +300,9 @@ def plot_learning_curves(board: Leaderboard) -> bytes | None:
             if e is None or e.curve is None:
                 continue
             steps, mean, std = e.curve
-            ax.plot(steps, mean, marker="o", ms=3, label=a)
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            color = _color(board, a)
+            ax.plot(steps, mean, marker="o", ms=3, label=a, color=color)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2, color=color)
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalized score")
@@ -319,7 +325,7 @@ def plot_performance_profile(board: Leaderboard) -> bytes | None:
     taus = np.linspace(lo, hi, 201)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for a, t in tables.items():
-        ax.plot(taus, performance_profile(t, taus), label=a)
+        ax.plot(taus, performance_profile(t, taus), label=a, color=_color(board, a))
     ax.set_xlabel("normalized score tau")
     ax.set_ylabel("fraction of runs with score > tau")
     ax.set_title("Performance profile (final scores)", fontsize=10)

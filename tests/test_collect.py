@@ -220,3 +220,17 @@ def test_choose_levels_follows_the_one_third_rule():
     late = [C.Snapshot(s, None, r, 0.0) for s, r in [(10, 300.0), (20, 700.0), (30, 2100.0)]]
     medium, expert, target = C.choose_levels(late, 1 / 3, 4592.3)
     assert (medium.step, expert.step, target) == (20, 30, pytest.approx(700.0))
+
+
+def test_replay_from_snapshots_segments():
+    segs = bundled.manifest()["walker2d"]["medium-replay"]["segments"]
+    small = [dict(segs[0], rows=120), dict(segs[1], rows=80)]
+    a = bundled.replay_from_snapshots("walker2d", small, seed=0, num_envs=2)
+    b = bundled.replay_from_snapshots("walker2d", small, seed=0, num_envs=2)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert len(a["rewards"]) == 200
+    # each segment ends an episode (terminal or a timeout at the cut)
+    assert (a["terminals"] | a["timeouts"])[[119, 199]].all()
+    # the first segment is uniform-random: log-prob log(1/2^6) on every row
+    np.testing.assert_allclose(a["action_log_probs"][:120], -6 * np.log(2.0), rtol=1e-6)

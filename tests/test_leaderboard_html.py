@@ -76,6 +76,12 @@ def test_page_loads_sorts_and_shows_plots(browser, page_file):
     iqms = [float(v) for v in _column(page, "aggregate", 5)]
     assert len(iqms) == 3 and iqms == sorted(iqms)
 
+    # the per-dataset table (datasets x agents) sorts by an agent's column
+    assert page.locator("#final tbody tr").count() == 3
+    page.locator("#final thead th", has_text="odice").click()
+    odice = [float(v) for v in _column(page, "final", 3)]
+    assert len(odice) == 3 and odice == sorted(odice)
+
     # the three plots are embedded images that decoded to real pixels
     sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
     assert len(sizes) == 3 and all(c and w > 100 and h > 100 for c, w, h in sizes)

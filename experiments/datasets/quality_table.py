@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="experiments/datasets/results")
     p.add_argument("--envs", default="", help="comma-separated subset of the bundled environments")
+    p.add_argument("--resume-log", action="append", default=[],
+                   help="stdout of an earlier (interrupted) run of this script: its rows are reused, not remeasured")
     args = p.parse_args(argv)
     cache = tempfile.mkdtemp(prefix="offreg-quality-")
     os.environ["OFFREG_DATA_DIR"] = cache  # regenerate from scratch, timed
@@ -61,11 +63,20 @@ def main(argv: list[str] | None = None) -> None:
 
     man = manifest()
     envs = [e for e in man if not args.envs or e in args.envs.split(",")]
+    done = {}
+    for log in args.resume_log:
+        for line in Path(log).read_text().splitlines():
+            if line.startswith('{"dataset"'):
+                row = json.loads(line)
+                done[row["dataset"]] = row
     rows = []
     for env in envs:
         lo, hi = LOCOMOTION_REF_SCORES[env]
         for level in BUNDLED_LEVELS:
             name = f"{env}-{level}-v0"
+            if f"offreg/{name}" in done:
+                rows.append(done[f"offreg/{name}"])
+                continue
             t0 = time.perf_counter()
             ds = load_dataset(f"offreg/{name}", progress=False)
             seconds = time.perf_counter() - t0

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 offreg leaderboard run \
   --agents bc,td3bc,prdc,a2pr,odice \
-  --datasets offreg/hopper-medium-replay-v0 \
+  --datasets offreg/hopper-medium-replay-v0,offreg/hopper-medium-v0 \
   --seeds 2 --steps 3000 --eval-every 1000 --eval-episodes 5 \
   --out experiments/leaderboard/results
 offreg leaderboard report experiments/leaderboard/results --format md,csv,html \

@@ -119,6 +119,19 @@ def render(board: Any, figures: Mapping[str, bytes]) -> str:
     ]
     agg = _table("aggregate", ["agent", "datasets", "runs", "mean of dataset means", f"{c} CI", "IQM", f"{c} CI"],
                  agg_rows)
+    pivot_rows = []
+    for d in board.datasets:
+        cells = []
+        for a in board.agents:
+            e = board.entry(a, d)
+            if e is None or e.status != COMPLETE or not e.final:
+                status = "" if e is None else ("no scores" if e.status == COMPLETE else e.status)
+                cells.append(_td(status, cls="bad" if status else ""))
+            else:
+                m, sd = e.final_mean_std
+                cells.append(_td(f"{m:.1f} ± {sd:.1f}", m))
+        pivot_rows.append("<tr>" + _td(d) + "".join(cells) + "</tr>")
+    pivot = _table("final", ["dataset", *board.agents], pivot_rows)
     imgs = "".join(
         f'<figure><img alt="{_e(name.removesuffix(".png").replace("_", " "))}" '
         f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"></figure>'
@@ -138,6 +151,8 @@ def render(board: Any, figures: Mapping[str, bytes]) -> str:
 <code>{_e(board.directory)}/results</code>. Settings: {_e(settings_text(board))}.
 Scores are D4RL normalized scores. The final score (end of training) is the primary number; the best
 during training is optimistic. Click a column header to sort.</p>
+<h2>Final normalized score (mean ± std over seeds, end of training)</h2>
+{pivot}
 <h2>Every run</h2>
 {runs}
 <h2>Aggregate over datasets (final scores; {c} stratified bootstrap CIs, {board.reps} replicates)</h2>

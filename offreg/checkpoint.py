@@ -88,8 +88,9 @@ def agent_name_of(agent: Any) -> str:
     """
     from offreg.agents.base import registry
 
-    for name, spec in registry().items():
-        if spec.agent_cls is type(agent):
+    config_cls = type(getattr(agent, "config", None))
+    for name, spec in registry().items():  # one class may serve several names, told apart by config class
+        if spec.agent_cls is type(agent) and spec.config_cls is config_cls:
             return name
     raise CheckpointError(
         f"agent class {type(agent).__name__} is not registered; decorate it with offreg.agents.register"
@@ -303,6 +304,8 @@ def _template(agent_cls: type, config: Any, info: Any) -> Any:
 
     if info is None:
         info = DatasetInfo("template", "file", None, 1, 1, 0)
+    if hasattr(agent_cls, "template"):  # agents whose create needs their own kind of data
+        return agent_cls.template(config, info)
     n = max(int(getattr(config, "batch_size", 1)), 64)
     rng = np.random.default_rng(0)  # template data only; never on the training path
     obs = rng.normal(size=(n, info.obs_dim))

@@ -102,17 +102,7 @@ def test_agent_contract(name, built):
     np.testing.assert_allclose(np.asarray(jax.jit(lambda a, o: a.act(o))(agent, raw)), actions, atol=1e-6)
 
 
-
-# R2PVI's family fits in ``create`` and rejects the random continuous actions of the checkpoint
-# template's dummy dataset (offreg/checkpoint.py:_template): loading those agents fails for now.
-_LOAD_BROKEN = {"r2pvi-tv", "r2pvi-kl", "r2pvi-chi2", "pevi", "drpvi", "drvi-l"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(n in _LOAD_BROKEN, reason="checkpoint template vs R2PVI create",
-                                             strict=True)) for n in sorted(registry())],
-)
+@pytest.mark.parametrize("name", sorted(registry()))
 def test_checkpoint_round_trip(name, built, tmp_path):
     """save_agent/load_agent give the same class and config and bit-identical actions and state."""
     spec, dataset, prepared, agent, trained = built(name)

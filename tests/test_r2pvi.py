@@ -178,7 +178,7 @@ def test_drvil_dual_equals_dense_grid():
 
 
 def test_population_duals_on_the_linear_mdp():
-    """Spec Sec. 11: with the true factors, TV truncates at min V + lambda; KL and chi2 cannot move the
+    """With the true factors, TV truncates at min V + lambda; KL and chi2 cannot move the
     mass of mu_{1,4} = delta_{x5} outside its support, so they give no robustness there."""
     mu = np.asarray(linear_mdp.factors(None))[0]  # [d, S]
     v = np.array([0.0, 1.3, 0.7, 0.0, 2.0])  # V_2 over x1..x5 (x4 = fail = 0)

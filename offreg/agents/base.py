@@ -12,6 +12,11 @@ is a static field. Its three functions are pure, so the engine can ``jit``, ``la
 
 Agents fitted in closed form rather than by gradient steps (R2PVI) set ``gradient_free = True``:
 ``create`` fits, and the engine runs no updates.
+
+Optional: ``Agent.template(config, info) -> agent``, a classmethod building an agent of the right
+tree structure without training data, for agents whose ``create`` only accepts their own kind of
+data (R2PVI). Checkpoint loading uses it when present; otherwise it traces ``create`` on a small
+synthetic dataset of the saved dimensions.
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ def nearest(
     beta: jax.Array,
     query_states: jax.Array,
     query_actions: jax.Array,
-    chunk: int = 32,
+    chunk: int = 8,
     block: int = 256,
 ) -> SearchResult:
     """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + slab fallback.

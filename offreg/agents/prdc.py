@@ -57,7 +57,7 @@ class PRDCState(NamedTuple):
 
 
 def prdc_regularizer(
-    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 32, search_block: int = 256
+    beta: float = 2.0, index_candidates: int = 32, search_chunk: int = 8, search_block: int = 256
 ) -> Regularizer:
     """PRDC's dataset constraint ``mean_{B x A} (pi(s) - a_nn)^2``.
 
@@ -117,7 +117,7 @@ class PRDCConfig(TD3Config):
     beta: float = 2.0
     k: int = 1
     index_candidates: int = 32
-    search_chunk: int = 32
+    search_chunk: int = 8
     search_block: int = 256
 
     def __post_init__(self) -> None:

@@ -9,6 +9,8 @@ from scipy.spatial import KDTree
 from offreg.agents.neighbours import MAX_BLOCK, brute_force_nearest, build_index, index_nbytes, locate, nearest
 from offreg.errors import ConfigError
 
+_nearest = jax.jit(nearest, static_argnames=("chunk", "block"))
+
 
 def _random_data(n=2000, ds=5, da=2, seed=0):
     rng = np.random.default_rng(seed)
@@ -26,7 +28,7 @@ def _d4rl_shaped(episodes=20, length=500, ds=11, da=3, seed=1):
 
 def _check_against_kdtree(states, actions, q_rows, q_actions, beta, k=16, chunk=32):
     index = build_index(states, actions, k=k)
-    res = jax.jit(nearest, static_argnames=("chunk", "block"))(
+    res = _nearest(
         index, jnp.float32(beta), jnp.asarray(states[q_rows]), jnp.asarray(q_actions), chunk=chunk, block=512
     )
     keys = np.hstack([np.float32(beta) * states, actions])  # float32 keys, as the official code builds them
@@ -70,10 +72,11 @@ def test_ties_are_broken_by_lowest_index():
     actions = np.concatenate([actions, actions[:50]])
     rows = np.arange(300, 350)  # query the duplicates with their own actions: distance 0, twice
     index = build_index(states, actions, k=4)
-    res = nearest(index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]))
+    res = _nearest(index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]))
     np.testing.assert_array_equal(np.asarray(res.row), np.arange(50))
     np.testing.assert_array_equal(np.asarray(res.dist_sq), 0.0)
-    bf_row, _ = brute_force_nearest(index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]), 64)
+    bf_row, _ = jax.jit(brute_force_nearest, static_argnums=4)(
+        index, jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(actions[rows]), 64)
     np.testing.assert_array_equal(np.asarray(bf_row), np.arange(50))
 
 
@@ -85,7 +88,7 @@ def test_states_outside_the_dataset_fall_back_to_the_exact_scan():
     index = build_index(states, actions, k=8)
     _, found = locate(index, jnp.asarray(qs))
     assert not np.asarray(found).any()
-    res = nearest(index, jnp.float32(1.0), jnp.asarray(qs), jnp.asarray(qa), chunk=16)
+    res = _nearest(index, jnp.float32(1.0), jnp.asarray(qs), jnp.asarray(qa), chunk=16)
     assert not np.asarray(res.certified).any() and int(res.fallback_chunks) == 3
     ref_d, ref_i = KDTree(np.hstack([states, actions])).query(np.hstack([qs, qa]))
     np.testing.assert_array_equal(np.asarray(res.row), ref_i)
@@ -99,10 +102,10 @@ def test_neighbour_never_farther_than_own_action_and_large_beta_gives_own_row():
     pi = rng.uniform(-1, 1, (128, 3)).astype(np.float32)
     index = build_index(states, actions, k=8)
     for beta in (0.5, 2.0):
-        res = nearest(index, jnp.float32(beta), jnp.asarray(states[rows]), jnp.asarray(pi))
+        res = _nearest(index, jnp.float32(beta), jnp.asarray(states[rows]), jnp.asarray(pi))
         own = np.sum((pi - actions[rows]) ** 2, axis=1)
         assert np.all(np.asarray(res.dist_sq) <= own * (1 + 1e-6))
-    res = nearest(index, jnp.float32(1e4), jnp.asarray(states[rows]), jnp.asarray(pi))
+    res = _nearest(index, jnp.float32(1e4), jnp.asarray(states[rows]), jnp.asarray(pi))
     np.testing.assert_array_equal(np.asarray(res.row), rows)  # beta -> inf: the batch row itself (TD3+BC)
     assert np.asarray(res.certified).all()
 
@@ -127,7 +130,7 @@ def test_index_memory_and_bad_input():
     assert nbytes["candidates"] == 100 * 8 * 4 and nbytes["states"] == (100 + MAX_BLOCK) * 5 * 4
     assert nbytes["total"] == sum(v for k, v in nbytes.items() if k != "total")
     small = build_index(states[:5], actions[:5], k=8)  # k >= N: every row is a candidate, always certified
-    res = nearest(small, jnp.float32(2.0), jnp.asarray(states[:5]), jnp.asarray(actions[:5] * 0))
+    res = _nearest(small, jnp.float32(2.0), jnp.asarray(states[:5]), jnp.asarray(actions[:5] * 0))
     assert np.asarray(res.certified).all()
     with pytest.raises(ConfigError, match="k must be"):
         build_index(states, actions, k=0)

@@ -151,15 +151,15 @@ def test_dc_loss_never_exceeds_bc_loss_and_large_beta_is_td3bc():
     pds, batch, pi = _reg_inputs()
     bc = behaviour_cloning()
     bc_loss, _ = bc.loss(bc.init(None, pds), batch.observations, pi, batch, None, None)
-    for beta in (0.1, 1.0, 2.0, 10.0):
-        reg = prdc_regularizer(beta, index_candidates=4, search_chunk=16)
-        dc, m = reg.loss(reg.init(None, pds), batch.observations, pi, batch, None, None)
+    reg = prdc_regularizer(2.0, index_candidates=4, search_chunk=16)
+    state = reg.init(None, pds)
+    loss = jax.jit(lambda st, p: reg.loss(st, batch.observations, p, batch, None, None))
+    own = np.sqrt(np.sum((np.asarray(pi) - np.asarray(batch.actions)) ** 2, axis=1))
+    for beta in (0.1, 1.0, 2.0, 10.0):  # beta lives in the state as an array: one compiled loss
+        dc, m = loss(state._replace(beta=jnp.float32(beta)), pi)
         assert float(dc) <= float(bc_loss) + 1e-7
-        # per row too: the neighbour is never farther than the batch row's own pair
-        own = np.sqrt(np.sum((np.asarray(pi) - np.asarray(batch.actions)) ** 2, axis=1))
-        assert float(m["nn_distance"]) <= own.mean() + 1e-6
-    reg = prdc_regularizer(1e5, index_candidates=4)
-    dc, m = reg.loss(reg.init(None, pds), batch.observations, pi, batch, None, None)
+        assert float(m["nn_distance"]) <= own.mean() + 1e-6  # never farther than the batch row's own pair
+    dc, m = loss(state._replace(beta=jnp.float32(1e5)), pi)
     np.testing.assert_allclose(float(dc), float(bc_loss), rtol=1e-6)  # beta -> inf: TD3+BC
     assert float(m["certified_fraction"]) == 1.0
 

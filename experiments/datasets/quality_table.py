@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
 
     for env in envs:
         m = man[env]
-        files = [m["medium"]["file"], m["expert"]["file"], m["medium-replay"]["file"]]
+        rep = m["medium-replay"]
+        replay_files = [g["file"] for g in rep["segments"] if g["file"]] if "segments" in rep else [rep["file"]]
+        files = [m["medium"]["file"], m["expert"]["file"], *replay_files]
         mb = sum((bundled_dir() / f).stat().st_size for f in files) / 1e6
         lines.append(
             f"| {env} | {m['train_steps']:,} | {m['medium']['step']:,}: {m['medium']['return_mean']:.0f} "

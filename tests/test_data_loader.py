@@ -94,6 +94,26 @@ def test_generated_dataset_is_built_once_and_cached(tmp_path):
     assert download_dataset("offreg/tiny-v0") == tmp_path / "offreg" / "tiny-v0.hdf5"
 
 
+def test_a_changed_fingerprint_regenerates_instead_of_reusing_a_stale_cache():
+    calls = []
+
+    def build(seed):
+        def _build(path):
+            calls.append(seed)
+            write_d4rl_file(path, "hopper", n_episodes=4, seed=seed)
+        return _build
+
+    gen.register_generated(gen.GeneratedSpec("fp-v0", "hopper", "fp", build(1), fingerprint="aaaa"))
+    first = np.asarray(load_dataset("offreg/fp-v0").transitions.actions)
+    gen.register_generated(gen.GeneratedSpec("fp-v0", "hopper", "fp", build(2), fingerprint="bbbb"))
+    second = np.asarray(load_dataset("offreg/fp-v0").transitions.actions)
+    assert calls == [1, 2]
+    assert first.shape != second.shape or not np.array_equal(first, second)
+    gen.register_generated(gen.GeneratedSpec("fp-v0", "hopper", "fp", build(3), fingerprint="bbbb"))
+    load_dataset("offreg/fp-v0")
+    assert calls == [1, 2]  # same fingerprint: the cache is reused
+
+
 # --- summary ------------------------------------------------------------------------------------
 def test_dataset_summary_matches_numpy(tmp_path):
     (tmp_path / "d4rl").mkdir()

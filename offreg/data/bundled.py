@@ -22,6 +22,7 @@ first built.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -196,6 +197,17 @@ def _describe(env: str, level: str, m: dict[str, Any]) -> str:
     return f"{env} SAC snapshot at step {s['step']:,} (return {s['return_mean']:.0f}), {n:,} steps (bundled)"
 
 
+GENERATOR_VERSION = 1
+"""Bump when the regeneration code changes its output, so cached files are rebuilt."""
+
+
+def _fingerprint(env: str, level: str, m: dict[str, Any]) -> str:
+    """A short hash of what a level's contents depend on: the env's manifest entry (snapshot files,
+    returns, sizes, seeds) and :data:`GENERATOR_VERSION`."""
+    text = json.dumps({"env": env, "level": level, "manifest": m, "version": GENERATOR_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def register_all() -> None:
     """Register every level of every environment in the manifest."""
     for env, m in manifest().items():
@@ -206,7 +218,7 @@ def register_all() -> None:
             register_generated(GeneratedSpec(
                 name=f"{env}-{level}-v0", env_id=env, description=_describe(env, level, m),
                 build=_builder(env, level), ref_min_score=lo, ref_max_score=hi, max_episode_steps=1000,
-                kind="bundled",
+                kind="bundled", fingerprint=_fingerprint(env, level, m),
             ))
 
 

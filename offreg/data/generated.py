@@ -32,6 +32,9 @@ class GeneratedSpec:
       ref_max_score: normalized-score 100 return, or None.
       max_episode_steps: the environment's time limit.
       kind: ``bundled`` (regenerated from files shipped with offreg) or ``generated``.
+      fingerprint: a short string that changes whenever the generated contents would change (e.g. a
+        hash of the shipped snapshots). It is part of the cache file name, so a cache written from
+        older bundled files is never reused after an upgrade.
     """
 
     name: str
@@ -42,6 +45,7 @@ class GeneratedSpec:
     ref_max_score: float | None = None
     max_episode_steps: int = 1000
     kind: str = "generated"
+    fingerprint: str = ""
 
 
 _GENERATED: dict[str, GeneratedSpec] = {}

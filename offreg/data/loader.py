@@ -57,8 +57,10 @@ def d4rl_path(entry: CatalogueEntry) -> Path:
 
 
 def generated_path(name: str) -> Path:
-    """Where ``offreg/<name>`` is cached: ``offreg_data_dir() / <name>.hdf5``."""
-    return offreg_data_dir() / f"{name}.hdf5"
+    """Where ``offreg/<name>`` is cached: ``offreg_data_dir() / <name>[-<fingerprint>].hdf5``."""
+    spec = generated_specs().get(name)
+    suffix = f"-{spec.fingerprint}" if spec is not None and spec.fingerprint else ""
+    return offreg_data_dir() / f"{name}{suffix}.hdf5"
 
 
 def _offline_hint(entry: CatalogueEntry, base_url: str | None = None) -> str:

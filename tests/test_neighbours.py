@@ -53,7 +53,8 @@ def test_random_data_matches_kdtree_on_every_query_and_uses_both_paths():
     res, unique = _check_against_kdtree(states, actions, rows, q_actions, beta=0.3, k=16)
     cert = np.asarray(res.certified)
     assert 0.0 < cert.mean() < 1.0, cert.mean()  # both the candidate path and the fallback are exercised
-    assert int(res.fallback_chunks) == -(-int((~cert).sum()) // 32)
+    # many open queries: the batched matmul scan answers most, chunked slab scans the rest
+    assert int(res.fallback_chunks) <= -(-int((~cert).sum()) // 32)
     assert unique.mean() > 0.99
 
 
@@ -89,7 +90,7 @@ def test_states_outside_the_dataset_fall_back_to_the_exact_scan():
     _, found = locate(index, jnp.asarray(qs))
     assert not np.asarray(found).any()
     res = _nearest(index, jnp.float32(1.0), jnp.asarray(qs), jnp.asarray(qa), chunk=16)
-    assert not np.asarray(res.certified).any() and int(res.fallback_chunks) == 3
+    assert not np.asarray(res.certified).any() and int(res.fallback_chunks) <= 3
     ref_d, ref_i = KDTree(np.hstack([states, actions])).query(np.hstack([qs, qa]))
     np.testing.assert_array_equal(np.asarray(res.row), ref_i)
     np.testing.assert_allclose(np.sqrt(np.asarray(res.dist_sq)), ref_d, rtol=1e-5)

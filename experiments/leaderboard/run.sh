@@ -2,6 +2,7 @@
 # The committed mini-leaderboard: every locomotion agent on offreg's bundled Hopper data, at a budget
 # a 2-core CPU machine allows (a smoke-scale comparison, far from the papers' 1M steps x 5 seeds).
 # Results files: experiments/leaderboard/results/results/*.json; report: experiments/leaderboard/results/report/.
+# Shown with its numbers in docs/leaderboard.md.
 # Rerunning continues where it stopped (finished jobs are skipped, interrupted ones resume).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

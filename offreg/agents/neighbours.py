@@ -21,7 +21,9 @@ the search stays on the device:
    ``||x_m - q|| >= beta |u.(S_m - s)|``, only rows with ``|u.S_m - u.s| <= d*/beta`` (``d*`` the
    candidates' best, an upper bound) can be nearer; they form one contiguous range of the sorted
    order, found by binary search. The index stores the rows in that order, so each slab is a
-   contiguous slice. (:func:`brute_force_nearest` scans everything; tests use it.)
+   contiguous slice. When many queries are open, one batched matmul scan of the whole dataset
+   (certified top-8, re-ranked exactly) answers most of them first. (:func:`brute_force_nearest`
+   scans everything; tests use it.)
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -303,10 +305,15 @@ def nearest(
     d = _sq_dist(beta, index.states[cand], index.actions[cand], (beta * query_states)[:, None], query_actions[:, None])
     d_min, best = _lexmin(d, index.rows[cand], n)
     certified = found & (d_min < beta * beta * index.radius_sq[pos])
-    # --- exact fallback for the rest, chunk queries at a time, over their slabs ---
+    # --- many open queries: one batched matmul scan of everything for the whole batch first ---
     chunk = min(chunk, b)
-    order = jnp.argsort(certified, stable=True).astype(jnp.int32)  # uncertified first
-    num_open = jnp.sum(~certified).astype(jnp.int32)
+    many = jnp.sum(~certified) > max(b // 4, 2 * chunk)  # cheaper than chunked scans from about here on CPU
+    best, d_min, mm_done = _once(many, lambda: _matmul_search(index, beta, query_states, query_actions, best, d_min),
+                                 (best, d_min, jnp.zeros((b,), bool)))
+    resolved = certified | mm_done
+    # --- exact fallback for the rest, chunk queries at a time, over their slabs ---
+    order = jnp.argsort(resolved, stable=True).astype(jnp.int32)  # unresolved first
+    num_open = jnp.sum(~resolved).astype(jnp.int32)
     num_chunks = (num_open + chunk - 1) // chunk
     order = jnp.pad(order, (0, (-b) % chunk))
 

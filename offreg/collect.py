@@ -39,7 +39,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import flax.struct
 import flax.traverse_util
 import jax
@@ -254,8 +253,8 @@ class SAC:
         k_actor, k_critic = jax.random.split(key)
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         act = jnp.zeros((1, self.act_dim), jnp.float32)
-        actor = nn.Module.init(self.actor_net, k_actor, obs)
-        critic = nn.Module.init(self.critic_net, k_critic, obs, act)
+        actor = self.actor_net.init(k_actor, obs)
+        critic = self.critic_net.init(k_critic, obs, act)
         log_alpha = jnp.asarray(np.log(self.config.init_alpha), jnp.float32)
         return SACState(
             actor=actor,

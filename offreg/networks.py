@@ -37,11 +37,11 @@ class Linear(nn.Module):
     """A dense layer with a choice of initialisation (``torch`` or ``flax``)."""
 
     features: int
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.init == "torch":
+        if self.init_scheme == "torch":
             kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
             bias_init = torch_bias_init(x.shape[-1])
         else:
@@ -57,24 +57,24 @@ class MLP(nn.Module):
       out_dim: output width.
       activation: a key of :data:`ACTIVATIONS`.
       layer_norm: LayerNorm (eps 1e-5, PyTorch's) after each hidden Linear, before the activation.
-      init: ``torch`` or ``flax`` (see the module docstring).
+      init_scheme: ``torch`` or ``flax`` (see the module docstring).
     """
 
     hidden_dims: Sequence[int]
     out_dim: int
     activation: str = "relu"
     layer_norm: bool = False
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for h in self.hidden_dims:
-            x = Linear(h, self.init)(x)
+            x = Linear(h, self.init_scheme)(x)
             if self.layer_norm:
                 x = nn.LayerNorm(epsilon=1e-5)(x)
             x = act(x)
-        return Linear(self.out_dim, self.init)(x)
+        return Linear(self.out_dim, self.init_scheme)(x)
 
 
 class DeterministicActor(nn.Module):
@@ -84,11 +84,11 @@ class DeterministicActor(nn.Module):
     act_dim: int
     max_action: float = 1.0
     activation: str = "relu"
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        x = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init)(observations)
+        x = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init_scheme)(observations)
         return self.max_action * jnp.tanh(x)
 
 
@@ -98,12 +98,12 @@ class Critic(nn.Module):
     hidden_dims: Sequence[int]
     activation: str = "relu"
     layer_norm: bool = False
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([observations, actions], axis=-1)
-        return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init)(x)[..., 0]
+        return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(x)[..., 0]
 
 
 class EnsembleCritic(nn.Module):
@@ -117,7 +117,7 @@ class EnsembleCritic(nn.Module):
     num: int = 2
     activation: str = "relu"
     layer_norm: bool = False
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
@@ -129,7 +129,7 @@ class EnsembleCritic(nn.Module):
             out_axes=0,
             axis_size=self.num,
         )
-        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init)(observations, actions)
+        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)(observations, actions)
 
 
 class ValueNet(nn.Module):
@@ -138,11 +138,11 @@ class ValueNet(nn.Module):
     hidden_dims: Sequence[int]
     activation: str = "relu"
     layer_norm: bool = False
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init)(observations)[..., 0]
+        return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(observations)[..., 0]
 
 
 def polyak(target, online, tau):
@@ -160,7 +160,7 @@ class EnsembleValue(nn.Module):
     num: int = 2
     activation: str = "relu"
     layer_norm: bool = False
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -172,7 +172,7 @@ class EnsembleValue(nn.Module):
             out_axes=0,
             axis_size=self.num,
         )
-        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init)(observations)
+        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)(observations)
 
 
 class GaussianPolicy(nn.Module):
@@ -189,11 +189,11 @@ class GaussianPolicy(nn.Module):
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     activation: str = "relu"
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init)(observations)
+        mean = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init_scheme)(observations)
         if self.tanh_mean:
             mean = jnp.tanh(mean)
         log_std = self.param("log_std", nn.initializers.zeros, (self.act_dim,))
@@ -225,13 +225,13 @@ class TanhGaussianActor(nn.Module):
     log_std_min: float = -20.0
     log_std_max: float = 2.0
     activation: str = "relu"
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = observations
         for h in self.hidden_dims:
-            x = ACTIVATIONS[self.activation](Linear(h, self.init)(x))
-        mean = Linear(self.act_dim, self.init, name="mean")(x)
-        log_std = Linear(self.act_dim, self.init, name="log_std")(x)
+            x = ACTIVATIONS[self.activation](Linear(h, self.init_scheme)(x))
+        mean = Linear(self.act_dim, self.init_scheme, name="mean")(x)
+        log_std = Linear(self.act_dim, self.init_scheme, name="log_std")(x)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)

@@ -53,21 +53,21 @@ class VAE(nn.Module):
       latent_dim: ``Z`` (A2PR: ``2 * act_dim``).
       act_dim: action dimension.
       max_action: bound of the decoded actions.
-      init: ``torch`` or ``flax`` initialisation of every layer.
+      init_scheme: ``torch`` or ``flax`` initialisation of every layer.
     """
 
     hidden_dims: Sequence[int]
     latent_dim: int
     act_dim: int
     max_action: float = 1.0
-    init: str = "torch"
+    init_scheme: str = "torch"
 
     def setup(self) -> None:
-        self.enc = [Linear(h, self.init) for h in self.hidden_dims]
-        self.mean = Linear(self.latent_dim, self.init)
-        self.log_std = Linear(self.latent_dim, self.init)
-        self.dec = [Linear(h, self.init) for h in self.hidden_dims]
-        self.out = Linear(self.act_dim, self.init)
+        self.enc = [Linear(h, self.init_scheme) for h in self.hidden_dims]
+        self.mean = Linear(self.latent_dim, self.init_scheme)
+        self.log_std = Linear(self.latent_dim, self.init_scheme)
+        self.dec = [Linear(h, self.init_scheme) for h in self.hidden_dims]
+        self.out = Linear(self.act_dim, self.init_scheme)
 
     def __call__(
         self, observations: jax.Array, actions: jax.Array, noise: jax.Array
@@ -151,8 +151,8 @@ def a2pr_regularizer(
         vae = vae_net(act_dim)
         k_v, k_vae = jax.random.split(key)
         obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-        value_params = nn.Module.init(value_net, k_v, obs)
-        vae_params = nn.Module.init(vae, k_vae, obs, act, jnp.zeros((1, vae.latent_dim)))
+        value_params = value_net.init(k_v, obs)
+        vae_params = vae.init(k_vae, obs, act, jnp.zeros((1, vae.latent_dim)))
         return A2PRState(
             value_params=value_params,
             value_opt_state=value_opt.init(value_params),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -92,7 +91,7 @@ class BCAgent(flax.struct.PyTreeNode):
         if not isinstance(config, BCConfig):
             raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
         info = prepare_dataset(config, dataset).info
-        params = nn.Module.init(_actor(config, info.act_dim), key, jnp.zeros((1, info.obs_dim), jnp.float32))
+        params = _actor(config, info.act_dim).init(key, jnp.zeros((1, info.obs_dim), jnp.float32))
         if info.obs_mean is not None:
             mean, std = jnp.asarray(info.obs_mean, jnp.float32), jnp.asarray(info.obs_std, jnp.float32)
         else:

@@ -25,7 +25,6 @@ import dataclasses
 from typing import Any, ClassVar
 
 import chex
-import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -393,9 +392,8 @@ class ODICE(flax.struct.PyTreeNode):
             std = np.ones(obs_dim, np.float32) if info.obs_std is None else np.asarray(info.obs_std, np.float32)
         k_value, k_policy = jax.random.split(key)
         dummy = jnp.zeros((1, obs_dim), jnp.float32)
-        # ``nn.Module.init`` explicitly: the networks' ``init`` field (the init scheme) shadows the method.
-        value_params = nn.Module.init(_value_net(config), k_value, dummy)
-        policy_params = nn.Module.init(_policy_net(config, act_dim), k_policy, dummy)
+        value_params = _value_net(config).init(k_value, dummy)
+        policy_params = _policy_net(config, act_dim).init(k_policy, dummy)
         value_tx, policy_tx = _optimizers(config)
         return cls(
             value_params=value_params,

@@ -38,7 +38,6 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
-import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -201,9 +200,8 @@ class TD3Agent(flax.struct.PyTreeNode):
         actor_key, critic_key, reg_key = jax.random.split(key, 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, act_dim), jnp.float32)
-        # ``nn.Module.init`` explicitly: the networks' ``init`` field (the init scheme) shadows the method.
-        actor_params = nn.Module.init(actor, actor_key, obs)
-        critic_params = nn.Module.init(critic, critic_key, obs, act)
+        actor_params = actor.init(actor_key, obs)
+        critic_params = critic.init(critic_key, obs, act)
         if info.obs_mean is not None:
             obs_mean = jnp.asarray(info.obs_mean, jnp.float32)
             obs_std = jnp.asarray(info.obs_std, jnp.float32)

@@ -106,6 +106,13 @@ class Critic(nn.Module):
         return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(x)[..., 0]
 
 
+def _ensemble(module_cls: type[nn.Module], num: int) -> type[nn.Module]:
+    """``module_cls`` lifted to ``num`` independently initialised members, stacked on a leading axis."""
+    return nn.vmap(
+        module_cls, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=num
+    )
+
+
 class EnsembleCritic(nn.Module):
     """``num`` independent critics evaluated in one vmapped call; output ``[num, ...]``.
 
@@ -121,15 +128,8 @@ class EnsembleCritic(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            Critic,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num,
-        )
-        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)(observations, actions)
+        members = _ensemble(Critic, self.num)(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)
+        return members(observations, actions)
 
 
 class ValueNet(nn.Module):
@@ -164,15 +164,8 @@ class EnsembleValue(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            ValueNet,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num,
-        )
-        return ensemble(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)(observations)
+        members = _ensemble(ValueNet, self.num)(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)
+        return members(observations)
 
 
 class GaussianPolicy(nn.Module):

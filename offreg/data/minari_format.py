@@ -147,25 +147,23 @@ def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def max_episode_steps_of(meta: dict[str, Any]) -> int | None:
-    """The time limit recorded in ``metadata.json``'s ``env_spec``, if any."""
+def _env_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """``metadata.json``'s ``env_spec`` (a JSON string or a dict) as a dict; ``{}`` when absent or unreadable."""
     spec = meta.get("env_spec")
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
         except ValueError:
-            return None
-    if isinstance(spec, dict) and isinstance(spec.get("max_episode_steps"), int):
-        return int(spec["max_episode_steps"])
-    return None
+            return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def max_episode_steps_of(meta: dict[str, Any]) -> int | None:
+    """The time limit recorded in ``metadata.json``'s ``env_spec``, if any."""
+    steps = _env_spec(meta).get("max_episode_steps")
+    return int(steps) if isinstance(steps, int) else None
 
 
 def env_spec_id(meta: dict[str, Any]) -> str | None:
     """The Gymnasium id recorded in ``metadata.json``'s ``env_spec``, if any."""
-    spec = meta.get("env_spec")
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            return None
-    return spec.get("id") if isinstance(spec, dict) else None
+    return _env_spec(meta).get("id")

@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from offreg.agents.neighbours import MAX_BLOCK, build_index, index_nbytes
+from offreg.checkpoint import atomic_write_text
 
 
 def expected_nbytes(n: int, obs_dim: int, act_dim: int, k: int) -> dict[str, int]:
@@ -94,10 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.build:
         print(f"built in {res['build_seconds']:.1f} s; peak host RSS {res['peak_host_rss_bytes'] / 2**30:.2f} GiB")
     out = Path(args.out or Path(__file__).parents[1] / "prdc_a2pr" / "results" / f"prdc_index_{args.rows}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(res, indent=2))
     print(f"wrote {out}")
     return res
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from offreg.agents.base import get_spec, prepare_dataset
 from offreg.agents.td3 import TD3Agent, TD3Config
+from offreg.checkpoint import atomic_write_text
 from offreg.data import DatasetInfo, from_arrays
 from offreg.seeds import seed_keys
 from offreg.train import create_seeds, scan_updates, train_chunk
@@ -452,10 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{s['cpu_ratio']:.2f}x CPU time (target <= 4.5x)")
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=float))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(results, indent=2, default=float))
     print(f"wrote {out}")
     return results
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import offreg
+from offreg.checkpoint import atomic_write_text
 from offreg.errors import OffregError
 
 DATASETS = [f"offreg/{env}-{level}-v0" for env in ("hopper", "halfcheetah", "walker2d")
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["checks"] = checks
     print(json.dumps({"mean_by_agent": res["mean_by_agent"], "checks": checks}, indent=2))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(res, indent=2))
-    os.replace(tmp_out, out)
+    atomic_write_text(out, json.dumps(res, indent=2))
     print(f"wrote {out}")
     return res
 

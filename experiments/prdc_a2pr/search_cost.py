@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import offreg
 from offreg.agents.base import get_spec, prepare_dataset
 from offreg.api import resolve_config
+from offreg.checkpoint import atomic_write_text
 from offreg.train import scan_updates
 
 
@@ -76,10 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
            "load_average": os.getloadavg(), "rows": rows}
     name = args.dataset.replace("/", "_")
     out = Path(args.out or Path(__file__).parent / "results" / f"search_cost_{name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(res, indent=2))
     print(f"wrote {out}")
     return res
 

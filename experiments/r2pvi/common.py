@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.agents import r2pvi as R
+from offreg.checkpoint import atomic_write_text
 from offreg.envs import american_put, linear_mdp
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,9 +139,7 @@ def write_json(name: str, payload: dict[str, Any], out: Path = RESULTS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     payload = {"command": command(), "environment": environment(), **payload}
     path = out / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_jsonable))
     return path
 
 

@@ -22,6 +22,11 @@ import jax.numpy as jnp
 from offreg.types import PRNGKey
 
 
+SEED_AXIS = "seeds"
+"""Axis name of the engine's seed ``vmap``: code inside an update may reduce over it (e.g. run a
+branch when any seed needs it); it must not mix the seeds' values."""
+
+
 def seed_keys(seed: int) -> tuple[PRNGKey, PRNGKey]:
     """``(init_key, train_key)`` of a seed: ``jax.random.split(jax.random.PRNGKey(seed))``."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))

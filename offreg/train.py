@@ -79,7 +79,7 @@ from offreg.logging import (
     require_wandb,
     truncate_jsonl,
 )
-from offreg.seeds import index_seed, seed_axes, seed_keys, stack_seeds
+from offreg.seeds import SEED_AXIS, index_seed, seed_axes, seed_keys, stack_seeds
 from offreg.types import Metrics, PRNGKey, Transitions
 
 DEFAULT_AGENT = "td3bc"
@@ -140,7 +140,9 @@ def _chunk_fn(treedef: Any, leaf_axes: tuple[int | None, ...]) -> Callable[..., 
 
     def chunk(agents, transitions, keys, num_steps):
         f = functools.partial(one_seed, num_steps=num_steps)
-        return jax.vmap(f, in_axes=(axes, None, 0), out_axes=(axes, 0, 0, 0))(agents, transitions, keys)
+        return jax.vmap(f, in_axes=(axes, None, 0), out_axes=(axes, 0, 0, 0), axis_name=SEED_AXIS)(
+            agents, transitions, keys
+        )
 
     return jax.jit(chunk, static_argnames="num_steps")
 

@@ -120,3 +120,18 @@ def test_config_validation_and_presets():
     cfg, _ = resolve_config_with_sources("prdc", "antmaze-medium-play-v2")
     assert (cfg.alpha, cfg.beta, cfg.reward_transform, cfg.reward_scale, cfg.reward_shift) == (
         7.5, 7.5, "antmaze", 10000.0, -1.0)
+
+
+def test_seeds_share_one_index_and_each_vmapped_seed_equals_its_single_run():
+    import offreg
+
+    ds = toy_dataset()
+    kw = dict(steps=6, eval_every=0, log_every=6, progress=False,
+              overrides={k: (list(v) if isinstance(v, tuple) else v) for k, v in TINY.items()})
+    many = offreg.train("prdc", ds, seeds=[0, 1, 2], **kw)
+    single = offreg.train("prdc", ds, seeds=[1], **kw)
+    index = many.agents.reg_state.index
+    assert index.candidates.ndim == 2 and index.states.ndim == 2  # one copy, no seed axis
+    assert many.agents.actor_params is not None and jax.tree_util.tree_leaves(many.agents.actor_params)[0].shape[0] == 3
+    for x, y in zip(jax.tree_util.tree_leaves(many.agent(1)), jax.tree_util.tree_leaves(single.agent(1)), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)

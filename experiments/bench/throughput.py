@@ -159,7 +159,7 @@ def _best_rate(fn, work: float, repeats: int, cpu: dict[str, Any] | None = None)
 
 
 # --- offreg --------------------------------------------------------------------------------------
-def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int) -> dict[str, Any]:
+def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int = 0) -> dict[str, Any]:
     spec = get_spec(name)
     if spec.agent_cls.gradient_free:
         raise SystemExit(f"agent {name!r} is gradient-free; it has no update to time")
@@ -171,6 +171,10 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int) -> dict[str,
     t0 = time.perf_counter()
     _block(run(agent, prepared.transitions, state["key"], chunk))
     compile_s = time.perf_counter() - t0
+    for _ in range(-(-warmup // chunk)):  # train first: PRDC's search cost depends on how close pi is to the data
+        agent, state["key"], _ = run(agent, prepared.transitions, state["key"], chunk)
+    _block(agent)
+    state["agent"] = agent
 
     def call():
         a, k, m = run(state["agent"], prepared.transitions, state["key"], chunk)
@@ -181,7 +185,8 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int) -> dict[str,
     rate, times = _best_rate(call, chunk, repeats, cpu)
     out: dict[str, Any] = {"agent": name, "updates_per_s": rate, "updates_per_cpu_s": cpu["rate"], "chunk": chunk,
                            "call_seconds": times, "call_cpu_seconds": cpu["seconds"],
-                           "compile_and_first_call_s": compile_s, "config": config.to_dict()}
+                           "compile_and_first_call_s": compile_s, "warmup_updates": -(-warmup // chunk) * chunk,
+                           "config": config.to_dict()}
     out["xla_flops_per_update"] = xla_update_flops(agent, prepared.transitions, config.batch_size)
     if isinstance(agent, TD3Agent):
         flops = td3_update_flops(prepared.info.obs_dim, prepared.info.act_dim, config)
@@ -400,6 +405,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--d3rlpy-steps", type=int, default=200)
     p.add_argument("--seeds", type=int, default=5, help="vmapped seeds for the seed-cost ratio (0: skip)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--warmup", type=int, default=0, help="updates trained before timing (PRDC: a trained policy "
+                   "is nearer the data, so more searches are certified)")
     p.add_argument("--quick", action="store_true", help="small chunk and step counts (smoke test)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "throughput.json"))
     args = p.parse_args(argv)
@@ -420,13 +427,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "jax": jax.__version__, "backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.devices()],
-                    "load_average_at_start": os.getloadavg()},
+                    "load_average_at_start": os.getloadavg(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
         "data": {"dataset": args.dataset or "synthetic random walk", "rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "batch_size": 256},
         "targets": TARGETS,
     }
 
     print(f"[throughput] offreg agents {agents} ...", flush=True)
-    results["offreg"] = [bench_offreg(a, dataset, args.chunk, args.repeats) for a in agents]
+    results["offreg"] = [bench_offreg(a, dataset, args.chunk, args.repeats, args.warmup) for a in agents]
     h = 256
     shapes = [(256, h, h), (256, args.obs_dim + args.act_dim, h), (256, h, args.act_dim), (1024, 1024, 1024)]
     print("[throughput] matmul rate ...", flush=True)

@@ -404,6 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--torch-steps", type=int, default=500)
     p.add_argument("--d3rlpy-steps", type=int, default=200)
     p.add_argument("--seeds", type=int, default=5, help="vmapped seeds for the seed-cost ratio (0: skip)")
+    p.add_argument("--seed-agents", default="", help="agents of the seed-cost ratio (default: all of --agents)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--warmup", type=int, default=0, help="updates trained before timing (PRDC: a trained policy "
                    "is nearer the data, so more searches are certified)")
@@ -445,7 +446,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r["cpu_fraction_of_matmul_256"] = r["gflops_per_cpu_s"] / typical_cpu
     if args.seeds:
         print(f"[throughput] {args.seeds} vmapped seeds vs 1 ...", flush=True)
-        results["seeds"] = [bench_seeds(a, dataset, args.seeds, args.chunk, args.repeats) for a in agents]
+        seed_agents = [a for a in args.seed_agents.split(",") if a] or agents
+        results["seeds"] = [bench_seeds(a, dataset, args.seeds, args.chunk, args.repeats) for a in seed_agents]
     for b in baselines:
         print(f"[throughput] baseline {b} ...", flush=True)
         fn = {"torch": bench_torch, "d3rlpy": bench_d3rlpy, "d3rlpy-prdc": bench_d3rlpy_prdc}[b]

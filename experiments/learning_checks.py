@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from offreg.checkpoint import atomic_write_text
+from offreg.atomic import atomic_write_text
 from offreg.leaderboard.results import COMPLETE, per_seed_scores, read_result
 from offreg.leaderboard.runner import RESULTS_DIR
 
@@ -101,8 +101,9 @@ def check_against_baselines(runs, datasets, agents) -> dict[str, Any]:
     replay = [d for d in datasets if "medium-replay" in d]
     avg = {a: _mean_over(runs, a, datasets) for a in cols}
     avg_replay = {a: _mean_over(runs, a, replay) for a in cols}
-    rows.append(["mean over datasets", *[("—" if avg[a] is None else f"{avg[a]:.1f}") for a in cols]])
-    rows.append(["mean over medium-replay", *[("—" if avg_replay[a] is None else f"{avg_replay[a]:.1f}") for a in cols]])
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+    rows.append(["mean over datasets", *[fmt(avg[a]) for a in cols]])
+    rows.append(["mean over medium-replay", *[fmt(avg_replay[a]) for a in cols]])
     checks = {}
     for a in agents:
         if avg[a] is not None and avg["td3bc"] is not None:

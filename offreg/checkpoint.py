@@ -10,7 +10,7 @@ A checkpoint is one msgpack file (``flax.serialization``) holding
 - ``key``: the training PRNG key(s), ``uint32 [2]`` (or ``[num_seeds, 2]``), or nil.
 
 Writes are atomic: the bytes go to a temporary file in the same directory, are flushed to disk and
-then renamed over the destination (``os.replace``), so a crash leaves either the old or the new file.
+then renamed over the destination (:mod:`offreg.atomic`), so a crash leaves either the old or the new file.
 
 Loading rebuilds a template agent from the registry and the saved config (``jax.eval_shape`` of
 ``create`` on a tiny dataset of the saved dimensions, so the dataset file is not needed) and
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from offreg.atomic import atomic_write_bytes
 from offreg.errors import CheckpointError
 
 FORMAT = "offreg-agent"
@@ -155,31 +156,6 @@ def save_agent(
     data = serialization.msgpack_serialize(payload)
     atomic_write_bytes(path, data)
     return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
-
-    Either the old content or the complete new content is at ``path`` afterwards; the temporary
-    file is removed on failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -219,7 +219,8 @@ def add_eval(sub: Any) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from offreg.checkpoint import atomic_write_text, read_checkpoint
+    from offreg.atomic import atomic_write_text
+    from offreg.checkpoint import read_checkpoint
     from offreg.train import eval_seed
 
     if args.episodes < 1:

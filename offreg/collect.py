@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from offreg.atomic import atomic_write
 from offreg.data.catalogue import LOCOMOTION_REF_SCORES
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
 from offreg.networks import EnsembleCritic, TanhGaussianActor, polyak
@@ -509,21 +510,6 @@ def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: d
                 f.create_dataset(f"infos/{k}", data=data[k], compression="gzip", compression_opts=4)
         for k, v in metadata.items():
             f.create_dataset(f"metadata/{k}", data=v.encode() if isinstance(v, str) else v)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def level_metadata(

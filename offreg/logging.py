@@ -163,7 +163,7 @@ def truncate_jsonl(path: str | os.PathLike, max_step: int) -> None:
 
     Rewritten atomically.
     """
-    from offreg.checkpoint import atomic_write_text
+    from offreg.atomic import atomic_write_text
 
     path = Path(path)
     if not path.exists():
@@ -211,7 +211,7 @@ def plot_curves(metrics_path: str | os.PathLike, out_png: str | os.PathLike, tit
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from offreg.checkpoint import atomic_write_bytes
+    from offreg.atomic import atomic_write_bytes
 
     label, series = curve_series(read_jsonl(metrics_path))
     fig = Figure(figsize=(6.4, 4.0), dpi=100)

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 
 from offreg.types import PRNGKey
 
-
 SEED_AXIS = "seeds"
 """Axis name of the engine's seed ``vmap``: code inside an update may reduce over it (e.g. run a
 branch when any seed needs it); it must not mix the seeds' values."""

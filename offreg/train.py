@@ -60,8 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.atomic import atomic_write_text
 from offreg.checkpoint import (
-    atomic_write_text,
     checkpoint_path,
     list_checkpoints,
     read_checkpoint,

@@ -146,3 +146,22 @@ def test_run_directory_resolves_to_the_newest_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoint"):
         offreg.load_agent(tmp_path / "empty")
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from offreg.atomic import atomic_write
+
+    path = tmp_path / "data.hdf5"
+    path.write_bytes(b"old")
+
+    def invalid(tmp):
+        tmp.write_bytes(b"half")
+        raise ValueError("validation failed")
+
+    with pytest.raises(ValueError, match="validation failed"):
+        atomic_write(path, invalid, suffix=".tmp.hdf5")
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["data.hdf5"]
+    atomic_write(path, lambda tmp: tmp.write_bytes(b"new"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o666 & ~umask

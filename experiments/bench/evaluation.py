@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
 
 import flax.linen as nn
@@ -29,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.atomic import atomic_write_text
 from offreg.envs import make_env
 from offreg.envs.mujoco import env_versions
 from offreg.evaluation import evaluate, evaluate_seeds
@@ -204,10 +204,7 @@ def main() -> None:
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:
-        directory = os.path.dirname(os.path.abspath(args.out))
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-            f.write(text + "\n")
-        os.replace(f.name, args.out)
+        atomic_write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from offreg.agents.neighbours import MAX_BLOCK, build_index, index_nbytes
-from offreg.checkpoint import atomic_write_text
+from offreg.atomic import atomic_write_text
 
 
 def expected_nbytes(n: int, obs_dim: int, act_dim: int, k: int) -> dict[str, int]:

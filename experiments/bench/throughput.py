@@ -45,7 +45,7 @@ import numpy as np
 
 from offreg.agents.base import get_spec, prepare_dataset
 from offreg.agents.td3 import TD3Agent, TD3Config
-from offreg.checkpoint import atomic_write_text
+from offreg.atomic import atomic_write_text
 from offreg.data import DatasetInfo, from_arrays
 from offreg.seeds import seed_keys
 from offreg.train import create_seeds, scan_updates, train_chunk
@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "jax": jax.__version__, "backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.devices()],
                     "load_average_at_start": os.getloadavg(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
-        "data": {"dataset": args.dataset or "synthetic random walk", "rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "batch_size": 256},
+        "data": {"dataset": args.dataset or "synthetic random walk", "rows": args.rows, "obs_dim": args.obs_dim,
+                 "act_dim": args.act_dim, "batch_size": 256},
         "targets": TARGETS,
     }
 
@@ -499,7 +500,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if by_name[name].get("xla_flops_per_update") and td3.get("xla_flops_per_update"):
                 flop_ratio = by_name[name]["xla_flops_per_update"] / td3["xla_flops_per_update"]
                 results[f"flops_{name}_vs_td3bc"] = flop_ratio
-            print(f"{name} cost per update: {ratio:.2f}x td3bc's" + (f" (target <= {target}x)" if target == target else "")
+            target_text = f" (target <= {target}x)" if target == target else ""
+            print(f"{name} cost per update: {ratio:.2f}x td3bc's{target_text}"
                   + ("" if flop_ratio is None else f"; its update has {flop_ratio:.2f}x td3bc's FLOPs (XLA count)"))
     if "prdc" in by_name and "d3rlpy-prdc" in results:
         speedup = by_name["prdc"]["updates_per_s"] / results["d3rlpy-prdc"]["updates_per_s"]

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from offreg.atomic import atomic_write
 from offreg.collect import (
     REF_SCORES,
     Snapshot,
-    atomic_write,
     choose_levels,
     load_snapshot,
     make_env,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from offreg.collect import SACConfig, atomic_write, save_snapshot, train_sac
+from offreg.atomic import atomic_write
+from offreg.collect import SACConfig, save_snapshot, train_sac
 
 
 def main(argv: list[str] | None = None) -> None:

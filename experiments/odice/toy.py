@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 import offreg
+from offreg.atomic import atomic_write, atomic_write_text
 from offreg.envs.toy_navigation import CORRIDOR_WIDTH, GOAL, GOAL_RADIUS, in_support, toy_dataset
 
 RULES = {"semi": "S-DICE (semi-gradient)", "true": "T-DICE (true gradient)", "orthogonal": "O-DICE (orthogonal)"}
@@ -90,11 +90,8 @@ def plot(values: dict[str, np.ndarray], dataset: Any, path: str, n: int) -> None
         fig.colorbar(im, ax=ax, fraction=0.046, label="V (seed 0)")
     np.atleast_1d(axes)[0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path) or ".")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -119,9 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{rule:10s} gap per seed {[round(p['gap'], 3) for p in per_seed]}", flush=True)
     plot(values, dataset, os.path.join(args.out, "toy_values.png"), int(np.sqrt(len(pts))))
     path = os.path.join(args.out, "toy_results.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
+    atomic_write_text(path, json.dumps(results, indent=2))
     return results
 
 

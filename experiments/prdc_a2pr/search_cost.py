@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import offreg
 from offreg.agents.base import get_spec, prepare_dataset
 from offreg.api import resolve_config
-from offreg.checkpoint import atomic_write_text
+from offreg.atomic import atomic_write_text
 from offreg.train import scan_updates
 
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.agents import r2pvi as R
-from offreg.checkpoint import atomic_write_text
+from offreg.atomic import atomic_write, atomic_write_text
 from offreg.envs import american_put, linear_mdp
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -152,12 +152,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def save_figure(fig, name: str, out: Path = RESULTS) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.png"
-    tmp = out / f".{name}.tmp.png"
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"), suffix=".png")
 
 
 def plot_curves(ax, x, curves: dict[str, np.ndarray], band: bool = True) -> None:

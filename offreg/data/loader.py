@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.atomic import atomic_write
 from offreg.data import d4rl
 from offreg.data.catalogue import (
     CATALOGUE,
@@ -162,20 +163,20 @@ def _ensure_generated(name: str, force: bool = False) -> tuple[Path, dict[str, A
     dest = generated_path(name)
     if dest.is_file() and not force:
         return dest, None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp.hdf5")
-    try:
+    found: dict = {}
+
+    def build(tmp: Path) -> None:
         try:
             spec.build(tmp)
         except OffregError:
             raise
         except Exception as e:
             raise DatasetError(f"generating dataset 'offreg/{name}' failed: {type(e).__name__}: {e}") from e
-        raw = d4rl.read_d4rl_file(tmp, f"offreg/{name}")
-        _check_env_dims(raw, f"offreg/{name}", spec.env_id)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        found["raw"] = d4rl.read_d4rl_file(tmp, f"offreg/{name}")
+        _check_env_dims(found["raw"], f"offreg/{name}", spec.env_id)
+
+    atomic_write(dest, build, suffix=".tmp.hdf5")
+    raw = found["raw"]
     return dest, raw
 
 

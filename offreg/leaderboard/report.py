@@ -515,7 +515,7 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    from offreg.checkpoint import atomic_write_text
+    from offreg.atomic import atomic_write_text
 
     buf = io.StringIO()
     if rows:
@@ -552,7 +552,7 @@ def write_report(
       ConfigError: an unknown format.
       CheckpointError: not a leaderboard directory.
     """
-    from offreg.checkpoint import atomic_write_bytes, atomic_write_text
+    from offreg.atomic import atomic_write_bytes, atomic_write_text
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:

@@ -150,7 +150,7 @@ def make_result(
 
 def write_result(path: str | os.PathLike, result: Mapping[str, Any]) -> Path:
     """Write a results document atomically (temporary file + rename); returns the path."""
-    from offreg.checkpoint import atomic_write_text
+    from offreg.atomic import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -407,7 +407,7 @@ def connect_ray(address: str | None) -> Any:
 
 
 def _write_matrix(out: Path, spec: MatrixSpec) -> None:
-    from offreg.checkpoint import atomic_write_text
+    from offreg.atomic import atomic_write_text
 
     path = out / MATRIX_FILE
     doc = spec.to_dict()

@@ -9,11 +9,10 @@ D=offreg/hopper-medium-replay-v0
 python experiments/bench/throughput.py --dataset $D --agents td3bc,bc,prdc,a2pr,odice \
   --baselines torch,d3rlpy,d3rlpy-prdc --threads 0 --chunk 500 --repeats 2 --warmup 2000 \
   --seeds 5 --seed-agents td3bc --out $R/throughput-hopper-medium-replay.json
-# 2. the same on one core: one XLA thread, one torch thread
-XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 0 \
-  python experiments/bench/throughput.py --dataset $D --agents td3bc,bc,prdc,a2pr,odice \
-  --baselines torch,d3rlpy,d3rlpy-prdc --threads 1 --chunk 500 --repeats 2 --warmup 2000 \
-  --seeds 0 --out $R/throughput-hopper-medium-replay-1thread.json
-# 3. PRDC from its initial policy (the search's worst phase)
+# 2. PRDC from its initial policy (the search's worst phase)
 python experiments/bench/throughput.py --dataset $D --agents td3bc,prdc --baselines none --chunk 500 \
   --repeats 2 --warmup 0 --seeds 0 --out $R/throughput-hopper-medium-replay-prdc-init.json
+# 3. PRDC where state-space candidates certify few queries (HalfCheetah: most go to the matmul scan)
+python experiments/bench/throughput.py --dataset offreg/halfcheetah-medium-v0 --agents td3bc,prdc \
+  --baselines d3rlpy-prdc --threads 0 --chunk 500 --repeats 2 --warmup 2000 --seeds 0 \
+  --out $R/throughput-halfcheetah-medium-prdc.json

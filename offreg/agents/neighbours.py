@@ -22,7 +22,8 @@ the search stays on the device:
    candidates' best, an upper bound) can be nearer; they form one contiguous range of the sorted
    order, found by binary search. The index stores the rows in that order, so each slab is a
    contiguous slice. When many queries are open, one batched matmul scan of the whole dataset
-   (certified top-8, re-ranked exactly) answers most of them first. (:func:`brute_force_nearest`
+   (its best row re-checked exactly, certified by a bound on every other row) answers most of
+   them first. (:func:`brute_force_nearest`
    scans everything; tests use it.)
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
@@ -326,7 +327,7 @@ def nearest(
         valid = i * chunk + jnp.arange(chunk) < num_open
         qs, qa = query_states[q], query_actions[q]
         r, dq = out_row[q], out_d[q]
-        # a wide slab: an exact matmul scan of everything first (certified top-T re-ranked exactly)
+        # a wide slab: an exact matmul scan of everything first (certified where the bounds separate)
         p = qs @ index.axis
         w = jnp.sqrt(dq) / beta
         width = jnp.max(jnp.where(valid, jnp.searchsorted(index.proj, p + w) - jnp.searchsorted(index.proj, p - w), 0))
@@ -365,48 +366,61 @@ def _once(pred, fn, default):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), out, default)
 
 
-def _matmul_search(index, beta, qs, qa, best_row, best_d, top=8, block=MAX_BLOCK):
+def _matmul_search(index, beta, qs, qa, best_row, best_d, block=MAX_BLOCK):
     """Exact nearest rows of ``[M]`` queries by a full matmul scan, where certified.
 
-    Approximate squared distances ``beta^2 |S|^2 + |A|^2 - 2 (beta^2 S.s + A.a) + |q|^2`` (matmuls)
-    select each query's ``top`` rows; those are re-ranked by direct differences. The answer is
-    exact (``done``) when the ``top``-th approximate distance minus a bound ``E`` on the expansion's
-    float32 error exceeds the best exact distance: every other row is then strictly farther.
+    Each block gives approximate squared distances ``a_i = beta^2 |S_i|^2 + |A_i|^2 - 2 (beta^2 S_i.s +
+    A_i.a) + |q|^2`` (one matmul) and certified lower bounds ``l_i = a_i - E_i`` with ``E_i = 2e-6 (D + 3)
+    (|x_i|^2 + |q|^2 + 1)``, several times the expansion's worst-case float32 error. The scan keeps,
+    per query, the position of the smallest ``a_i`` and the smallest ``l_j`` over every *other* row,
+    using only max/min reductions (XLA CPU runs them vectorized; ``top_k`` and ``argmin`` are many
+    times slower there). The best row is re-evaluated by direct differences; the answer is exact
+    (``done``) when that distance (or the given bound, if better) is below every other row's bound.
 
     Returns:
       ``(row [M], dist_sq [M], done bool [M])``; where not done, ``(row, dist_sq)`` is still a valid
-      upper bound (the best of the candidates and of the given bound).
+      upper bound (the best of the scanned row and of the given bound).
     """
     n = index.rows.shape[0]
     m = qs.shape[0]
     b2 = beta * beta
     q_sq = b2 * jnp.sum(qs * qs, -1) + jnp.sum(qa * qa, -1)  # [M]
     qs2 = b2 * qs
+    c = 2e-6 * (qs.shape[1] + qa.shape[1] + 3)
+    local = jnp.arange(block, dtype=jnp.float32)  # positions as float32: exact below 2^24 rows
 
     def step(carry, start):
-        vals, pos = carry  # running top-T (negated distances) and positions
+        a_best, p_best, l_best, l_other = carry  # best approx, its position and bound, min bound of the rest
         s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
         a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
         nrm = b2 * jax.lax.dynamic_slice_in_dim(index.sq_norm_states, start, block)
         nrm = nrm + jax.lax.dynamic_slice_in_dim(index.sq_norm_actions, start, block)
-        approx = nrm[None] - 2.0 * (qs2 @ s_blk.T + qa @ a_blk.T) + q_sq[:, None]  # [M, block]
-        blk_pos = start + jnp.arange(block)
-        approx = jnp.where(blk_pos[None] < n, approx, jnp.inf)
-        all_vals = jnp.concatenate([vals, -approx], axis=1)
-        all_pos = jnp.concatenate([pos, jnp.broadcast_to(blk_pos, (m, block))], axis=1)
-        vals, at = jax.lax.top_k(all_vals, top)
-        return (vals, jnp.take_along_axis(all_pos, at, axis=1)), None
+        valid = (start + jnp.arange(block) < n)[None]
+        approx = jnp.where(valid, nrm[None] - 2.0 * (qs2 @ s_blk.T + qa @ a_blk.T) + q_sq[:, None], jnp.inf)
+        lower = approx - c * (nrm[None] + q_sq[:, None] + 1.0)
+        a_b = jnp.min(approx, axis=1)
+        at = jnp.min(jnp.where(approx == a_b[:, None], local[None], jnp.inf), axis=1)  # first position at the min
+        is_at = local[None] == at[:, None]
+        l_b = jnp.min(jnp.where(is_at, lower, jnp.inf), axis=1)
+        l_rest = jnp.min(jnp.where(is_at, jnp.inf, lower), axis=1)
+        new = a_b < a_best  # ties keep the earlier row; the later one counts among the rest
+        return (
+            jnp.where(new, a_b, a_best),
+            jnp.where(new, start.astype(jnp.float32) + at, p_best),
+            jnp.where(new, l_b, l_best),
+            jnp.minimum(jnp.minimum(l_other, l_rest), jnp.where(new, l_best, l_b)),
+        ), None
 
-    init = (jnp.full((m, top), -jnp.inf, jnp.float32), jnp.zeros((m, top), jnp.int32))
-    (vals, pos), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
-    pos = jnp.clip(pos, 0, n - 1)
-    d = _sq_dist(beta, index.states[pos], index.actions[pos], (beta * qs)[:, None], qa[:, None])
-    d_c, r_c = _lexmin(d, index.rows[pos], n)
+    inf = jnp.full((m,), jnp.inf, jnp.float32)
+    init = (inf, jnp.zeros((m,), jnp.float32), inf, inf)
+    (_, pos, _, l_other), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
+    pos = jnp.clip(pos.astype(jnp.int32), 0, n - 1)
+    d_c = _sq_dist(beta, index.states[pos], index.actions[pos], beta * qs, qa)
+    r_c = index.rows[pos]
     better = (d_c < best_d) | ((d_c == best_d) & (r_c < best_row))
     d_best, r_best = jnp.where(better, d_c, best_d), jnp.where(better, r_c, best_row)
-    max_sq = b2 * jnp.max(index.sq_norm_states) + jnp.max(index.sq_norm_actions)
-    err = 2e-6 * (qs.shape[1] + qa.shape[1] + 3) * (max_sq + q_sq + 1.0)
-    done = (-vals[:, -1] - err > d_best) | (top >= n)
+    # a given bound from another row is itself among "the rest", so it can only certify through r_c
+    done = (d_best < l_other) & (r_best == r_c)
     return r_best, d_best, done
 
 

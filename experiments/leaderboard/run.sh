@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The committed mini-leaderboard: every locomotion agent (BC, TD3+BC, PRDC, A2PR, O-DICE) on offreg's
 # bundled medium and medium-replay datasets of Hopper, HalfCheetah and Walker2d, 3 seeds, 10,000
-# gradient updates per seed: the budget a 2-core CPU machine allows in about an hour and a half
+# gradient updates per seed: the budget a 2-core CPU machine allows in about two hours
 # (the papers train 1M steps with 5 seeds, so this is a smoke-scale comparison).
 #
-# The work runs in two lanes, one process per CPU core with XLA limited to one thread each (on this
-# machine two single-threaded processes do ~1.5x the updates of one process using both cores; see
-# docs/benchmarks.md). Each lane walks its datasets one at a time, every agent on a dataset before
-# the next, so an interrupted run leaves whole datasets. LANES=1 runs everything in one process.
+# The work runs in two lanes, one process per CPU core with XLA limited to one thread each: the
+# updates' matrix products are small, so one process gains little from a second core, while two
+# processes keep both busy. Each lane walks its datasets one at a time, every agent on a dataset
+# before the next, so an interrupted run leaves whole datasets. LANES=1 runs everything in one process.
 #
 # Results: experiments/leaderboard/results/results/*.json; report: experiments/leaderboard/results/report/.
 # Shown with its numbers in docs/leaderboard.md. The learning checks of docs/prdc_a2pr.md and

@@ -355,8 +355,8 @@ def _once(pred, fn, default):
     the predicate is first OR-reduced over the seeds, so the branch stays a real branch (a batched
     predicate would turn it into a select that always computes ``fn``) and runs, batched, only when
     some seed needs it; each member then keeps its own answer. Under an unnamed ``vmap`` it degrades
-    to a select (correct, slower). (A ``while_loop`` that runs 0 or 1 times has the same semantics but
-    costs ~40x more on XLA CPU: the loop hoists work out of the never-taken body.)
+    to a select (correct, slower). (A ``while_loop`` that runs 0 or 1 times has the same semantics,
+    but on XLA CPU it cost about as much as running its body even when the body did not run.)
     """
     try:
         any_pred = jax.lax.pmax(pred.astype(jnp.int32), SEED_AXIS) > 0

@@ -176,8 +176,7 @@ def _ensure_generated(name: str, force: bool = False) -> tuple[Path, dict[str, A
         _check_env_dims(found["raw"], f"offreg/{name}", spec.env_id)
 
     atomic_write(dest, build, suffix=".tmp.hdf5")
-    raw = found["raw"]
-    return dest, raw
+    return dest, found["raw"]
 
 
 def _check_env_dims(raw: dict[str, Any], label: str, env: str | None) -> None:

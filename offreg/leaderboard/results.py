@@ -152,10 +152,7 @@ def write_result(path: str | os.PathLike, result: Mapping[str, Any]) -> Path:
     """Write a results document atomically (temporary file + rename); returns the path."""
     from offreg.atomic import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
 
 
 def read_result(path: str | os.PathLike) -> dict[str, Any]:

@@ -425,7 +425,6 @@ def _write_matrix(out: Path, spec: MatrixSpec) -> None:
         doc["agents"] = list(dict.fromkeys([*old.agents, *spec.agents]))
         doc["datasets"] = list(dict.fromkeys([*old.datasets, *spec.datasets]))
         doc["overrides"] = {**{k: dict(v) for k, v in old.overrides.items()}, **doc["overrides"]}
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 

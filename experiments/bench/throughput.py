@@ -70,8 +70,12 @@ def synthetic_arrays(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> dict[
 def dataset_arrays(name: str) -> dict[str, np.ndarray]:
     """The transitions of a registered dataset as the baselines' NumPy arrays (timeouts at episode ends)."""
     from offreg.data import load_dataset
+    from offreg.errors import OffregError
 
-    ds = load_dataset(name)
+    try:
+        ds = load_dataset(name)
+    except OffregError as e:
+        raise SystemExit(f"throughput.py: {e}") from None
     t = ds.transitions
     arrays = {k: np.asarray(getattr(t, k), np.float32)
               for k in ("observations", "actions", "rewards", "next_observations", "terminals")}

@@ -231,3 +231,6 @@ def test_config_validation_and_presets():
     assert (cfg.vae_weight, cfg.mask, cfg.discount) == (1.5, 1.2, 0.995)
     cfg, _ = resolve_config_with_sources("a2pr", "halfcheetah-medium-expert-v2")
     assert (cfg.alpha, cfg.mask) == (40.0, 15.0)
+    cfg, src = resolve_config_with_sources("a2pr", "offreg/halfcheetah-medium-replay-v0")  # bundled: alpha 2.5
+    assert (cfg.alpha, cfg.vae_weight, cfg.mask, cfg.discount) == (2.5, 1.5, 0.8, 0.995)
+    assert "offreg choice" in src["alpha"]

@@ -113,8 +113,10 @@ def test_config_validation_and_presets():
         PRDCConfig(beta=0.0)
     from offreg.agents.presets import resolve_config_with_sources
 
-    cfg, src = resolve_config_with_sources("prdc", "offreg/halfcheetah-medium-v0")
+    cfg, src = resolve_config_with_sources("prdc", "d4rl/halfcheetah-medium-v2")
     assert (cfg.alpha, cfg.beta) == (40.0, 2.0) and "README" in src["alpha"]
+    cfg, src = resolve_config_with_sources("prdc", "offreg/halfcheetah-medium-v0")  # bundled: offreg's choice
+    assert (cfg.alpha, cfg.beta) == (2.5, 2.0) and "offreg choice" in src["alpha"]
     cfg, _ = resolve_config_with_sources("prdc", "hopper-medium-replay-v2")
     assert (cfg.alpha, cfg.beta) == (2.5, 2.0)
     cfg, _ = resolve_config_with_sources("prdc", "antmaze-medium-play-v2")

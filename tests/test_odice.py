@@ -363,6 +363,24 @@ def test_registered_and_config_round_trip():
         ODICEConfig(eta=-1.0)
 
 
+def test_bundled_lambda_presets_are_the_committed_sweep_choices():
+    import json
+    from pathlib import Path
+
+    from offreg.agents.presets import resolve_config_with_sources
+
+    table = json.loads((Path(__file__).parents[1] / "experiments/odice/results/sweep/table.json").read_text())
+    assert len(table["chosen"]) == 6
+    for dataset, lam in table["chosen"].items():
+        cfg, src = resolve_config_with_sources("odice", dataset)
+        assert cfg.lambda_ == lam, dataset
+        assert cfg.eta == 1.0
+        if lam != 0.6:
+            assert "sweep" in src["lambda_"]
+    # D4RL names keep the official code's defaults
+    assert resolve_config_with_sources("odice", "hopper-medium-v2")[0].lambda_ == 0.6
+
+
 def test_imitation_mode_trains_on_one_zero_reward_trajectory():
     ds = _dataset()
     normed = ds.normalize_observations(1e-3)  # the engine may hand over a normalized dataset

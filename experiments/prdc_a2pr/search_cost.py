@@ -39,13 +39,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--every", type=int, default=2000)
     p.add_argument("--chunk", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="PRDC config field, e.g. index_candidates=64 (repeatable)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    prdc_overrides = dict(kv.split("=", 1) for kv in args.set)
     dataset = offreg.load_dataset(args.dataset)
     run = jax.jit(scan_updates, static_argnums=3)
     state = {}
     for name in ("td3bc", "prdc"):
-        cfg = resolve_config(name, dataset)
+        cfg = resolve_config(name, dataset, prdc_overrides if name == "prdc" else None)
         prepared = prepare_dataset(cfg, dataset)
         t0 = time.perf_counter()
         agent = get_spec(name).agent_cls.create(cfg, prepared, jax.random.PRNGKey(0))
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
             for st in state.values():
                 st["agent"], st["key"], _ = run(st["agent"], st["data"], st["key"], args.every)
     res = {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-           "dataset": args.dataset, "num_transitions": int(dataset.info.num_transitions),
+           "dataset": args.dataset, "prdc_overrides": prdc_overrides,
+           "num_transitions": int(dataset.info.num_transitions),
            "prdc_create_s": state["prdc"]["create_s"], "td3bc_create_s": state["td3bc"]["create_s"],
            "load_average": os.getloadavg(), "rows": rows}
     name = args.dataset.replace("/", "_")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # O-DICE lambda sweep on the bundled medium and medium-replay datasets, at the mini-leaderboard's
 # budget (10,000 updates, evaluation every 2,500 on 10 episodes) with one seed (seed 0) per value,
-# eta = 1.0: lambda in LAMBDAS (default 0.4) on DATASETS (default the six below). The default
-# lambda = 0.6 is seed 0 of the mini-leaderboard (experiments/leaderboard/results). The committed
+# eta = 1.0: lambda in LAMBDAS (default 0.4) on DATASETS (default the six below). The code default
+# lambda = 0.6 is the mini-leaderboard's earlier O-DICE runs, kept in
+# experiments/odice/results/sweep/lambda-0.6/ (sweep_table.py uses their seed 0). The committed
 # sweep is this default plus `LAMBDAS=0.8 DATASETS=offreg/hopper-medium-v0`. Results:
 # experiments/odice/results/sweep/lambda-L/ (leaderboard format); table and chosen values:
 # python experiments/odice/sweep_table.py. Rerunning continues where it stopped.

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="PRDC config field, e.g. index_candidates=64 (repeatable)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if any("=" not in kv for kv in args.set):
+        p.error("--set takes KEY=VALUE, e.g. --set index_candidates=64")
     prdc_overrides = dict(kv.split("=", 1) for kv in args.set)
     dataset = offreg.load_dataset(args.dataset)
     run = jax.jit(scan_updates, static_argnums=3)

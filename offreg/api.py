@@ -42,7 +42,7 @@ def resolve_config(agent: str, dataset: Any, overrides: Mapping[str, Any] | None
       UnknownNameError: unknown agent or config field.
       ConfigError: a value of the wrong type or out of range.
     """
-    from offreg.agents.base import get_spec
+    from offreg.agents.names import get_spec
 
     spec = get_spec(agent)
     overrides = dict(overrides or {})
@@ -51,7 +51,7 @@ def resolve_config(agent: str, dataset: Any, overrides: Mapping[str, Any] | None
     except ModuleNotFoundError as e:  # presets are optional: configs then start from the defaults
         if e.name != "offreg.agents.presets":
             raise
-        return spec.config_cls().replace(**overrides)
+        return spec.default_config().replace(**overrides)
     return presets.resolve_config(agent, dataset_name(dataset), overrides)
 
 
@@ -67,13 +67,13 @@ def make_agent(name: str, dataset: Any, seed: int = 0, **overrides: Any) -> Any:
     Returns:
       The agent (its config is ``agent.config``).
     """
-    from offreg.agents.base import get_spec, prepare_dataset
+    from offreg.agents.names import get_spec
 
     spec = get_spec(name)
     config = resolve_config(name, dataset, overrides)
     if isinstance(dataset, str):
         dataset = load_dataset(dataset)
-    prepared = prepare_dataset(config, dataset)
+    prepared = config.prepare(dataset)
     return spec.agent_cls.create(config, prepared, seed_keys(seed)[0])
 
 

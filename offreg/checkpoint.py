@@ -34,7 +34,10 @@ from offreg.atomic import atomic_write_bytes
 from offreg.errors import CheckpointError
 
 FORMAT = "offreg-agent"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: agents hold no dataset-derived state (PRDC's index is rebuilt from the data), the TD3 backbone's
+regularizer is a config value, and the metadata always has the agent's dimensions. Version 1 files
+(offreg 0.1) are refused with a message saying so."""
 SUFFIX = ".msgpack"
 
 
@@ -82,20 +85,18 @@ class Checkpoint:
 
 
 def agent_name_of(agent: Any) -> str:
-    """The registered name of ``agent``'s class.
+    """The registered name of ``agent`` (see :func:`offreg.agents.names.name_of`).
 
     Raises:
-      CheckpointError: the class is not registered (register it with ``offreg.agents.register``).
+      CheckpointError: the agent is not registered (register it with ``offreg.agents.register``).
     """
-    from offreg.agents.base import registry
+    from offreg.agents.names import name_of
+    from offreg.errors import ConfigError
 
-    config_cls = type(getattr(agent, "config", None))
-    for name, spec in registry().items():  # one class may serve several names, told apart by config class
-        if spec.agent_cls is type(agent) and spec.config_cls is config_cls:
-            return name
-    raise CheckpointError(
-        f"agent class {type(agent).__name__} is not registered; decorate it with offreg.agents.register"
-    )
+    try:
+        return name_of(agent)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def save_agent(
@@ -139,6 +140,7 @@ def save_agent(
         "agent": name,
         "config": agent.config.to_dict(),
         "dataset_info": None if dataset_info is None else dataset_info.to_dict(),
+        "dims": _dims(agent, dataset_info),
         "step": int(step),
         "seeds": None if seeds is None else [int(s) for s in seeds],
         "extra": extra,
@@ -189,17 +191,22 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {path} has format version {meta['format_version']}; upgrade offreg to read it"
         )
-    from offreg.agents.base import get_spec
+    if meta.get("format_version", 0) < FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {meta.get('format_version', 0)} (offreg 0.1), which this "
+            f"offreg (format {FORMAT_VERSION}) cannot read; load it with offreg 0.1 or train again"
+        )
+    from offreg.agents.names import get_spec
     from offreg.data.core import DatasetInfo
     from offreg.errors import OffregError
 
     try:
         spec = get_spec(meta["agent"])
-        config = spec.config_cls.from_dict(meta["config"])
+        config = spec.config_from_dict(meta["config"])
     except OffregError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
     info = None if meta.get("dataset_info") is None else DatasetInfo.from_dict(meta["dataset_info"])
-    template = _template(spec.agent_cls, config, info)
+    template = _template(spec.agent_cls, config, info, meta.get("dims"))
     try:
         agent = serialization.from_state_dict(template, state)
     except (ValueError, KeyError, TypeError) as e:
@@ -268,7 +275,17 @@ def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step_{step:09d}{SUFFIX}"
 
 
-def _template(agent_cls: type, config: Any, info: Any) -> Any:
+def _dims(agent: Any, info: Any) -> dict[str, int] | None:
+    """Observation and action dimensions of an agent, from ``info`` or from its own arrays."""
+    if info is not None:
+        return {"obs_dim": int(info.obs_dim), "act_dim": int(info.act_dim)}
+    obs_mean, act_dim = getattr(agent, "obs_mean", None), getattr(agent, "act_dim", None)
+    if obs_mean is None or act_dim is None:
+        return None
+    return {"obs_dim": int(np.shape(obs_mean)[-1]), "act_dim": int(act_dim)}
+
+
+def _template(agent_cls: type, config: Any, info: Any, dims: dict[str, int] | None = None) -> Any:
     """An agent with the right tree structure, built without the training data.
 
     ``create`` runs under ``jax.eval_shape`` on a small synthetic dataset of the saved dimensions (no
@@ -279,7 +296,8 @@ def _template(agent_cls: type, config: Any, info: Any) -> Any:
     from offreg.data.core import DatasetInfo, from_arrays
 
     if info is None:
-        info = DatasetInfo("template", "file", None, 1, 1, 0)
+        dims = dims or {"obs_dim": 1, "act_dim": 1}
+        info = DatasetInfo("template", "file", None, dims["obs_dim"], dims["act_dim"], 0)
     if hasattr(agent_cls, "template"):  # agents whose create needs their own kind of data
         return agent_cls.template(config, info)
     n = max(int(getattr(config, "batch_size", 1)), 64)

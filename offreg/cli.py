@@ -268,7 +268,7 @@ def add_agents(sub: Any) -> None:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    from offreg.agents.base import registry
+    from offreg.agents.names import registry
 
     for name, spec in sorted(registry().items()):
         print(f"{name:<12} {spec.description}")

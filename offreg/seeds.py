@@ -33,25 +33,18 @@ def seed_keys(seed: int) -> tuple[PRNGKey, PRNGKey]:
 
 
 def seed_axes(agent: Any) -> Any:
-    """``vmap`` axes of a multi-seed agent: 0 for every array, ``None`` for the shared ``step`` field
-    and for subtrees whose class sets ``shared_across_seeds = True`` (e.g. PRDC's neighbour index, a
-    function of the dataset only, held once instead of once per seed).
+    """``vmap`` axes of a multi-seed agent: 0 for every array, ``None`` for the shared ``step`` field.
 
-    Uses ``agent.seed_axes()`` when the agent class defines it.
+    (What every seed shares because it comes from the dataset, such as PRDC's neighbour index, is not
+    agent state: the engine passes it beside the transitions.) Uses ``agent.seed_axes()`` when the
+    agent class defines it.
     """
     if hasattr(agent, "seed_axes"):
         return agent.seed_axes()
-    axes = jax.tree_util.tree_map(
-        lambda x: jax.tree_util.tree_map(lambda _: None, x) if _shared(x) else 0, agent, is_leaf=_shared
-    )
+    axes = jax.tree_util.tree_map(lambda _: 0, agent)
     if dataclasses.is_dataclass(agent) and "step" in {f.name for f in dataclasses.fields(agent)}:
         axes = dataclasses.replace(axes, step=None)
     return axes
-
-
-def _shared(x: Any) -> bool:
-    """Whether ``x`` is a subtree every seed shares (its class sets ``shared_across_seeds = True``)."""
-    return bool(getattr(type(x), "shared_across_seeds", False))
 
 
 def _leaf_axes(agent: Any) -> list[int | None]:

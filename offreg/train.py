@@ -18,9 +18,9 @@ step counter is shared, see :mod:`offreg.seeds`); every seed gets its keys from
 :func:`offreg.seeds.seed_keys`, and ``jax.vmap`` batches ``create`` and the chunk. On the CPU,
 seed ``s`` is the same bit for bit in every run with >= 2 seeds. A single-seed run is a different
 XLA program (the size-1 seed axis is simplified away, and reductions may then be vectorized
-differently): it equals seed ``s`` of a multi-seed run bit for bit for some agents (BC) and to
-float32 rounding for others (TD3+BC's twin-critic bias gradient differs in the last bit);
-``tests/test_engine.py`` checks both.
+differently): it equals seed ``s`` of a multi-seed run to float32 rounding (with the pinned jax
+0.10.2, BC's and TD3+BC's single runs differ from their vmapped seed in the last bit of some
+parameters); ``tests/test_engine.py`` checks both.
 
 **Outer loop (host).** After each chunk the stacked per-update metrics are fetched and checked:
 a NaN/Inf stops training with :class:`~offreg.errors.TrainingError` naming the step, the metric and
@@ -99,12 +99,15 @@ SUMMARY_FILE = "summary.json"
 
 
 # --- the jitted inner loop ------------------------------------------------------------------------
-def scan_updates(agent: Any, transitions: Transitions, key: PRNGKey, num_steps: int) -> tuple[Any, PRNGKey, Metrics]:
+def scan_updates(
+    agent: Any, transitions: Transitions, key: PRNGKey, num_steps: int, context: Any = ()
+) -> tuple[Any, PRNGKey, Metrics]:
     """``num_steps`` updates of one (unbatched) agent as a ``lax.scan``, sampling on the device.
 
     Args:
       agent: the agent.
       transitions: the preprocessed dataset (leading axis N).
+      context: what the agent derived once from the dataset (``agent_cls.context``), or ``()``.
       key: the seed's current key; split once per update as in the module docstring.
       num_steps: K (static).
 
@@ -117,7 +120,7 @@ def scan_updates(agent: Any, transitions: Transitions, key: PRNGKey, num_steps: 
         agent, key = carry
         key, sample_key, update_key = jax.random.split(key, 3)
         batch = sample(transitions, sample_key, batch_size)
-        agent, metrics = agent.update(batch, update_key)
+        agent, metrics = agent.update(batch, update_key, context)
         return (agent, key), metrics
 
     (agent, key), metrics = jax.lax.scan(body, (agent, key), None, length=num_steps)
@@ -134,27 +137,28 @@ def _chunk_fn(treedef: Any, leaf_axes: tuple[int | None, ...]) -> Callable[..., 
     """The jitted, seed-vmapped chunk for agents of one tree structure (config included) and seed axes."""
     axes = jax.tree_util.tree_unflatten(treedef, list(leaf_axes))
 
-    def one_seed(agent, transitions, key, num_steps):
-        agent, key, metrics = scan_updates(agent, transitions, key, num_steps)
+    def one_seed(agent, transitions, context, key, num_steps):
+        agent, key, metrics = scan_updates(agent, transitions, key, num_steps, context)
         return agent, key, metrics, _all_finite(agent)
 
-    def chunk(agents, transitions, keys, num_steps):
+    def chunk(agents, transitions, context, keys, num_steps):
         f = functools.partial(one_seed, num_steps=num_steps)
-        return jax.vmap(f, in_axes=(axes, None, 0), out_axes=(axes, 0, 0, 0), axis_name=SEED_AXIS)(
-            agents, transitions, keys
+        return jax.vmap(f, in_axes=(axes, None, None, 0), out_axes=(axes, 0, 0, 0), axis_name=SEED_AXIS)(
+            agents, transitions, context, keys
         )
 
     return jax.jit(chunk, static_argnames="num_steps")
 
 
 def train_chunk(
-    agents: Any, transitions: Transitions, keys: PRNGKey, num_steps: int
+    agents: Any, transitions: Transitions, keys: PRNGKey, num_steps: int, context: Any = ()
 ) -> tuple[Any, PRNGKey, Metrics, jax.Array]:
     """K updates of every seed in one jitted call: ``vmap`` over seeds of :func:`scan_updates`.
 
     Args:
       agents: a multi-seed agent (leading seed axis S, see :mod:`offreg.seeds`).
       transitions: the preprocessed dataset, unbatched.
+      context: the dataset-derived constants, unbatched (every seed shares them).
       keys: ``uint32 [S, 2]``, each seed's current key.
       num_steps: K.
 
@@ -163,27 +167,33 @@ def train_chunk(
     """
     treedef = jax.tree_util.tree_structure(agents)
     leaf_axes = tuple(treedef.flatten_up_to(seed_axes(agents)))
-    return _chunk_fn(treedef, leaf_axes)(agents, transitions, keys, num_steps=num_steps)
+    return _chunk_fn(treedef, leaf_axes)(agents, transitions, context, keys, num_steps=num_steps)
 
 
-def create_seeds(agent_cls: type, config: Any, dataset: Any, seeds: Sequence[int]) -> Any:
+def dataset_context(agent_cls: type, config: Any, dataset: Any) -> Any:
+    """What the agent derives once from the prepared dataset to train (``agent_cls.context``), or ``()``."""
+    context = getattr(agent_cls, "context", None)
+    return () if context is None else context(config, dataset)
+
+
+def create_seeds(agent_cls: type, config: Any, dataset: Any, seeds: Sequence[int], context: Any = ()) -> Any:
     """Create one agent per seed, stacked on a leading seed axis, with ``init_key`` of each seed.
 
-    ``jit(vmap(create))`` over the seeds' keys, the transitions an argument of the jitted function
-    (not constants baked into the program).
+    ``jit(vmap(create))`` over the seeds' keys, the transitions and the context arguments of the
+    jitted function (not constants baked into the program).
     Agents whose ``create`` cannot be traced (host-side fits) are created one by one and stacked.
     """
     init_keys = jnp.stack([seed_keys(s)[0] for s in seeds])
 
-    def create(transitions, key):
-        return agent_cls.create(config, dataclasses.replace(dataset, transitions=transitions), key)
+    def create(transitions, context, key):
+        return agent_cls.create(config, dataclasses.replace(dataset, transitions=transitions), key, context)
 
     try:
-        axes = seed_axes(jax.eval_shape(create, dataset.transitions, init_keys[0]))
-        batched = jax.jit(jax.vmap(create, in_axes=(None, 0), out_axes=axes))
-        return batched(dataset.transitions, init_keys)
+        axes = seed_axes(jax.eval_shape(create, dataset.transitions, context, init_keys[0]))
+        batched = jax.jit(jax.vmap(create, in_axes=(None, None, 0), out_axes=axes))
+        return batched(dataset.transitions, context, init_keys)
     except jax.errors.JAXTypeError:
-        return stack_seeds([agent_cls.create(config, dataset, k) for k in init_keys])
+        return stack_seeds([agent_cls.create(config, dataset, k, context) for k in init_keys])
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -352,7 +362,7 @@ def train(
       OffregError: unknown agent/dataset, bad config values, an existing run directory, a bad resume.
       TrainingError: a NaN/Inf metric or parameter; the message names the step, the metric and seed.
     """
-    from offreg.agents.base import get_spec, prepare_dataset
+    from offreg.agents.names import get_spec
     from offreg.api import dataset_name, load_dataset, resolve_config
 
     wall_start = time.perf_counter()
@@ -369,10 +379,11 @@ def train(
         spec = get_spec(settings.agent)
         if raw is None:
             raw = load_dataset(settings.dataset, **settings.dataset_options)
-        prepared = prepare_dataset(config, raw)
+        prepared = config.prepare(raw)
         _check_same_data(run_dir, prepared.info)
+        context = dataset_context(spec.agent_cls, config, prepared)
         if agents is None:  # killed before its first checkpoint: start again
-            agents = create_seeds(spec.agent_cls, config, prepared, settings.seeds)
+            agents = create_seeds(spec.agent_cls, config, prepared, settings.seeds, context)
             keys = jnp.stack([seed_keys(s)[1] for s in settings.seeds])
         truncate_jsonl(run_dir / METRICS_FILE, start_step)
         if settings.steps != json.loads((run_dir / CONFIG_FILE).read_text())["steps"]:
@@ -401,8 +412,9 @@ def train(
         if run_dir is not None:
             _check_new_run_dir(run_dir)
         raw = load_dataset(dataset, **settings.dataset_options) if isinstance(dataset, str) else dataset
-        prepared = prepare_dataset(config, raw)
-        agents = create_seeds(spec.agent_cls, config, prepared, settings.seeds)
+        prepared = config.prepare(raw)
+        context = dataset_context(spec.agent_cls, config, prepared)
+        agents = create_seeds(spec.agent_cls, config, prepared, settings.seeds, context)
         keys = jnp.stack([seed_keys(s)[1] for s in settings.seeds])
         start_step = 0
         if run_dir is not None:
@@ -427,7 +439,7 @@ def train(
             print(f"note: {n}", file=sys.stderr)
 
     engine = _Engine(
-        settings=settings, agents=agents, keys=keys, step=start_step, transitions=prepared.transitions,
+        settings=settings, agents=agents, keys=keys, step=start_step, transitions=prepared.transitions, context=context,
         dataset=prepared, evaluate_fn=evaluate_fn, logger=logger, records=records, run_dir=run_dir,
         gradient_free=bool(getattr(spec.agent_cls, "gradient_free", False)), progress=progress, callback=callback,
     )
@@ -461,6 +473,7 @@ class _Engine:
     keys: Any
     step: int
     transitions: Transitions
+    context: Any
     dataset: Any
     evaluate_fn: Callable[..., Any] | None
     logger: Logger
@@ -494,7 +507,7 @@ class _Engine:
             while self.step < total:
                 n = min(s.log_every - self.step % s.log_every, total - self.step)
                 tic = time.perf_counter()
-                agents, keys, metrics, finite = train_chunk(self.agents, self.transitions, self.keys, n)
+                agents, keys, metrics, finite = train_chunk(self.agents, self.transitions, self.keys, n, self.context)
                 metrics, finite = jax.device_get((metrics, finite))
                 seconds = time.perf_counter() - tic
                 self._check_finite(metrics, finite, n)
@@ -658,7 +671,7 @@ def read_run_config(run_dir: str | os.PathLike) -> tuple[RunSettings, Any]:
     Raises:
       CheckpointError: not a run directory, or an unreadable config.
     """
-    from offreg.agents.base import get_spec
+    from offreg.agents.names import get_spec
 
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
@@ -666,7 +679,7 @@ def read_run_config(run_dir: str | os.PathLike) -> tuple[RunSettings, Any]:
     try:
         doc = json.loads(path.read_text())
         settings = RunSettings.from_dict(doc)
-        config = get_spec(settings.agent).config_cls.from_dict(doc["agent_config"])
+        config = get_spec(settings.agent).config_from_dict(doc["agent_config"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path} is unreadable ({type(e).__name__}: {e}); the run cannot be resumed") from None
     except OffregError as e:

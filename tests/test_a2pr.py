@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from numpy_reference import adam_step, close, fd_grad, np_actor, np_critic, np_value, to_np, toy_dataset
 
-from offreg.agents.a2pr import VAE, A2PRAgent, A2PRConfig, a2pr_regularizer
-from offreg.agents.base import prepare_dataset
+from offreg.agents.a2pr import A2PR, VAE
+from offreg.agents.names import get_spec
 from offreg.agents.regularizers import CriticFns
+from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.data import DatasetInfo, from_arrays
 from offreg.errors import ConfigError
 
@@ -32,6 +33,11 @@ def np_vae(p, s, a, noise):
     return np.tanh(lin("out", y)), mean, std
 
 
+def A2PRConfig(**fields):
+    return get_spec("a2pr").default_config().replace(**fields)
+
+
+A2PRAgent = TD3Agent
 TINY = dict(
     actor_hidden_dims=(6, 6, 6), critic_hidden_dims=(6, 6, 6, 6), value_hidden_dims=(6, 6, 6, 6),
     vae_hidden_dims=(7, 7), batch_size=16,
@@ -42,7 +48,7 @@ def test_one_update_matches_numpy():
     gamma, mask, vae_weight = 0.995, 0.7, 1.3
     cfg = A2PRConfig(alpha=2.5, discount=gamma, mask=mask, vae_weight=vae_weight, **TINY)
     ds = toy_dataset()
-    pds = prepare_dataset(cfg, ds)
+    pds = cfg.prepare(ds)
     agent = A2PRAgent.create(cfg, ds, jax.random.PRNGKey(0))
     batch = jax.tree_util.tree_map(lambda x: x[:16], pds.transitions)
     update = jax.jit(lambda a, b, k: a.update(b, k))
@@ -151,7 +157,9 @@ def _reg_case(seed=3, mask=0.7):
         return jnp.stack([-(i + 1.0) * jnp.sum((a - c) ** 2, -1) + o[:, 0] for i in range(2)])
 
     critic = CriticFns(q=q, q_target=q, next_actions=acts)
-    reg = a2pr_regularizer(discount=0.99, mask=mask, value_hidden_dims=(8,), vae_hidden_dims=(16, 16))
+    functions = A2PR(value_hidden_dims=(8,), vae_hidden_dims=(16, 16)).build(TD3Config(discount=0.99))
+    coefs = {"mask": jnp.float32(mask), "vae_weight": jnp.float32(1.0)}
+    reg = functions._replace(loss=lambda st, o, p, b, c, k: functions.loss(st, o, p, b, c, coefs, (), k))
     ds = from_arrays(obs, acts, np.zeros(B), obs, np.zeros(B), DatasetInfo("toy", "file", None, S, A, B))
     state = reg.init(jax.random.PRNGKey(0), ds)
     pi = jnp.asarray(rng.uniform(-1, 1, (B, A)), jnp.float32)
@@ -221,6 +229,8 @@ def test_default_networks_are_the_deeper_ones():
 
 
 def test_config_validation_and_presets():
+    with pytest.raises(ConfigError, match="vae_lr"):
+        A2PR(vae_lr=0.0)
     with pytest.raises(ConfigError, match="vae_lr"):
         A2PRConfig(vae_lr=0.0)
     from offreg.agents.presets import resolve_config_with_sources

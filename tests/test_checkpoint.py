@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import offreg
-from offreg.agents.base import prepare_dataset
 from offreg.checkpoint import checkpoint_path, latest_checkpoint, read_checkpoint
 from offreg.data import DatasetInfo, from_arrays, sample
 from offreg.errors import CheckpointError
@@ -35,7 +34,7 @@ def _trajectory(seed):
     """A td3bc agent and the agents after 1, 2 and 3 updates (Adam moments, targets, step non-trivial)."""
     ds = _dataset()
     agent = offreg.make_agent("td3bc", ds, seed=seed, **TINY)
-    prepared = prepare_dataset(agent.config, ds)
+    prepared = agent.config.prepare(ds)
     key = jax.random.PRNGKey(100 + seed)
     agents = [agent]
     for _ in range(3):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import offreg
 from offreg.agents import get_spec
 from offreg.agents.odice import (
     ODICE,
@@ -16,7 +17,7 @@ from offreg.agents.odice import (
     _value_net,
     bc_weight,
     f_star,
-    imitation_transitions,
+    imitation_dataset,
     value_gradient,
 )
 from offreg.data import DatasetInfo, from_arrays
@@ -384,20 +385,24 @@ def test_bundled_lambda_presets_are_the_committed_sweep_choices():
 def test_imitation_mode_trains_on_one_zero_reward_trajectory():
     ds = _dataset()
     normed = ds.normalize_observations(1e-3)  # the engine may hand over a normalized dataset
-    traj = imitation_transitions(normed, 2)
     raw = np.asarray(ds.transitions.observations)[100:150]
-    np.testing.assert_allclose(np.asarray(traj.observations), raw, rtol=1e-5, atol=1e-5)
-    assert np.all(np.asarray(traj.rewards) == 0.0) and len(traj) == 50
+    episode = imitation_dataset(normed, 2, normalize=False, eps=1e-3)
+    np.testing.assert_allclose(np.asarray(episode.transitions.observations), raw, rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(episode.transitions.rewards) == 0.0) and len(episode) == 50
     cfg = ODICEConfig.imitation(2, **SMALL)
     assert cfg.tanh_mean and not cfg.layer_norm and cfg.lambda_ == 0.4 and cfg.value_lr == 1e-4
+    # imitation is a data transform: the engine samples every batch from the prepared episode
+    prepared = cfg.prepare(normed)
+    assert len(prepared) == 50 and cfg.prepare(prepared) is prepared  # idempotent
+    mu, sd = raw.mean(0), raw.std(0) + 1e-3
+    np.testing.assert_allclose(np.asarray(prepared.transitions.observations), (raw - mu) / sd, rtol=1e-4, atol=1e-5)
+    assert np.all(np.asarray(prepared.transitions.rewards) == 0.0)
     agent = ODICE.create(cfg, normed, jax.random.PRNGKey(0))
-    np.testing.assert_allclose(np.asarray(agent.obs_mean), raw.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(agent.obs_std), raw.std(0) + 1e-3, rtol=1e-5)
-    # the engine's batch is ignored: batches come from the expert trajectory only
-    other = dataclasses.replace(_batch(0, n=16))
-    _, m = ODICE.update(agent, other, jax.random.PRNGKey(1))
-    _, m2 = ODICE.update(agent, _batch(1, n=16), jax.random.PRNGKey(1))
-    np.testing.assert_allclose(float(m["value_loss"]), float(m2["value_loss"]))
+    np.testing.assert_allclose(np.asarray(agent.obs_mean), mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(agent.obs_std), sd, rtol=1e-5)
+    result = offreg.train("odice", ds, steps=2, eval_every=0, log_every=2, progress=False,
+                          overrides={**cfg.to_dict(), "batch_size": 8})
+    assert result.dataset_info.num_transitions == 50 and result.dataset_info.extra["imitation_episode"] == 2
     with pytest.raises(ConfigError, match="expert_trajectory"):
         ODICE.create(ODICEConfig.imitation(9, **SMALL), ds, jax.random.PRNGKey(0))
     empty = dataclasses.replace(ds, episode_starts=np.zeros(0, np.int64))

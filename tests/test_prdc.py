@@ -7,21 +7,28 @@ import pytest
 from numpy_reference import adam_step, close, fd_grad, np_actor, np_critic, to_np, toy_dataset
 from scipy.spatial import KDTree
 
-from offreg.agents.base import prepare_dataset
-from offreg.agents.prdc import PRDCAgent, PRDCConfig, prdc_regularizer
-from offreg.agents.regularizers import behaviour_cloning
+from offreg.agents.prdc import PRDC
+from offreg.agents.regularizers import BC
+from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.errors import ConfigError
 
-TINY = dict(actor_hidden_dims=(8, 8), critic_hidden_dims=(8, 8), batch_size=16, index_candidates=4, search_chunk=8)
+TINY = dict(actor_hidden_dims=(8, 8), critic_hidden_dims=(8, 8), batch_size=16)
+TINY_SEARCH = dict(index_candidates=4, search_chunk=8)
+
+
+def PRDCConfig(beta=2.0, search=TINY_SEARCH, **backbone):
+    return TD3Config(regularizer=PRDC(beta=beta, **search), **backbone)
 
 
 def test_one_update_matches_numpy():
     cfg = PRDCConfig(alpha=2.5, beta=2.0, **TINY)
     ds = toy_dataset()
-    pds = prepare_dataset(cfg, ds)
-    agent = PRDCAgent.create(cfg, ds, jax.random.PRNGKey(0))
+    pds = cfg.prepare(ds)
+    index = TD3Agent.context(cfg, ds)
+    agent = TD3Agent.create(cfg, ds, jax.random.PRNGKey(0), index)
+    assert agent.reg_state == () and float(agent.coefs["beta"]) == 2.0  # the index is not agent state
     batch = jax.tree_util.tree_map(lambda x: x[:16], pds.transitions)
-    update = jax.jit(lambda a, b, k: a.update(b, k))
+    update = jax.jit(lambda a, b, k: a.update(b, k, index))
     for i in range(3):  # step 4 is an actor step with non-trivial Adam states
         agent, _ = update(agent, batch, jax.random.PRNGKey(10 + i))
     key = jax.random.PRNGKey(42)
@@ -70,7 +77,7 @@ def test_one_update_matches_numpy():
 
 def _reg_inputs(seed=1):
     ds = toy_dataset(n=200, seed=seed)
-    pds = prepare_dataset(PRDCConfig(), ds)
+    pds = PRDCConfig().prepare(ds)
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 200, 64)
     batch = jax.tree_util.tree_map(lambda x: x[rows], pds.transitions)
@@ -80,26 +87,28 @@ def _reg_inputs(seed=1):
 
 def test_dc_loss_never_exceeds_bc_loss_and_large_beta_is_td3bc():
     pds, batch, pi = _reg_inputs()
-    bc = behaviour_cloning()
-    bc_loss, _ = bc.loss(bc.init(None, pds), batch.observations, pi, batch, None, None)
-    reg = prdc_regularizer(2.0, index_candidates=4, search_chunk=16)
-    state = reg.init(None, pds)
-    loss = jax.jit(lambda st, p: reg.loss(st, batch.observations, p, batch, None, None))
+    bc = BC().build(None)
+    bc_loss, _ = bc.loss(bc.init(None, pds), batch.observations, pi, batch, None, {}, (), None)
+    reg = PRDC(2.0, index_candidates=4, search_chunk=16).build(None)
+    index = reg.context(pds)
+    loss = jax.jit(lambda beta, p: reg.loss((), batch.observations, p, batch, None, {"beta": beta}, index, None))
     own = np.sqrt(np.sum((np.asarray(pi) - np.asarray(batch.actions)) ** 2, axis=1))
-    for beta in (0.1, 1.0, 2.0, 10.0):  # beta lives in the state as an array: one compiled loss
-        dc, m = loss(state._replace(beta=jnp.float32(beta)), pi)
+    for beta in (0.1, 1.0, 2.0, 10.0):  # beta reaches the loss as an array coefficient: one compiled loss
+        dc, m = loss(jnp.float32(beta), pi)
         assert float(dc) <= float(bc_loss) + 1e-7
         assert float(m["nn_distance"]) <= own.mean() + 1e-6  # never farther than the batch row's own pair
-    dc, m = loss(state._replace(beta=jnp.float32(1e5)), pi)
+    assert loss._cache_size() == 1
+    dc, m = loss(jnp.float32(1e5), pi)
     np.testing.assert_allclose(float(dc), float(bc_loss), rtol=1e-6)  # beta -> inf: TD3+BC
     assert float(m["certified_fraction"]) == 1.0
 
 
 def test_dc_gradient_is_that_of_a_constant_target():
     pds, batch, pi = _reg_inputs(seed=2)
-    reg = prdc_regularizer(2.0, index_candidates=4)
-    state = reg.init(None, pds)
-    g = jax.grad(lambda p: reg.loss(state, batch.observations, p, batch, None, None)[0])(pi)
+    reg = PRDC(2.0, index_candidates=4).build(None)
+    index = reg.context(pds)
+    g = jax.grad(lambda p: reg.loss((), batch.observations, p, batch, None, {"beta": jnp.float32(2.0)}, index,
+                                    None)[0])(pi)
     S, A = np.asarray(pds.transitions.observations), np.asarray(pds.transitions.actions)
     _, j = KDTree(np.hstack([np.float32(2.0) * S, A])).query(
         np.hstack([np.float32(2.0) * np.asarray(batch.observations), np.asarray(pi)]))
@@ -108,32 +117,52 @@ def test_dc_gradient_is_that_of_a_constant_target():
 
 def test_config_validation_and_presets():
     with pytest.raises(ConfigError, match="k must be 1"):
-        PRDCConfig(k=2)
+        PRDC(k=2)
     with pytest.raises(ConfigError, match="beta"):
-        PRDCConfig(beta=0.0)
+        PRDC(beta=0.0)
+    with pytest.raises(ConfigError, match="beta"):
+        TD3Config(regularizer=PRDC()).replace(beta=-1.0)
     from offreg.agents.presets import resolve_config_with_sources
 
     cfg, src = resolve_config_with_sources("prdc", "d4rl/halfcheetah-medium-v2")
-    assert (cfg.alpha, cfg.beta) == (40.0, 2.0) and "README" in src["alpha"]
+    assert (cfg.alpha, cfg.regularizer.beta) == (40.0, 2.0) and "README" in src["alpha"]
     cfg, src = resolve_config_with_sources("prdc", "offreg/halfcheetah-medium-v0")  # bundled: offreg's choice
-    assert (cfg.alpha, cfg.beta) == (2.5, 2.0) and "offreg choice" in src["alpha"]
+    assert (cfg.alpha, cfg.regularizer.beta) == (2.5, 2.0) and "offreg choice" in src["alpha"]
     cfg, _ = resolve_config_with_sources("prdc", "hopper-medium-replay-v2")
-    assert (cfg.alpha, cfg.beta) == (2.5, 2.0)
+    assert (cfg.alpha, cfg.regularizer.beta) == (2.5, 2.0)
     cfg, _ = resolve_config_with_sources("prdc", "antmaze-medium-play-v2")
-    assert (cfg.alpha, cfg.beta, cfg.reward_transform, cfg.reward_scale, cfg.reward_shift) == (
+    assert (cfg.alpha, cfg.regularizer.beta, cfg.reward_transform, cfg.reward_scale, cfg.reward_shift) == (
         7.5, 7.5, "antmaze", 10000.0, -1.0)
 
 
-def test_seeds_share_one_index_and_each_vmapped_seed_equals_its_single_run():
+def test_each_vmapped_seed_equals_its_single_run_and_no_index_in_the_agent():
     import offreg
 
     ds = toy_dataset()
     kw = dict(steps=6, eval_every=0, log_every=6, progress=False,
-              overrides={k: (list(v) if isinstance(v, tuple) else v) for k, v in TINY.items()})
+              overrides={k: (list(v) if isinstance(v, tuple) else v) for k, v in {**TINY, **TINY_SEARCH}.items()})
     many = offreg.train("prdc", ds, seeds=[0, 1, 2], **kw)
     single = offreg.train("prdc", ds, seeds=[1], **kw)
-    index = many.agents.reg_state.index
-    assert index.candidates.ndim == 2 and index.states.ndim == 2  # one copy, no seed axis
-    assert many.agents.actor_params is not None and jax.tree_util.tree_leaves(many.agents.actor_params)[0].shape[0] == 3
+    # every array of the agent has the seed axis: nothing of the dataset's size is held per seed or at all
+    for leaf in jax.tree_util.tree_leaves(many.agents):
+        assert leaf.ndim == 0 or leaf.shape[0] == 3, leaf.shape
+        assert max(leaf.shape, default=0) < len(ds), leaf.shape
     for x, y in zip(jax.tree_util.tree_leaves(many.agent(1)), jax.tree_util.tree_leaves(single.agent(1)), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+
+
+def test_checkpoint_is_the_size_of_td3bc(tmp_path):
+    """A PRDC checkpoint holds no index: within 1% of a TD3+BC checkpoint of the same networks."""
+    import offreg
+
+    ds = toy_dataset(n=2000)
+    kw = dict(steps=4, eval_every=0, log_every=2, progress=False)
+    sizes = {}
+    for name in ("td3bc", "prdc"):
+        offreg.train(name, ds, out_dir=tmp_path / name, **kw)
+        (ckpt,) = (tmp_path / name / "checkpoints").glob("step_*.msgpack")
+        sizes[name] = ckpt.stat().st_size
+    assert abs(sizes["prdc"] - sizes["td3bc"]) <= 0.01 * sizes["td3bc"], sizes
+    loaded = offreg.load_agent(tmp_path / "prdc")  # acts without its dataset
+    obs = jnp.asarray(ds.transitions.observations[:5])
+    assert loaded.act(obs).shape == (5, ds.info.act_dim)

@@ -14,18 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from offreg.agents.base import prepare_dataset
 from offreg.agents.presets import matches, resolve_config, resolve_config_with_sources
-from offreg.agents.regularizers import Regularizer, behaviour_cloning
+from offreg.agents.regularizers import BC, Regularizer, RegularizerConfig, no_context
 from offreg.agents.td3 import TD3Agent, TD3Config
-from offreg.agents.td3bc import TD3BCAgent, TD3BCConfig
 from offreg.data import DatasetInfo, from_arrays, sample
 from offreg.errors import ConfigError, UnknownNameError
 from offreg.seeds import seed_axes
 from offreg.types import Transitions
 
 OBS, ACT, B = 3, 2, 5
-TINY = TD3BCConfig(actor_hidden_dims=(4,), critic_hidden_dims=(4,), normalize_observations=False, batch_size=B)
+TINY = TD3Config(actor_hidden_dims=(4,), critic_hidden_dims=(4,), normalize_observations=False, batch_size=B)
 UPDATE = jax.jit(lambda agent, batch, key: agent.update(batch, key))  # shared: one compile per config
 K = 4  # updates per scan in the scan/vmap/compile tests
 
@@ -128,7 +126,7 @@ def _assert_adam_first_step(before, after, grads, lr):
 
 # --- golden tests --------------------------------------------------------------------------------
 def test_critic_target_and_critic_loss_match_numpy():
-    agent = TD3BCAgent.create(TINY, _dataset(), jax.random.PRNGKey(0))
+    agent = TD3Agent.create(TINY, _dataset(), jax.random.PRNGKey(0))
     batch, key = _batch(), jax.random.PRNGKey(7)
     noise_key = jax.random.split(key, 3)[0]  # the split the update documents: (noise, reg update, reg loss)
     y_np = np_target(agent, batch, noise_key, TINY)
@@ -151,7 +149,7 @@ def test_critic_target_and_critic_loss_match_numpy():
 
 
 def test_actor_loss_and_lambda_match_numpy_with_updated_critic():
-    agent = TD3BCAgent.create(TINY, _dataset(), jax.random.PRNGKey(1))
+    agent = TD3Agent.create(TINY, _dataset(), jax.random.PRNGKey(1))
     upd = UPDATE
     batch = _batch()
     agent1, _ = upd(agent, batch, jax.random.PRNGKey(2))
@@ -174,8 +172,8 @@ def test_actor_loss_and_lambda_match_numpy_with_updated_critic():
 
 
 def test_torch_init_bounds_and_spread():
-    cfg = TD3BCConfig()
-    agent = TD3BCAgent.create(cfg, _dataset(), jax.random.PRNGKey(0))
+    cfg = TD3Config()
+    agent = TD3Agent.create(cfg, _dataset(), jax.random.PRNGKey(0))
     layers = _layers(agent.actor_params) + [lw for i in range(2) for lw in _layers(agent.critic_params, i)]
     for w, b in layers:
         bound = 1.0 / np.sqrt(w.shape[0])
@@ -191,7 +189,7 @@ def test_torch_init_bounds_and_spread():
 
 # --- properties ----------------------------------------------------------------------------------
 def test_policy_delay_and_polyak_targets():
-    agent0 = TD3BCAgent.create(TINY, _dataset(), jax.random.PRNGKey(0))
+    agent0 = TD3Agent.create(TINY, _dataset(), jax.random.PRNGKey(0))
     upd = UPDATE
     agent1, _ = upd(agent0, _batch(), jax.random.PRNGKey(1))
     chex.assert_trees_all_equal(agent1.actor_params, agent0.actor_params)
@@ -224,8 +222,8 @@ SCAN = jax.jit(_scan_updates, static_argnums=3)
 
 
 def test_scan_equals_python_loop():
-    ds = prepare_dataset(TINY, _dataset())
-    agent = TD3BCAgent.create(TINY, ds, jax.random.PRNGKey(0))
+    ds = TINY.prepare(_dataset())
+    agent = TD3Agent.create(TINY, ds, jax.random.PRNGKey(0))
     scanned, metrics = SCAN(agent, ds.transitions, jax.random.PRNGKey(5), K)
     loop = agent
     for i, kk in enumerate(jax.random.split(jax.random.PRNGKey(5), K)):
@@ -237,9 +235,9 @@ def test_scan_equals_python_loop():
 
 
 def test_vmapped_seeds_equal_single_runs():
-    ds = prepare_dataset(TINY, _dataset())
+    ds = TINY.prepare(_dataset())
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
-    create = lambda k: TD3BCAgent.create(TINY, ds, k)
+    create = lambda k: TD3Agent.create(TINY, ds, k)
     singles = [SCAN(create(k), ds.transitions, k, K) for k in keys]
     # every leaf batched over seeds, and the same with the step counter shared (seed_axes)
     for axes in (0, seed_axes(create(keys[0]))):
@@ -254,8 +252,8 @@ def test_vmapped_seeds_equal_single_runs():
 
 
 def test_update_compiles_once():
-    ds = prepare_dataset(TINY, _dataset())
-    agent = TD3BCAgent.create(TINY, ds, jax.random.PRNGKey(0))
+    ds = TINY.prepare(_dataset())
+    agent = TD3Agent.create(TINY, ds, jax.random.PRNGKey(0))
 
     @jax.jit
     @chex.assert_max_traces(n=1)
@@ -276,20 +274,23 @@ def test_regularizer_with_state_sees_updated_critic_and_next_actions():
     def init(key, dataset):
         return {"q_seen": jnp.zeros((2, B)), "calls": jnp.zeros((), jnp.int32)}
 
-    def update(state, batch, critic, key):
+    def update(state, batch, critic, coefs, context, key):
         q = critic.q(batch.observations, batch.actions) + 0.0 * critic.next_actions.sum()
         return {"q_seen": q, "calls": state["calls"] + 1}, {"reg_calls": state["calls"] + 1}
 
-    def loss(state, observations, policy_actions, batch, critic, key):
+    def loss(state, observations, policy_actions, batch, critic, coefs, context, key):
         return jnp.mean(policy_actions**2) * 0.0 + state["calls"].astype(jnp.float32), {}
 
     @dataclasses.dataclass(frozen=True)
-    class CountingConfig(TD3Config):
-        def build_regularizer(self):
-            return Regularizer(init, update, loss)
+    class Counting(RegularizerConfig):
+        kind = "test-counting"
 
-    cfg = CountingConfig(actor_hidden_dims=(4,), critic_hidden_dims=(4, 4), normalize_observations=False)
-    assert cfg.regularizer() is CountingConfig(**dataclasses.asdict(cfg)).regularizer()
+        def build(self, backbone):
+            return Regularizer(init, no_context, update, loss)
+
+    cfg = TD3Config(regularizer=Counting(), actor_hidden_dims=(4,), critic_hidden_dims=(4, 4),
+                    normalize_observations=False)
+    assert cfg.regularizer.functions(cfg) is TD3Config.from_dict(cfg.to_dict()).regularizer.functions(cfg)
     agent = TD3Agent.create(cfg, _dataset(), jax.random.PRNGKey(0))
     batch = _batch()
     new, m = UPDATE(agent, batch, jax.random.PRNGKey(1))
@@ -307,7 +308,7 @@ def test_regularizer_with_state_sees_updated_critic_and_next_actions():
 def test_act_normalizes_raw_observations_and_is_bounded():
     cfg = dataclasses.replace(TINY, normalize_observations=True)
     raw = _dataset()
-    agent = TD3BCAgent.create(cfg, raw, jax.random.PRNGKey(0))
+    agent = TD3Agent.create(cfg, raw, jax.random.PRNGKey(0))
     obs = np.asarray(raw.transitions.observations, np.float64)
     mu, sd = obs.mean(0), obs.std(0) + 1e-3
     np.testing.assert_allclose(np.asarray(agent.obs_mean), mu, rtol=1e-5, atol=1e-6)
@@ -318,11 +319,12 @@ def test_act_normalizes_raw_observations_and_is_bounded():
 
 def test_config_validation_and_presets():
     with pytest.raises(ConfigError, match="policy_freq"):
-        TD3BCConfig(policy_freq=0)
+        TD3Config(policy_freq=0)
     with pytest.raises(ConfigError, match="activation"):
-        TD3BCConfig(activation="sigmoidish")
+        TD3Config(activation="sigmoidish")
     cfg = resolve_config("td3bc", "d4rl/hopper-medium-v2", {"alpha": "4"})
-    assert isinstance(cfg, TD3BCConfig) and cfg.alpha == 4.0 and cfg.critic_hidden_dims == (256, 256)
+    assert isinstance(cfg, TD3Config) and cfg.alpha == 4.0 and cfg.critic_hidden_dims == (256, 256)
+    assert cfg.regularizer == BC()
     _, sources = resolve_config_with_sources("td3bc", "hopper-medium-v2", {})
     assert "sfujim/TD3_BC" in sources["alpha"]
     with pytest.raises(UnknownNameError, match="alhpa"):
@@ -336,10 +338,12 @@ def test_config_validation_and_presets():
 
 
 def test_td3bc_regularizer_is_behaviour_cloning():
-    reg = TD3BCConfig().regularizer()
-    assert reg is TD3BCConfig().regularizer()
+    cfg = TD3Config()
+    assert cfg.regularizer == BC()
+    reg = cfg.regularizer.functions(cfg)
+    assert reg is TD3Config().regularizer.functions(TD3Config())
     pi, a = jnp.array([[0.5, -0.5]]), jnp.array([[0.0, 0.5]])
     batch = Transitions(jnp.zeros((1, 3)), a, jnp.zeros(1), jnp.zeros((1, 3)), jnp.zeros(1))
-    loss, _ = reg.loss((), batch.observations, pi, batch, None, None)
+    loss, _ = reg.loss((), batch.observations, pi, batch, None, {}, (), None)
     assert float(loss) == pytest.approx((0.25 + 1.0) / 2)
-    assert behaviour_cloning().loss((), None, a, batch, None, None)[0] == 0.0
+    assert reg.loss((), None, a, batch, None, {}, (), None)[0] == 0.0

@@ -92,12 +92,12 @@ def sampling_cost(path: str, steps: int, batch_size: int = 256, repeats: int = 1
     import jax
     import jax.numpy as jnp
 
-    from offreg.agents.base import get_spec, prepare_dataset
+    from offreg.agents.names import get_spec
     from offreg.data import load_dataset, sample
 
     spec = get_spec("td3bc")
-    config = spec.config_cls()
-    ds = prepare_dataset(config, load_dataset(path, env="hopper", progress=False))
+    config = spec.default_config()
+    ds = config.prepare(load_dataset(path, env="hopper", progress=False))
     agent = spec.agent_cls.create(config, ds, jax.random.PRNGKey(0))
     data = ds.transitions
     # distinct batches drawn beforehand: an update on one fixed batch is faster than on fresh data

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from offreg.agents.base import get_spec, prepare_dataset
+from offreg.agents.names import get_spec
 from offreg.data import DatasetInfo, from_arrays
 from offreg.train import scan_updates
 
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     fns, states = {}, {}
     for label, (name, overrides) in AGENTS.items():
         spec = get_spec(name)
-        config = spec.config_cls().replace(**overrides)
-        prepared = prepare_dataset(config, ds)
+        config = spec.default_config().replace(**overrides)
+        prepared = config.prepare(ds)
         states[label] = (spec.agent_cls.create(config, prepared, jax.random.PRNGKey(0)), prepared.transitions)
         fns[label] = jax.jit(scan_updates, static_argnums=3)
         agent, trans = states[label]

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offreg.agents.base import get_spec, prepare_dataset
+from offreg.agents.names import get_spec
 from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.atomic import atomic_write_text
 from offreg.data import DatasetInfo, from_arrays
@@ -167,8 +167,8 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int 
     spec = get_spec(name)
     if spec.agent_cls.gradient_free:
         raise SystemExit(f"agent {name!r} is gradient-free; it has no update to time")
-    config = spec.config_cls().replace(batch_size=256)
-    prepared = prepare_dataset(config, dataset)
+    config = spec.default_config().replace(batch_size=256)
+    prepared = config.prepare(dataset)
     agent = spec.agent_cls.create(config, prepared, seed_keys(0)[0])
     run = jax.jit(scan_updates, static_argnums=3)
     state = {"agent": agent, "key": seed_keys(0)[1]}
@@ -203,8 +203,8 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int 
 def bench_seeds(name: str, dataset: Any, seeds: int, chunk: int, repeats: int) -> dict[str, Any]:
     """Seconds per chunk of the engine's vmapped ``train_chunk`` with ``seeds`` seeds and with 1 seed."""
     spec = get_spec(name)
-    config = spec.config_cls().replace(batch_size=256)
-    prepared = prepare_dataset(config, dataset)
+    config = spec.default_config().replace(batch_size=256)
+    prepared = config.prepare(dataset)
     res, res_cpu = {}, {}
     for s in (1, seeds):
         agents = create_seeds(spec.agent_cls, config, prepared, list(range(s)))

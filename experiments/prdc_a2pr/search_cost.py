@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 import offreg
-from offreg.agents.base import get_spec, prepare_dataset
+from offreg.agents.names import get_spec
 from offreg.api import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.train import scan_updates
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     state = {}
     for name in ("td3bc", "prdc"):
         cfg = resolve_config(name, dataset, prdc_overrides if name == "prdc" else None)
-        prepared = prepare_dataset(cfg, dataset)
+        prepared = cfg.prepare(dataset)
         t0 = time.perf_counter()
         agent = get_spec(name).agent_cls.create(cfg, prepared, jax.random.PRNGKey(0))
         create_s = time.perf_counter() - t0

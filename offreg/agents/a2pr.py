@@ -31,9 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from offreg.agents.base import register
-from offreg.agents.regularizers import CriticFns, Regularizer
-from offreg.agents.td3 import TD3Agent, TD3Config
+from offreg.agents.regularizers import CriticFns, Regularizer, RegularizerConfig, no_context
 from offreg.errors import ConfigError
 from offreg.networks import Linear, ValueNet
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -95,8 +93,6 @@ class A2PRState(NamedTuple):
       prev_value_params: ``V_psi`` before this step's value update (gives ``V_old`` to the actor term).
       vae_params: the VAE ``omega``.
       vae_opt_state: its Adam state (lr ``vae_lr``).
-      mask: float32 scalar, the BC weight (an array, so it can be vmapped).
-      vae_weight: float32 scalar, the weight of the VAE reconstruction term.
     """
 
     value_params: Any
@@ -104,42 +100,64 @@ class A2PRState(NamedTuple):
     prev_value_params: Any
     vae_params: Any
     vae_opt_state: Any
-    mask: jax.Array
-    vae_weight: jax.Array
 
 
-def a2pr_regularizer(
-    discount: float = 0.99,
-    mask: float = 1.0,
-    vae_weight: float = 1.0,
-    value_hidden_dims: Sequence[int] = (256, 256, 256, 256),
-    vae_hidden_dims: Sequence[int] = (750, 750),
-    latent_dim: int | None = None,
-    value_lr: float = 3e-4,
-    vae_lr: float = 1e-3,
-    kl_weight: float = 0.5,
-    max_action: float = 1.0,
-    activation: str = "relu",
-    init: str = "torch",
-) -> Regularizer:
-    """A2PR's value net, advantage-filtered VAE and adaptive BC term (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class A2PR(RegularizerConfig):
+    """A2PR's value net, advantage-filtered VAE and adaptive BC term (``ltlhuuu/A2PR``).
 
-    Args:
-      discount: gamma of the value target (the agent's).
-      mask: the BC weight (A2PR's ``mask``).
-      vae_weight: weight of the VAE reconstruction term for positive-advantage actions.
-      value_hidden_dims: hidden widths of ``V``.
-      vae_hidden_dims: hidden widths of the VAE encoder and decoder.
-      latent_dim: ``Z``; ``None`` for ``2 * act_dim``.
-      value_lr: Adam learning rate of ``V`` (hard-coded 3e-4 in the original).
-      vae_lr: Adam learning rate of the VAE (PyTorch's default 1e-3 in the original).
-      kl_weight: coefficient of the KL term of the VAE loss (0.5).
-      max_action: action bound of the VAE decoder.
-      activation, init: of ``V`` (the VAE is ReLU, like the original).
+    Defaults: value 4x256, VAE 750-750 with ``Z = 2 * act_dim``; Adam 3e-4 (value, hard-coded in the
+    original) and 1e-3 (VAE, PyTorch's default there); mask = 1.0 (the ``A2PR`` class default;
+    ``utils/config.py`` says 0.5), vae_weight = 1.0, KL coefficient 0.5. The backbone's registry
+    entry sets A2PR's deeper actor (3x256) and critics (4x256); its discount, max_action (the VAE
+    decoder's bound), activation and init (of ``V``; the VAE is ReLU like the original) are used
+    here. Per-dataset values: ``offreg/configs/a2pr.json``.
 
-    Returns:
-      A :class:`Regularizer`. ``update`` needs ``critic.next_actions`` (the TD3 backbone passes them).
+    Attributes:
+      value_hidden_dims: hidden widths of ``V(s)``.
+      vae_hidden_dims: hidden widths of the VAE encoder and of its decoder.
+      vae_latent_dim: latent size ``Z``; 0 means ``2 * act_dim``.
+      value_lr: Adam learning rate of ``V``.
+      vae_lr: Adam learning rate of the VAE.
+      mask: weight of the adaptive BC term (sweepable).
+      vae_weight: weight of the VAE's reconstruction term for positive-advantage actions (sweepable).
+      kl_weight: coefficient of the VAE's KL term.
     """
+
+    kind = "a2pr"
+    sweepable = ("mask", "vae_weight")
+
+    value_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
+    vae_hidden_dims: tuple[int, ...] = (750, 750)
+    vae_latent_dim: int = 0
+    value_lr: float = 3e-4
+    vae_lr: float = 1e-3
+    mask: float = 1.0
+    vae_weight: float = 1.0
+    kl_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for f in ("value_hidden_dims", "vae_hidden_dims"):
+            dims = getattr(self, f)
+            if not dims or min(dims) <= 0:
+                raise ConfigError(f"A2PR {f} must be a non-empty tuple of positive widths, got {dims!r}")
+        for f in ("value_lr", "vae_lr"):
+            if getattr(self, f) <= 0:
+                raise ConfigError(f"A2PR {f} must be > 0, got {getattr(self, f)}")
+        for f in ("vae_latent_dim", "mask", "vae_weight", "kl_weight"):
+            if getattr(self, f) < 0:
+                raise ConfigError(f"A2PR {f} must be >= 0, got {getattr(self, f)}")
+
+    def build(self, backbone) -> Regularizer:
+        """``update`` needs ``critic.next_actions`` (the TD3 backbone passes them)."""
+        return _a2pr_functions(self, backbone.discount, backbone.max_action, backbone.activation, backbone.init)
+
+
+def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: str, init: str) -> Regularizer:
+    """The functions of :class:`A2PR` (see the module docstring for the maths)."""
+    value_hidden_dims, vae_hidden_dims, latent_dim = cfg.value_hidden_dims, cfg.vae_hidden_dims, cfg.vae_latent_dim
+    value_lr, vae_lr, kl_weight = cfg.value_lr, cfg.vae_lr, cfg.kl_weight
     value_net = ValueNet(tuple(value_hidden_dims), activation, False, init)
     value_opt, vae_opt = optax.adam(value_lr), optax.adam(vae_lr)
 
@@ -159,11 +177,11 @@ def a2pr_regularizer(
             prev_value_params=value_params,
             vae_params=vae_params,
             vae_opt_state=vae_opt.init(vae_params),
-            mask=jnp.float32(mask),
-            vae_weight=jnp.float32(vae_weight),
         )
 
-    def update(state: A2PRState, batch: Transitions, critic: CriticFns, key: PRNGKey) -> tuple[A2PRState, Metrics]:
+    def update(state: A2PRState, batch: Transitions, critic: CriticFns, coefs, context, key: PRNGKey
+               ) -> tuple[A2PRState, Metrics]:
+        del context
         if critic.next_actions is None:
             raise ConfigError("A2PR's regularizer needs critic.next_actions (the smoothed a~'); use the TD3 backbone")
         act_dim = batch.actions.shape[-1]
@@ -186,7 +204,7 @@ def a2pr_regularizer(
 
         # --- VAE: reconstruction of positive-advantage dataset actions only ---
         q_data = critic.q(obs, acts)[0]
-        weight = state.vae_weight * (q_data > v_old).astype(jnp.float32)
+        weight = coefs["vae_weight"] * (q_data > v_old).astype(jnp.float32)
         noise = jax.random.normal(key, (obs.shape[0], vae.latent_dim), obs.dtype)
 
         def vae_loss_fn(params):
@@ -216,7 +234,8 @@ def a2pr_regularizer(
             "positive_advantage_fraction": jnp.mean((q_data > v_old).astype(jnp.float32)),
         }
 
-    def loss(state: A2PRState, observations, policy_actions, batch, critic, key):
+    def loss(state: A2PRState, observations, policy_actions, batch, critic, coefs, context, key):
+        del context
         act_dim = policy_actions.shape[-1]
         vae = vae_net(act_dim)
         noise = jax.random.normal(key, (observations.shape[0], vae.latent_dim), observations.dtype)
@@ -227,7 +246,7 @@ def a2pr_regularizer(
         q_data = critic.q(observations, batch.actions)[0]
         take_vae = q_vae >= q_data  # A_vae >= A_data; ties go to the VAE action
         target = jnp.where(take_vae[:, None], a_vae, batch.actions)
-        gate = state.mask * jnp.logical_or(q_vae >= v_old, q_data > v_old).astype(jnp.float32)  # OR, not a sum
+        gate = coefs["mask"] * jnp.logical_or(q_vae >= v_old, q_data > v_old).astype(jnp.float32)  # OR, not a sum
         bc = jnp.mean(gate[:, None] * (policy_actions - target) ** 2)
         return bc, {
             "bc_loss": bc,
@@ -235,77 +254,4 @@ def a2pr_regularizer(
             "gate_fraction": jnp.mean((gate > 0).astype(jnp.float32)),
         }
 
-    return Regularizer(init=init_fn, update=update, loss=loss)
-
-
-# --- the agent -----------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class A2PRConfig(TD3Config):
-    """A2PR's hyperparameters (``ltlhuuu/A2PR``): TD3+BC's with deeper networks, a value net and a VAE.
-
-    Defaults: actor 3x256, critics 4x256, value 4x256, VAE 750-750 with ``Z = 2 * act_dim``; Adam
-    3e-4 (actor, critic, value) and 1e-3 (VAE); alpha = 2.5, mask = 1.0 (the ``A2PR`` class default;
-    ``utils/config.py`` says 0.5), vae_weight = 1.0, KL coefficient 0.5; TD3+BC's policy noise, delay,
-    tau and observation normalization. Per-dataset values: ``offreg/configs/a2pr.json``.
-
-    Attributes:
-      value_hidden_dims: hidden widths of ``V(s)``.
-      vae_hidden_dims: hidden widths of the VAE encoder and of its decoder.
-      vae_latent_dim: latent size ``Z``; 0 means ``2 * act_dim``.
-      value_lr: Adam learning rate of ``V``.
-      vae_lr: Adam learning rate of the VAE.
-      mask: weight of the adaptive BC term (kept as an array in ``reg_state``).
-      vae_weight: weight of the VAE's reconstruction term for positive-advantage actions (array in ``reg_state``).
-      kl_weight: coefficient of the VAE's KL term.
-    """
-
-    actor_hidden_dims: tuple[int, ...] = (256, 256, 256)
-    critic_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
-    value_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
-    vae_hidden_dims: tuple[int, ...] = (750, 750)
-    vae_latent_dim: int = 0
-    value_lr: float = 3e-4
-    vae_lr: float = 1e-3
-    mask: float = 1.0
-    vae_weight: float = 1.0
-    kl_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for f in ("value_hidden_dims", "vae_hidden_dims"):
-            dims = getattr(self, f)
-            if not dims or min(dims) <= 0:
-                raise ConfigError(f"A2PRConfig.{f} must be a non-empty tuple of positive widths, got {dims!r}")
-        for f in ("value_lr", "vae_lr"):
-            if getattr(self, f) <= 0:
-                raise ConfigError(f"A2PRConfig.{f} must be > 0, got {getattr(self, f)}")
-        for f in ("vae_latent_dim", "mask", "vae_weight", "kl_weight"):
-            if getattr(self, f) < 0:
-                raise ConfigError(f"A2PRConfig.{f} must be >= 0, got {getattr(self, f)}")
-
-    def build_regularizer(self) -> Regularizer:
-        """A2PR's value net, advantage-filtered VAE and adaptive BC term."""
-        return a2pr_regularizer(
-            discount=self.discount,
-            mask=self.mask,
-            vae_weight=self.vae_weight,
-            value_hidden_dims=self.value_hidden_dims,
-            vae_hidden_dims=self.vae_hidden_dims,
-            latent_dim=self.vae_latent_dim or None,
-            value_lr=self.value_lr,
-            vae_lr=self.vae_lr,
-            kl_weight=self.kl_weight,
-            max_action=self.max_action,
-            activation=self.activation,
-            init=self.init,
-        )
-
-
-@register(
-    "a2pr",
-    A2PRConfig,
-    "TD3 with advantage-guided BC toward the better of the dataset action and a VAE projection of pi",
-    paper="Liu et al. 2024, Adaptive Advantage-Guided Policy Regularization for Offline RL, arXiv 2405.19909",
-)
-class A2PRAgent(TD3Agent):
-    """A2PR: :class:`TD3Agent` with :class:`A2PRConfig` (value net, VAE and adaptive BC term)."""
+    return Regularizer(init=init_fn, context=no_context, update=update, loss=loss)

@@ -1,4 +1,4 @@
-"""The Agent protocol, the config base class and the agent registry.
+"""The Agent protocol and the config base classes (the names live in :mod:`offreg.agents.names`).
 
 An agent is an immutable ``flax.struct.PyTreeNode``: every learnable and optimizer state, target,
 regularizer state, observation-normalization statistics and the step count are fields; the config
@@ -6,7 +6,10 @@ is a static field. Its three functions are pure, so the engine can ``jit``, ``la
 ``vmap`` them:
 
 - ``Agent.create(config, dataset, key) -> agent``
-- ``agent.update(batch, key) -> (agent, metrics)``
+- ``agent.update(batch, key, context) -> (agent, metrics)``, where ``context`` is what the agent
+  derives once from its dataset to train (PRDC's neighbour index): built on the host by the optional
+  classmethod ``Agent.context(config, dataset)`` (default ``()``), passed by the engine beside the
+  transitions, shared by every seed and never part of the agent (so never in a checkpoint)
 - ``agent.act(observations) -> actions`` on *raw* environment observations (the agent applies its
   dataset's observation normalization itself), deterministic.
 
@@ -25,7 +28,6 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
@@ -36,12 +38,112 @@ from offreg.types import Metrics, PRNGKey, Transitions
 
 
 @dataclasses.dataclass(frozen=True)
-class AgentConfig:
-    """Base of every agent's hyperparameters: a frozen dataclass, one docstring line per field.
+class Config:
+    """A frozen dataclass of hyperparameters: type-checked fields, JSON round trip, ``replace``.
 
-    Subclasses list in ``sweepable`` the float coefficients one may sweep (alpha, beta, ...). The
-    agent copies them into an array field (see :func:`coefficients`) so that seeds *and*
-    coefficients can be vmapped without recompiling; every other field is static.
+    A field may hold a :class:`ConfigPart` (the TD3 backbone's ``regularizer``): it is written as
+    ``{"kind": ..., <its fields>}``, and ``replace``/``from_dict`` route a name that is not the
+    config's own field to the part that has it (``beta=2.0`` or ``regularizer.beta=2.0``).
+
+    Subclasses list in ``sweepable`` the float coefficients one may sweep (alpha, beta, ...): the
+    agent keeps them in an array field (see :func:`coefficients`) so that runs with other values
+    are vmapped, not recompiled; every other field is static.
+    """
+
+    sweepable: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        types_ = _field_types(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(type(self).__name__, f.name, getattr(self, f.name), types_[f.name])
+
+    def __getattr__(self, name: str) -> Any:
+        """A part's field read through the config (``config.beta`` for ``config.regularizer.beta``)."""
+        if not name.startswith("__"):
+            for part in self.__dict__.values():
+                if isinstance(part, ConfigPart) and name in part.__dataclass_fields__:
+                    return getattr(part, name)
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+
+    def parts(self) -> dict[str, ConfigPart]:
+        """The fields holding a :class:`ConfigPart`, by field name."""
+        return {f.name: v for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), ConfigPart)}
+
+    def field_names(self) -> set[str]:
+        """Every name ``replace`` accepts: own fields and the fields of each part."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for part in self.parts().values():
+            names |= part.field_names()
+        return names
+
+    # --- JSON round trip -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            k = sorted(unknown)[0]
+            raise unknown_name(f"{cls.__name__} field", k, names, f"Valid fields: {', '.join(sorted(names))}.")
+        types_ = _field_types(cls)
+        return cls(**{k: _coerce(cls.__name__, k, v, types_[k]) for k, v in d.items()})
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with ``overrides`` applied (validated and coerced like ``from_dict``).
+
+        A name that is not a field of this config goes to the part that has it.
+        """
+        own = {f.name for f in dataclasses.fields(self)}
+        d = self.to_dict()
+        parts = self.parts()
+        for k, v in overrides.items():
+            head, _, rest = k.partition(".")
+            if k in own:
+                d[k] = v.to_dict() if isinstance(v, ConfigPart) else v
+            elif rest and head in parts:
+                d[head] = {**d[head], rest: v}
+            elif owners := [n for n, p in parts.items() if k in p.field_names()]:
+                d[owners[0]] = {**d[owners[0]], k: v}
+            else:
+                names = self.field_names()
+                raise unknown_name(f"{type(self).__name__} field", k, names,
+                                   f"Valid fields: {', '.join(sorted(names))}.")
+        return type(self).from_dict(d)
+
+
+class ConfigPart(Config):
+    """A config held in a field of another (a regularizer's): its subclasses are found by ``kind``."""
+
+    kind: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type[ConfigPart]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            ConfigPart._kinds[cls.kind] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **super().to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConfigPart:
+        d = dict(d)
+        kind = d.pop("kind", cls.kind)
+        target = ConfigPart._kinds.get(kind)
+        if target is None or not issubclass(target, cls):
+            known = sorted(k for k, c in ConfigPart._kinds.items() if issubclass(c, cls))
+            raise unknown_name(f"{cls.__name__} kind", str(kind), known, "")
+        return Config.from_dict.__func__(target, d)  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig(Config):
+    """Base of every agent's hyperparameters: a frozen dataclass, one docstring line per field.
 
     Preprocessing fields shared by all agents:
       normalize_observations: standardize observations with the dataset's mean/std.
@@ -52,8 +154,6 @@ class AgentConfig:
       batch_size: transitions per gradient step.
     """
 
-    sweepable: ClassVar[tuple[str, ...]] = ()
-
     normalize_observations: bool = True
     obs_norm_eps: float = 1e-3
     reward_transform: str = "none"
@@ -62,39 +162,23 @@ class AgentConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _check_type(type(self).__name__, f.name, value, _field_types(type(self))[f.name])
+        super().__post_init__()
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
         if self.obs_norm_eps < 0:
             raise ConfigError(f"obs_norm_eps must be >= 0, got {self.obs_norm_eps}")
 
-    # --- JSON round trip -------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            k = sorted(unknown)[0]
-            raise unknown_name(f"{cls.__name__} field", k, names, f"Valid fields: {', '.join(sorted(names))}.")
-        types_ = _field_types(cls)
-        return cls(**{k: _coerce(cls.__name__, k, v, types_[k]) for k, v in d.items()})
-
-    def replace(self, **overrides: Any) -> AgentConfig:
-        """A copy with ``overrides`` applied (validated and coerced like ``from_dict``)."""
-        return type(self).from_dict({**self.to_dict(), **overrides})
+    def prepare(self, dataset: Any) -> Any:
+        """The dataset this config trains on (see :func:`prepare_dataset`); agents may add transforms."""
+        return prepare_dataset(self, dataset)
 
 
 def coefficients(config: AgentConfig) -> dict[str, jax.Array]:
-    """The config's sweepable coefficients as float32 scalars, for an agent's array field."""
-    return {k: jnp.float32(getattr(config, k)) for k in config.sweepable}
+    """The config's sweepable coefficients (its own and its parts') as float32 scalars, by name."""
+    out = {k: jnp.float32(getattr(config, k)) for k in config.sweepable}
+    for part in config.parts().values():
+        out.update(coefficients(part))
+    return out
 
 
 def prepare_dataset(config: AgentConfig, dataset: Any) -> Any:
@@ -133,48 +217,9 @@ class Agent(Protocol):
     @classmethod
     def create(cls, config: AgentConfig, dataset: Any, key: PRNGKey) -> Agent: ...
 
-    def update(self, batch: Transitions, key: PRNGKey) -> tuple[Agent, Metrics]: ...
+    def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[Agent, Metrics]: ...
 
     def act(self, observations: jax.Array) -> jax.Array: ...
-
-
-# --- registry ------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class AgentSpec:
-    """A registered agent: its class, config class, one-line description and paper."""
-
-    name: str
-    agent_cls: type
-    config_cls: type[AgentConfig]
-    description: str
-    paper: str
-
-
-_REGISTRY: dict[str, AgentSpec] = {}
-
-
-def register(name: str, config_cls: type[AgentConfig], description: str, paper: str) -> Callable[[type], type]:
-    """Class decorator registering an agent class under ``name``."""
-
-    def deco(agent_cls: type) -> type:
-        _REGISTRY[name] = AgentSpec(name, agent_cls, config_cls, description, paper)
-        return agent_cls
-
-    return deco
-
-
-def registry() -> dict[str, AgentSpec]:
-    """Every registered agent, by name (importing ``offreg.agents`` registers the built-ins)."""
-    import offreg.agents  # noqa: F401  (registers the built-in agents)
-
-    return dict(_REGISTRY)
-
-
-def get_spec(name: str) -> AgentSpec:
-    reg = registry()
-    if name not in reg:
-        raise unknown_name("agent", name, reg, "Run `offreg agents` to list them.")
-    return reg[name]
 
 
 # --- config helpers ------------------------------------------------------------------------------
@@ -183,6 +228,8 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, Config):
+        return v.to_dict()
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
     return v
@@ -224,7 +271,9 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(owner: str, name: str, value: Any, tp: Any) -> Any:
-    """Coerce JSON/CLI values: lists -> tuples, ints -> floats, strings -> numbers/bools."""
+    """Coerce JSON/CLI values: lists -> tuples, ints -> floats, strings -> numbers/bools, dicts -> parts."""
+    if isinstance(tp, type) and issubclass(tp, ConfigPart) and isinstance(value, dict):
+        return tp.from_dict(value)
     origin = typing.get_origin(tp)
     if isinstance(value, str) and tp is not str and not (
         origin in (typing.Union, types.UnionType) and str in typing.get_args(tp)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from offreg.agents.base import AgentConfig, coefficients, prepare_dataset, register
+from offreg.agents.base import AgentConfig, coefficients
 from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, DeterministicActor
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -54,12 +54,6 @@ def _actor(config: BCConfig, act_dim: int) -> DeterministicActor:
     return DeterministicActor(config.hidden_dims, act_dim, config.max_action, config.activation, config.init)
 
 
-@register(
-    "bc",
-    BCConfig,
-    "Behaviour cloning: a deterministic tanh actor fitted to the dataset actions by MSE",
-    paper="Fujimoto & Gu 2021 (BC baseline), A Minimalist Approach to Offline Reinforcement Learning, arXiv 2106.06860",
-)
 class BCAgent(flax.struct.PyTreeNode):
     """Behaviour cloning's state.
 
@@ -86,11 +80,11 @@ class BCAgent(flax.struct.PyTreeNode):
     gradient_free: ClassVar[bool] = False
 
     @classmethod
-    def create(cls, config: BCConfig, dataset: Any, key: PRNGKey) -> BCAgent:
-        """Initialise the actor and Adam; ``prepare_dataset(config, dataset)`` gives the normalization."""
+    def create(cls, config: BCConfig, dataset: Any, key: PRNGKey, context: Any = ()) -> BCAgent:
+        """Initialise the actor and Adam; ``config.prepare(dataset)`` gives the normalization."""
         if not isinstance(config, BCConfig):
             raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
-        info = prepare_dataset(config, dataset).info
+        info = config.prepare(dataset).info
         params = _actor(config, info.act_dim).init(key, jnp.zeros((1, info.obs_dim), jnp.float32))
         if info.obs_mean is not None:
             mean, std = jnp.asarray(info.obs_mean, jnp.float32), jnp.asarray(info.obs_std, jnp.float32)
@@ -111,7 +105,7 @@ class BCAgent(flax.struct.PyTreeNode):
         """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
         return _actor(self.config, self.act_dim).apply(self.actor_params, (observations - self.obs_mean) / self.obs_std)
 
-    def update(self, batch: Transitions, key: PRNGKey) -> tuple[BCAgent, Metrics]:
+    def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[BCAgent, Metrics]:
         """One Adam step on ``mean_{B x A} (pi(s) - a)^2``; metrics ``bc_loss`` (before the step)."""
         del key
         actor = _actor(self.config, self.act_dim)

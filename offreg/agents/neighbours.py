@@ -76,8 +76,6 @@ class NeighbourIndex(NamedTuple):
       sq_norm_actions: float32 ``[N + MAX_BLOCK]`` ``||A||^2`` at each position.
     """
 
-    shared_across_seeds = True  # the engine keeps one copy for all seeds (offreg.seeds.seed_axes)
-
     states: jax.Array
     actions: jax.Array
     rows: jax.Array

@@ -31,10 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from offreg.agents.base import AgentConfig, coefficients, register
-from offreg.data.core import sample
+from offreg.agents.base import AgentConfig, coefficients
+from offreg.data.core import from_arrays
 from offreg.errors import ConfigError, DatasetError
-from offreg.networks import INITS, EnsembleValue, GaussianPolicy, gaussian_log_prob, polyak
+from offreg.networks import INITS, EnsembleValue, GaussianPolicy, gaussian_log_prob
 from offreg.types import Metrics, PRNGKey, Transitions
 
 UPDATE_RULES = ("orthogonal", "true", "semi")
@@ -126,6 +126,12 @@ class ODICEConfig(AgentConfig):
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"ODICEConfig.{name} must be {expected}, got {getattr(self, name)!r}")
+
+    def prepare(self, dataset: Any) -> Any:
+        """The data this config trains on: in imitation mode, :func:`imitation_dataset` (idempotent)."""
+        if self.expert_trajectory < 0:
+            return super().prepare(dataset)
+        return imitation_dataset(dataset, self.expert_trajectory, self.normalize_observations, self.obs_norm_eps)
 
     @classmethod
     def imitation(cls, expert_trajectory: int = 1, **overrides: Any) -> ODICEConfig:
@@ -264,17 +270,25 @@ def _tree_add(a: Any, b: Any) -> Any:
 
 
 # --- imitation data ------------------------------------------------------------------------------
-def imitation_transitions(dataset: Any, index: int) -> Transitions:
-    """Episode ``index`` of ``dataset``, in raw observation scale, with every reward set to 0.
+IMITATION_KEY = "imitation_episode"
 
-    Episodes are the dataset's complete episodes (``episode_starts``/``episode_ends``); with D4RL's
+
+def imitation_dataset(dataset: Any, index: int, normalize: bool, eps: float) -> Any:
+    """Episode ``index`` of ``dataset`` as a dataset of its own: raw observation scale, every reward 0,
+    observations standardized with the episode's own mean and std + ``eps`` when ``normalize``.
+
+    The engine then samples O-DICE's batches from it like from any dataset. Episodes are the
+    dataset's complete episodes (``episode_starts``/``episode_ends``); with D4RL's
     ``qlearning_dataset`` semantics a timed-out episode has no transition across its end, so the
-    official code's one bogus transition into the next trajectory is not reproduced.
+    official code's one bogus transition into the next trajectory is not reproduced. Idempotent: the
+    result records ``info.extra["imitation_episode"]``.
 
     Raises:
       DatasetError: the dataset has no complete episodes.
       ConfigError: ``index`` is out of range.
     """
+    if dataset.info.extra.get(IMITATION_KEY) == index:
+        return dataset
     starts = np.asarray(dataset.episode_starts, np.int64)
     if starts.size == 0:
         raise DatasetError(
@@ -287,21 +301,25 @@ def imitation_transitions(dataset: Any, index: int) -> Transitions:
             f"episodes; choose 0..{starts.size - 1}"
         )
     ends = getattr(dataset, "episode_ends", None)
+    start = int(starts[index])
     if ends is not None:
         end = int(ends[index])
     else:
         end = int(starts[index + 1]) if index + 1 < starts.size else len(dataset)
-    host = jax.tree_util.tree_map(lambda x: np.asarray(x)[int(starts[index]):end], dataset.transitions)
+    host = jax.tree_util.tree_map(lambda x: np.asarray(x)[start:end], dataset.transitions)
+    info = dataset.info
     obs, next_obs = host.observations, host.next_observations
-    if dataset.info.obs_mean is not None:  # undo the loader's normalization
-        mean = np.asarray(dataset.info.obs_mean, np.float32)
-        std = np.asarray(dataset.info.obs_std, np.float32)
+    if info.obs_mean is not None:  # undo the loader's normalization
+        mean, std = np.asarray(info.obs_mean, np.float32), np.asarray(info.obs_std, np.float32)
         obs, next_obs = obs * std + mean, next_obs * std + mean
-    return Transitions(
-        observations=jnp.asarray(obs), actions=jnp.asarray(host.actions),
-        rewards=jnp.zeros(end - int(starts[index]), jnp.float32),
-        next_observations=jnp.asarray(next_obs), terminals=jnp.asarray(host.terminals),
+    n = end - start
+    episode_info = dataclasses.replace(
+        info, num_transitions=n, num_episodes=1, obs_mean=None, obs_std=None,
+        extra={**info.extra, IMITATION_KEY: index},
     )
+    episode = from_arrays(obs, host.actions, np.zeros(n, np.float32), next_obs, host.terminals, episode_info,
+                          episode_starts=[0], episode_returns=[0.0], episode_lengths=[n])
+    return episode.normalize_observations(eps) if normalize else episode
 
 
 # --- agent ---------------------------------------------------------------------------------------
@@ -322,13 +340,6 @@ def _optimizers(config: ODICEConfig) -> tuple[optax.GradientTransformation, opta
     return value_tx, policy_tx
 
 
-@register(
-    "odice",
-    ODICEConfig,
-    "O-DICE: V-DICE value with the orthogonal-gradient update, policy by weighted BC",
-    "Mao, Xu, Zhang, Zhan. ODICE: Revealing the Mystery of Distribution Correction Estimation via "
-    "Orthogonal-gradient Update. ICLR 2024. arXiv:2402.00348",
-)
 class ODICE(flax.struct.PyTreeNode):
     """The O-DICE agent (immutable pytree).
 
@@ -342,8 +353,6 @@ class ODICE(flax.struct.PyTreeNode):
       obs_mean: ``[obs]`` observation normalization mean (0 when off).
       obs_std: ``[obs]`` observation normalization std (1 when off).
       step: number of updates taken.
-      expert: imitation mode only: the expert trajectory (normalized, zero rewards) that batches are
-        drawn from; ``None`` in offline RL.
       config: the static hyperparameters.
       act_dim: static action dimension.
     """
@@ -357,39 +366,21 @@ class ODICE(flax.struct.PyTreeNode):
     obs_mean: jax.Array
     obs_std: jax.Array
     step: jax.Array
-    expert: Transitions | None
     config: ODICEConfig = flax.struct.field(pytree_node=False)
     act_dim: int = flax.struct.field(pytree_node=False)
 
     gradient_free: ClassVar[bool] = False
 
     @classmethod
-    def create(cls, config: ODICEConfig, dataset: Any, key: PRNGKey) -> ODICE:
-        """Initialise from the (already preprocessed) dataset the engine trains on.
-
-        In imitation mode the expert episode is taken from ``dataset``, its rewards zeroed and, if
-        ``normalize_observations``, standardized with its own mean and std + ``obs_norm_eps``.
-        """
+    def create(cls, config: ODICEConfig, dataset: Any, key: PRNGKey, context: Any = ()) -> ODICE:
+        """Initialise from the dataset the engine trains on (``config.prepare`` is applied: in
+        imitation mode the expert episode, see :func:`imitation_dataset`)."""
         if not isinstance(config, ODICEConfig):
             raise ConfigError(f"ODICE.create needs an ODICEConfig, got {type(config).__name__}")
-        info = dataset.info
+        info = config.prepare(dataset).info
         obs_dim, act_dim = info.obs_dim, info.act_dim
-        expert = None
-        if config.expert_trajectory >= 0:
-            expert = imitation_transitions(dataset, config.expert_trajectory)
-            if config.normalize_observations:
-                raw = np.asarray(expert.observations, np.float64)
-                mean = raw.mean(0).astype(np.float32)
-                std = (raw.std(0) + config.obs_norm_eps).astype(np.float32)
-            else:
-                mean, std = np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32)
-            m, s = jnp.asarray(mean), jnp.asarray(std)
-            expert = expert.replace(
-                observations=(expert.observations - m) / s, next_observations=(expert.next_observations - m) / s
-            )
-        else:
-            mean = np.zeros(obs_dim, np.float32) if info.obs_mean is None else np.asarray(info.obs_mean, np.float32)
-            std = np.ones(obs_dim, np.float32) if info.obs_std is None else np.asarray(info.obs_std, np.float32)
+        mean = np.zeros(obs_dim, np.float32) if info.obs_mean is None else np.asarray(info.obs_mean, np.float32)
+        std = np.ones(obs_dim, np.float32) if info.obs_std is None else np.asarray(info.obs_std, np.float32)
         k_value, k_policy = jax.random.split(key)
         dummy = jnp.zeros((1, obs_dim), jnp.float32)
         value_params = _value_net(config).init(k_value, dummy)
@@ -405,20 +396,17 @@ class ODICE(flax.struct.PyTreeNode):
             obs_mean=jnp.asarray(mean),
             obs_std=jnp.asarray(std),
             step=jnp.int32(0),
-            expert=expert,
             config=config,
             act_dim=act_dim,
         )
 
-    def update(self, batch: Transitions, key: PRNGKey) -> tuple[ODICE, Metrics]:
+    def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[ODICE, Metrics]:
         """One O-DICE step: value gradient and Adam step, EMA target, weighted-BC policy step.
 
         The policy weight uses ``delta_f`` from before the value update (the official order).
-        In imitation mode the batch is redrawn (same size) from the expert trajectory.
         """
+        del key, context
         cfg = self.config
-        if self.expert is not None:
-            batch = sample(self.expert, key, batch.rewards.shape[0])
         value_net, policy_net = _value_net(cfg), _policy_net(cfg, self.act_dim)
         value_tx, policy_tx = _optimizers(cfg)
 
@@ -429,7 +417,7 @@ class ODICE(flax.struct.PyTreeNode):
         )
         updates, value_opt_state = value_tx.update(g, self.value_opt_state, self.value_params)
         value_params = optax.apply_updates(self.value_params, updates)
-        target_value_params = polyak(self.target_value_params, value_params, cfg.beta)
+        target_value_params = optax.incremental_update(value_params, self.target_value_params, cfg.beta)
 
         # --- policy (weighted BC) ---
         weight = jax.lax.stop_gradient(bc_weight(delta_f, cfg.weight_max))

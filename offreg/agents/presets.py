@@ -32,7 +32,8 @@ import json
 import os
 from typing import Any
 
-from offreg.agents.base import AgentConfig, get_spec
+from offreg.agents.base import AgentConfig
+from offreg.agents.names import get_spec
 from offreg.errors import ConfigError, unknown_name
 
 _PREFIXES = ("d4rl/", "offreg/", "minari/", "mujoco/", "d4rl-")
@@ -88,7 +89,7 @@ def load_presets(agent_name: str) -> dict[str, Any]:
         raise ConfigError(f"{where} must be an object with keys defaults, sources, datasets (and agent, notes)")
     if data.get("agent", agent_name) != agent_name:
         raise ConfigError(f"{where} says agent {data['agent']!r}; it must be {agent_name!r}")
-    fields = set(spec.config_cls.__dataclass_fields__)
+    fields = spec.default_config().field_names()
     defaults = data.get("defaults", {})
     datasets = data.get("datasets", [])
     if not isinstance(defaults, dict) or not isinstance(datasets, list):
@@ -101,7 +102,7 @@ def load_presets(agent_name: str) -> dict[str, Any]:
     for label, values in entries:
         for k in values:
             if k not in fields:
-                raise unknown_name(f"field in {where} {label}:", k, fields, f"Fields of {spec.config_cls.__name__}.")
+                raise unknown_name(f"field in {where} {label}:", k, fields, f"Fields of agent {agent_name!r}.")
     return {"defaults": defaults, "sources": data.get("sources", {}), "datasets": datasets}
 
 
@@ -131,7 +132,7 @@ def resolve_config_with_sources(
     for k, v in (overrides or {}).items():
         values[k] = v
         sources[k] = "user override"
-    base = spec.config_cls()
+    base = spec.default_config()
     return base.replace(**values), sources
 
 

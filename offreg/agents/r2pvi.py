@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.agents import r2pvi_duals as duals
-from offreg.agents.base import AgentConfig, register
+from offreg.agents.base import AgentConfig
 from offreg.envs import american_put, linear_mdp
 from offreg.errors import ConfigError, DatasetError, EnvironmentError_
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -537,7 +537,9 @@ class LinearValueIterationAgent(flax.struct.PyTreeNode):
     """Environments whose datasets these agents can fit (their feature maps are known)."""
 
     @classmethod
-    def create(cls, config: LinearVIConfig, dataset: Any, key: PRNGKey) -> LinearValueIterationAgent:
+    def create(
+        cls, config: LinearVIConfig, dataset: Any, key: PRNGKey, context: Any = ()
+    ) -> LinearValueIterationAgent:
         """Fit by one backward induction on ``dataset`` (``key`` is unused: the fit is deterministic).
 
         Raises:
@@ -567,7 +569,9 @@ class LinearValueIterationAgent(flax.struct.PyTreeNode):
         return cls(jnp.zeros((h, d), jnp.float32), jnp.zeros((h, d, d), jnp.float32), jnp.float32(config.beta),
                    config, spec)
 
-    def update(self, batch: Transitions, key: PRNGKey) -> tuple[LinearValueIterationAgent, Metrics]:
+    def update(
+        self, batch: Transitions, key: PRNGKey, context: Any = ()
+    ) -> tuple[LinearValueIterationAgent, Metrics]:
         """No-op: the agent is fitted in ``create`` (``gradient_free``)."""
         return self, {}
 
@@ -583,19 +587,3 @@ class LinearValueIterationAgent(flax.struct.PyTreeNode):
         actions = jnp.argmax(self.q_values(obs), -1).astype(jnp.int32)
         return actions[0] if obs.ndim == 1 else actions
 
-
-# --- registry --------------------------------------------------------------------------------------
-register("r2pvi-tv", R2PVIConfig, "R2PVI with TV regularization (linear MDPs: linear-mdp, american-put)", PAPER)(
-    LinearValueIterationAgent)
-register("r2pvi-kl", R2PVIKLConfig, "R2PVI with KL regularization (linear MDPs: linear-mdp, american-put)", PAPER)(
-    LinearValueIterationAgent)
-register("r2pvi-chi2", R2PVIChi2Config, "R2PVI with chi-square regularization, exact dual (linear MDPs)", PAPER)(
-    LinearValueIterationAgent)
-register("pevi", PEVIConfig, "PEVI: pessimistic least-squares value iteration (linear MDPs)",
-         "Jin, Yang & Wang. Is Pessimism Provably Efficient for Offline RL? ICML 2021")(LinearValueIterationAgent)
-register("drpvi", DRPVIConfig, "DRPVI: distributionally robust PEVI, d-rectangular TV ball (linear MDPs)",
-         "Liu & Xu. Minimax Optimal and Computationally Efficient Algorithms for Distributionally Robust "
-         "Offline RL. NeurIPS 2024")(LinearValueIterationAgent)
-register("drvi-l", DRVILConfig, "DRVI-L: distributionally robust VI, d-rectangular KL ball (linear MDPs)",
-         "Ma et al. Distributionally Robust Offline RL with Linear Function Approximation. arXiv 2209.06620")(
-    LinearValueIterationAgent)

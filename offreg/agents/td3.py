@@ -14,18 +14,8 @@ One gradient step (Fujimoto et al. 2018; Fujimoto & Gu 2021), ``step`` counting 
    respect to the actor's parameters only; one Adam step; then Polyak averaging of *both* targets
    with ``tau``.
 
-A new agent of this shape is a config subclass that names its regularizer::
-
-    @dataclasses.dataclass(frozen=True)
-    class MyConfig(TD3Config):
-        beta: float = 2.0  # one docstring line per field
-
-        def build_regularizer(self) -> Regularizer:
-            return my_regularizer(self.beta)
-
-    @register("mine", MyConfig, "TD3 + my term", paper="...")
-    class MyAgent(TD3Agent):
-        pass
+A new agent of this shape is a regularizer (a :class:`~offreg.agents.regularizers.RegularizerConfig`
+in one file) plus one line in :mod:`offreg.agents.names`; see docs/agents.md.
 
 The delayed actor branch is a ``lax.cond``: under ``jit`` and ``lax.scan`` it skips the actor's
 work on odd steps; under ``vmap`` with a batched ``step`` it becomes a select that computes both
@@ -43,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from offreg.agents.base import AgentConfig, coefficients, prepare_dataset
-from offreg.agents.regularizers import CriticFns, Regularizer
+from offreg.agents.base import AgentConfig, coefficients
+from offreg.agents.regularizers import BC, CriticFns, RegularizerConfig
 from offreg.errors import ConfigError
-from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic, polyak
+from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic
 from offreg.types import Metrics, PRNGKey, Transitions
 
 
@@ -54,9 +44,8 @@ from offreg.types import Metrics, PRNGKey, Transitions
 class TD3Config(AgentConfig):
     """TD3 with a policy regularizer: ``max_pi lambda Q_1(s, pi(s)) - R(pi)``, ``lambda = alpha / mean|Q_1|``.
 
-    Subclasses choose the regularizer ``R`` by overriding :meth:`build_regularizer`.
-
     Attributes:
+      regularizer: the policy regularizer ``R`` (a :class:`RegularizerConfig`: ``BC()`` is TD3+BC).
       actor_hidden_dims: hidden widths of the actor ``s -> ... -> tanh`` (A2PR: three layers).
       critic_hidden_dims: hidden widths of each twin critic ``[s||a] -> ... -> 1`` (A2PR: four layers).
       activation: hidden activation, a key of ``offreg.networks.ACTIVATIONS``.
@@ -74,6 +63,7 @@ class TD3Config(AgentConfig):
 
     sweepable: ClassVar[tuple[str, ...]] = ("alpha", "tau")
 
+    regularizer: RegularizerConfig = BC()
     actor_hidden_dims: tuple[int, ...] = (256, 256)
     critic_hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
@@ -111,19 +101,6 @@ class TD3Config(AgentConfig):
         if self.policy_freq < 1:
             raise ConfigError(f"{name}.policy_freq must be >= 1, got {self.policy_freq}")
 
-    def build_regularizer(self) -> Regularizer:
-        """The policy regularizer of this agent; subclasses override this (called once per config)."""
-        raise NotImplementedError(f"{type(self).__name__} must define build_regularizer()")
-
-    def regularizer(self) -> Regularizer:
-        """The regularizer, cached: equal configs return the very same functions (jit caches hit)."""
-        return _cached_regularizer(self)
-
-
-@functools.lru_cache(maxsize=512)
-def _cached_regularizer(config: TD3Config) -> Regularizer:
-    return config.build_regularizer()
-
 
 # --- networks ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=512)
@@ -151,10 +128,11 @@ class TD3Agent(flax.struct.PyTreeNode):
       target_critic_params: Polyak average of ``critic_params``.
       actor_opt_state: Adam state of the actor.
       critic_opt_state: Adam state of the critic.
-      reg_state: the regularizer's own state (``regularizer.init``).
+      reg_state: the regularizer's learned state (``regularizer.init``; its dataset-derived
+        context is not agent state, see :meth:`context`).
       obs_mean: ``[obs_dim]`` mean subtracted from raw observations by :meth:`act` (0 if off).
       obs_std: ``[obs_dim]`` std (eps included) dividing raw observations in :meth:`act` (1 if off).
-      coefs: the sweepable coefficients (``alpha``, ``tau``, ...) as float32 scalars.
+      coefs: the sweepable coefficients (``alpha``, ``tau`` and the regularizer's) as float32 scalars.
       step: int32 number of gradient steps taken.
       last_actor_metrics: metrics of the most recent actor step (zeros before the first); steps that
         skip the actor report these, so a chunk's mean weighs every actor step ``policy_freq`` times.
@@ -181,19 +159,28 @@ class TD3Agent(flax.struct.PyTreeNode):
 
     # --- create --------------------------------------------------------------------------------
     @classmethod
-    def create(cls, config: TD3Config, dataset: Any, key: PRNGKey) -> TD3Agent:
+    def context(cls, config: TD3Config, dataset: Any) -> Any:
+        """The regularizer's dataset-derived constants (host-side, once per prepared dataset)."""
+        return config.regularizer.functions(config).context(config.prepare(dataset))
+
+    @classmethod
+    def create(cls, config: TD3Config, dataset: Any, key: PRNGKey, context: Any = None) -> TD3Agent:
         """Initialise networks (targets as copies), Adam states and the regularizer's state.
 
         Args:
           config: the hyperparameters.
-          dataset: an :class:`offreg.data.Dataset`; ``prepare_dataset(config, dataset)`` is applied
+          dataset: an :class:`offreg.data.Dataset`; ``config.prepare(dataset)`` is applied
             (idempotent) and its normalization statistics are kept for :meth:`act`. Train on batches
             of that prepared dataset.
           key: PRNG key.
+          context: :meth:`context` of the dataset, used only to trace the actor metrics' shapes;
+            built here when None.
         """
         if not isinstance(config, TD3Config):
             raise ConfigError(f"{cls.__name__}.create needs a TD3Config, got {type(config).__name__}")
-        dataset = prepare_dataset(config, dataset)
+        dataset = config.prepare(dataset)
+        if context is None:
+            context = cls.context(config, dataset)
         info = dataset.info
         obs_dim, act_dim = int(info.obs_dim), int(info.act_dim)
         actor, critic, _ = networks(config, act_dim)
@@ -214,7 +201,7 @@ class TD3Agent(flax.struct.PyTreeNode):
             target_critic_params=critic_params,
             actor_opt_state=optax.adam(config.actor_lr).init(actor_params),
             critic_opt_state=optax.adam(config.critic_lr).init(critic_params),
-            reg_state=config.regularizer().init(reg_key, dataset),
+            reg_state=config.regularizer.functions(config).init(reg_key, dataset),
             obs_mean=obs_mean,
             obs_std=obs_std,
             coefs=coefficients(config),
@@ -224,7 +211,9 @@ class TD3Agent(flax.struct.PyTreeNode):
             config=config,
         )
         batch = Transitions(obs, act, jnp.zeros(1), obs, jnp.zeros(1))
-        shapes = jax.eval_shape(lambda a: a._actor_step(a.critic_params, a.reg_state, batch, key)[-1], agent)
+        shapes = jax.eval_shape(
+            lambda a, c: a._actor_step(a.critic_params, a.reg_state, batch, c, key)[-1], agent, context
+        )
         return agent.replace(last_actor_metrics=jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
     # --- act -----------------------------------------------------------------------------------
@@ -261,12 +250,12 @@ class TD3Agent(flax.struct.PyTreeNode):
         return jax.lax.stop_gradient(y), jax.lax.stop_gradient(next_actions)
 
     def _actor_step(
-        self, critic_params: Any, reg_state: Any, batch: Transitions, key: PRNGKey
+        self, critic_params: Any, reg_state: Any, batch: Transitions, context: Any, key: PRNGKey
     ) -> tuple[Any, Any, Metrics]:
         """One actor Adam step against the updated critic; returns ``(params, opt_state, metrics)``."""
         cfg = self.config
         actor, _, q1_net = networks(cfg, self.act_dim)
-        reg = cfg.regularizer()
+        reg = cfg.regularizer.functions(cfg)
         q1_params = jax.lax.stop_gradient(first_critic_params(critic_params))
         critic = self.critic_fns(critic_params)
         obs = batch.observations
@@ -275,7 +264,7 @@ class TD3Agent(flax.struct.PyTreeNode):
             pi = actor.apply(actor_params, obs)
             q = q1_net.apply(q1_params, obs, pi)
             lam = self.coefs["alpha"] / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)))
-            reg_loss, reg_metrics = reg.loss(reg_state, obs, pi, batch, critic, key)
+            reg_loss, reg_metrics = reg.loss(reg_state, obs, pi, batch, critic, self.coefs, context, key)
             loss = -lam * jnp.mean(q) + reg_loss
             return loss, {"actor_loss": loss, "lambda": lam, "q_pi": jnp.mean(q), "reg_loss": reg_loss, **reg_metrics}
 
@@ -283,11 +272,12 @@ class TD3Agent(flax.struct.PyTreeNode):
         updates, opt_state = optax.adam(cfg.actor_lr).update(grads, self.actor_opt_state, self.actor_params)
         return optax.apply_updates(self.actor_params, updates), opt_state, metrics
 
-    def update(self, batch: Transitions, key: PRNGKey) -> tuple[TD3Agent, Metrics]:
+    def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[TD3Agent, Metrics]:
         """One TD3 gradient step (critic, regularizer update, delayed actor and targets).
 
         Args:
           batch: normalized transitions, leading axis B.
+          context: :meth:`context` of the dataset.
           key: PRNG key, split into (target noise, regularizer update, regularizer loss).
 
         Returns:
@@ -299,7 +289,7 @@ class TD3Agent(flax.struct.PyTreeNode):
         """
         cfg = self.config
         _, critic, _ = networks(cfg, self.act_dim)
-        reg = cfg.regularizer()
+        reg = cfg.regularizer.functions(cfg)
         noise_key, reg_update_key, reg_loss_key = jax.random.split(key, 3)
         step = self.step + 1
 
@@ -316,18 +306,20 @@ class TD3Agent(flax.struct.PyTreeNode):
 
         # --- regularizer's own update, with the updated critic ---
         reg_state, reg_metrics = reg.update(
-            self.reg_state, batch, self.critic_fns(critic_params, next_actions), reg_update_key
+            self.reg_state, batch, self.critic_fns(critic_params, next_actions), self.coefs, context, reg_update_key
         )
 
         # --- delayed actor and targets ---
         def actor_branch(_):
-            actor_params, actor_opt_state, metrics = self._actor_step(critic_params, reg_state, batch, reg_loss_key)
+            actor_params, actor_opt_state, metrics = self._actor_step(
+                critic_params, reg_state, batch, context, reg_loss_key
+            )
             tau = self.coefs["tau"]
             return (
                 actor_params,
                 actor_opt_state,
-                polyak(self.target_actor_params, actor_params, tau),
-                polyak(self.target_critic_params, critic_params, tau),
+                optax.incremental_update(actor_params, self.target_actor_params, tau),
+                optax.incremental_update(critic_params, self.target_critic_params, tau),
                 metrics,
             )
 

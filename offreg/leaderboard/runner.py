@@ -103,9 +103,9 @@ class MatrixSpec:
 
     def agent_overrides(self, agent: str) -> dict[str, Any]:
         """The config overrides of one agent: the ``"*"`` fields its config has, then its own."""
-        from offreg.agents.base import get_spec
+        from offreg.agents.names import get_spec
 
-        fields = {f.name for f in dataclasses.fields(get_spec(agent).config_cls)}
+        fields = get_spec(agent).default_config().field_names()
         out = {k: v for k, v in dict(self.overrides.get("*", {})).items() if k in fields}
         out.update(dict(self.overrides.get(agent, {})))
         return out
@@ -120,7 +120,7 @@ def validate(spec: MatrixSpec) -> None:
       DatasetError: a dataset file that does not exist.
       ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix.
     """
-    from offreg.agents.base import registry
+    from offreg.agents.names import registry
     from offreg.data.catalogue import is_file_path, resolve
 
     if not spec.agents:

@@ -35,25 +35,35 @@ LINEAR = {"r2pvi-tv": "linear-mdp", "r2pvi-kl": "linear-mdp", "r2pvi-chi2": "ame
           "drpvi": "linear-mdp", "drvi-l": "american-put"}
 PINNED = ("jax", "jaxlib", "flax", "optax", "numpy")
 
-# State that is not the agent's result: the neighbour index is a function of the dataset (the
-# regularizer's state of PRDC holds nothing else), the last actor metrics repeat the metrics.
-EXCLUDED = {"prdc": ("reg_state",), "*": ("last_actor_metrics", "expert")}
+# State that is not the agent's result: the last actor metrics repeat the metrics.
+EXCLUDED = ("last_actor_metrics",)
+# The layout the hashes were recorded in (offreg 0.1), from today's: the regularizer's sweepable
+# coefficients were then kept in its state (A2PR: after the networks; PRDC: with the neighbour index,
+# a function of the dataset that was never hashed) instead of in ``coefs`` beside alpha and tau.
+REGULARIZER_COEFS = {"prdc": ("beta",), "a2pr": ("mask", "vae_weight")}
+HASHED_WITH_REG_STATE = {"a2pr"}
 
 
 def groups(name: str, agent) -> dict[str, list[np.ndarray]]:
-    """The agent's state as named groups of arrays, in a layout the hashes do not depend on.
+    """The agent's state as named groups of arrays, in the layout the golden hashes were recorded in.
 
-    Each pytree field of the agent is one group (its leaves in ``tree_leaves`` order).
+    Each pytree field of the agent is one group (its leaves in ``tree_leaves`` order), mapped back to
+    the recorded layout by ``REGULARIZER_COEFS``.
     """
     import dataclasses
 
-    skip = set(EXCLUDED["*"]) | set(EXCLUDED.get(name, ()))
     out = {}
     for f in dataclasses.fields(agent):
-        if f.metadata.get("pytree_node", True) and f.name not in skip:
-            leaves = jax.tree_util.tree_leaves(getattr(agent, f.name))
+        if f.metadata.get("pytree_node", True) and f.name not in EXCLUDED:
+            value = getattr(agent, f.name)
+            if f.name == "coefs" and name in REGULARIZER_COEFS:
+                moved = REGULARIZER_COEFS[name]
+                value = {k: v for k, v in value.items() if k not in moved}
+                if name in HASHED_WITH_REG_STATE:
+                    out["reg_state"] = out.get("reg_state", []) + [np.asarray(agent.coefs[k]) for k in moved]
+            leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(value)]
             if leaves:
-                out[f.name] = [np.asarray(x) for x in leaves]
+                out[f.name] = leaves + out.get(f.name, [])
     return out
 
 

@@ -217,12 +217,44 @@ def is_file_path(name_or_path: str | os.PathLike) -> bool:
     return str(name_or_path).lower().endswith(FILE_SUFFIXES)
 
 
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]*$")
+
+
+def check_dataset_file(path: str | os.PathLike) -> Path:
+    """Return ``path`` if it is a dataset file offreg can open, else say what is wrong with it.
+
+    Raises:
+      DatasetError: ``path`` is a directory, ends in something other than ``.hdf5``/``.h5``/``.npz``,
+        does not exist, or cannot be read (permission denied, ...).
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise DatasetError(f"dataset path {os.fspath(path)!r} is a directory; give a D4RL .hdf5/.h5 (or .npz) file")
+    if not is_file_path(p):
+        kind = p.suffix if _EXTENSION.search(p.name) else "(no extension)"
+        raise DatasetError(
+            f"unsupported file type {kind} ({os.fspath(path)!r}): offreg reads D4RL .hdf5/.h5 files (or .npz with "
+            "the same keys); convert it, or give a name from `offreg datasets list`"
+        )
+    if not p.is_file():
+        raise DatasetError(f"dataset file {p} does not exist; check the path")
+    try:
+        with open(p, "rb"):
+            pass
+    except PermissionError:
+        raise DatasetError(f"cannot read dataset file {p}: permission denied; fix its permissions") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read dataset file {p}: {e.strerror or e}") from None
+    return p
+
+
 def resolve(name_or_path: str | os.PathLike) -> Resolved:
     """Classify a dataset string: D4RL name, ``minari/<id>``, ``offreg/<name>`` or a file path.
 
     Raises:
       UnknownNameError: an unknown D4RL or ``offreg/`` name (the closest names are suggested).
-      DatasetError: a name that tries to leave the cache directory.
+      DatasetError: a name that tries to leave the cache directory; a directory, or a file that is
+        not ``.hdf5``/``.h5``/``.npz``.
     """
     s = os.fspath(name_or_path)
     if is_file_path(s):
@@ -242,6 +274,8 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
         return Resolved("offreg", s, key)
     key = s[len("d4rl/"):] if s.startswith("d4rl/") else s
     if key not in CATALOGUE:
+        if not s.startswith("d4rl/") and (_EXTENSION.search(s) or os.path.exists(os.path.expanduser(s))):
+            check_dataset_file(s)  # a directory, or a file of another type: say so
         if _escapes(key):
             check_safe_name(key, d4rl_cache_dir())
         known = list(CATALOGUE)

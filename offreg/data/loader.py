@@ -26,6 +26,7 @@ from offreg.data.catalogue import (
     LOCOMOTION_REF_SCORES,
     CatalogueEntry,
     Resolved,
+    check_dataset_file,
     d4rl_cache_dir,
     entry_for_file,
     minari_root,
@@ -130,10 +131,7 @@ def download_dataset(
     """
     r = resolve(name)
     if r.kind == "file":
-        path = Path(r.key).expanduser()
-        if not path.is_file():
-            raise DatasetError(f"dataset file {path} does not exist; check the path")
-        return path
+        return check_dataset_file(r.key)
     if r.kind == "minari":
         data_dir = minari_dataset_dir(r.key)
         if not (data_dir / "metadata.json").is_file():

@@ -34,6 +34,17 @@ ENV_DIMS: dict[str, tuple[int, int]] = {
 }
 """(observation dim, action dim) of each environment the D4RL data was collected in."""
 
+ENV_ACTION_BOUNDS: dict[str, tuple[float, float]] = {
+    "hopper": (-1.0, 1.0),
+    "halfcheetah": (-1.0, 1.0),
+    "walker2d": (-1.0, 1.0),
+    "ant": (-1.0, 1.0),
+}
+"""Action space ``Box(low, high)`` of each offreg environment that evaluates D4RL data (the Gymnasium
+environments of :mod:`offreg.envs.mujoco`, which ``tests/test_data_loader.py`` builds to check this
+table). AntMaze has none: offreg has no AntMaze environment (D4RL's ant model takes controls in
+[-30, 30] before its wrapper rescales them), so AntMaze actions are not checked."""
+
 LOCOMOTION_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),

@@ -3,7 +3,8 @@
 Every subcommand is one ``add_<name>(subparsers)`` function registered with :func:`subcommand`: it
 adds its parser and sets ``run=<function(args) -> exit code>``. Errors a user can cause
 (:class:`~offreg.errors.OffregError`, bad arguments) print one line ``error: <message>`` on stderr
-and exit with status 2; a diverged training run exits with 1.
+and exit with status 2; a diverged training run exits with 1. An
+:class:`~offreg.errors.OffregWarning` (accepted but suspicious input) prints one line ``warning: <message>``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import datetime
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from offreg.errors import ConfigError, EnvironmentError_, OffregError, TrainingError
+from offreg.errors import ConfigError, EnvironmentError_, OffregError, OffregWarning, TrainingError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -464,6 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``offreg`` command line; returns the exit status."""
+    with warnings.catch_warnings():  # restores the process's warning display afterwards
+        python_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, OffregWarning):
+                print("warning: " + " ".join(str(message).split()), file=sys.stderr)
+            else:
+                python_show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 
 Every error a user can cause (a bad file, an unknown name, a bad config value, a failed download)
 is raised as a subclass of :class:`OffregError` with a one-line message that names the input, what
-was expected and what to do. The CLI prints ``error: <message>`` and exits non-zero.
+was expected and what to do. The CLI prints ``error: <message>`` and exits non-zero. Input that is
+accepted but suspicious gives an :class:`OffregWarning`, which the CLI prints as ``warning: <message>``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class TrainingError(OffregError):
 
 class EnvironmentError_(OffregError):
     """An environment cannot be created or does not match the dataset."""
+
+
+class OffregWarning(UserWarning):
+    """Input offreg accepts but that is probably not what was meant (the CLI prints ``warning: <message>``)."""
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> UnknownNameError:

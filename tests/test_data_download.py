@@ -200,3 +200,35 @@ def test_concurrent_downloads_fetch_once(server):
         t.join()
     assert len(results) == 2 and results[0] == results[1]
     assert results[0].read_bytes() == server.files[ENTRY.path] and len(server.requests) == 1
+
+
+def _partial_dir(tmp_path):
+    return tmp_path / "cache" / ".partial"
+
+
+def test_failed_download_leaves_no_lock(server, tmp_path):
+    server.behaviour = ["404"]
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_dataset("hopper-medium-v2", **_fast())
+    assert not _partial_dir(tmp_path).exists()  # no lock, and no empty .partial folder either
+    server.behaviour = ["truncate"] * 3  # retries exhausted: the partial file stays for the next call, the lock goes
+    with pytest.raises(DownloadError, match="after 3 attempts"):
+        download_dataset("hopper-medium-v2", **_fast())
+    assert [p.name for p in _partial_dir(tmp_path).iterdir()] == ["hopper_medium-v2.hdf5.part"]
+    download_dataset("hopper-medium-v2", **_fast())
+    assert not _partial_dir(tmp_path).exists()
+
+
+def test_stale_locks_are_removed_on_the_next_run(server, tmp_path):
+    import fcntl
+
+    partial = _partial_dir(tmp_path)
+    partial.mkdir(parents=True)
+    stale = [partial / "hopper_medium-v2.hdf5.part.lock", partial / "walker2d_expert-v2.hdf5.part.lock"]
+    for p in stale:  # left by processes killed with -9: nobody holds them
+        p.touch()
+    held = partial / "ant_expert-v2.hdf5.part.lock"
+    with open(held, "a") as fh:  # another process is downloading this one right now: its lock must stay
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        download_dataset("hopper-medium-v2", **_fast())
+        assert sorted(p.name for p in partial.iterdir()) == [held.name]

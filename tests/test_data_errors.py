@@ -123,10 +123,11 @@ def test_unknown_name_suggests_closest(tmp_path):
     assert "offreg datasets list" in msg
 
 
-def test_name_escaping_the_cache_directory(tmp_path):
-    for name, shown in [("../../etc/passwd", "../../etc/passwd"), ("d4rl/../x", "../x"),
+def test_name_escaping_the_cache_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # none of these names is a file here (an existing file gets its own message)
+    for name, shown in [("../../no/passwd", "../../no/passwd"), ("d4rl/../x", "../x"),
                         ("minari/../../secret", "../../secret"), ("offreg/../../x", "../../x"),
-                        ("/etc/passwd", "/etc/passwd")]:
+                        ("/no/such/passwd", "/no/such/passwd")]:
         _error(DatasetError, name, repr(shown), "escape the cache directory")
     assert not (tmp_path / "secret").exists() and not (tmp_path / "x").exists()
 
@@ -139,6 +140,54 @@ def test_missing_file_without_download_says_how_to_get_it(tmp_path):
 
 def test_missing_local_file(tmp_path):
     _error(DatasetError, tmp_path / "nope.hdf5", "does not exist")
+
+
+def test_directory_given_as_dataset(tmp_path, monkeypatch):
+    from offreg.data import download_dataset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "dir.hdf5").mkdir()
+    for given in (tmp_path / "runs", "runs", "./runs", tmp_path / "dir.hdf5", "dir.hdf5"):
+        msg = _error(DatasetError, given, "is a directory; give a D4RL .hdf5/.h5 (or .npz) file")
+        assert "does not exist" not in msg and "escape" not in msg
+        with pytest.raises(DatasetError, match="is a directory"):
+            download_dataset(str(given))
+
+
+def test_unsupported_file_type(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    (tmp_path / "noext").write_text("not a dataset")
+    for given, kind in [(tmp_path / "notes.txt", ".txt"), ("notes.txt", ".txt"), ("./missing.csv", ".csv"),
+                        ("/no/such/data.pkl", ".pkl"), (tmp_path / "noext", "(no extension)")]:
+        msg = _error(DatasetError, given, f"unsupported file type {kind}", "offreg reads D4RL .hdf5/.h5 files")
+        assert "escape" not in msg and "does not exist" not in msg
+
+
+def test_unreadable_file_is_not_called_corrupt(good, monkeypatch):
+    """Permission denied, simulated: tests run as root, for whom ``chmod 000`` still reads."""
+    import builtins
+
+    real_open = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(good):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    msg = _error(DatasetError, good, f"cannot read dataset file {good}: permission denied; fix its permissions")
+    assert "corrupt" not in msg and "delete" not in msg
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads a chmod 000 file")
+def test_unreadable_file_for_real(good):
+    good.chmod(0)
+    try:
+        _error(DatasetError, good, "permission denied; fix its permissions")
+    finally:
+        good.chmod(0o644)
 
 
 def test_failing_generator_leaves_no_file(tmp_path, monkeypatch):

@@ -140,6 +140,76 @@ def test_summary_of_uncached_entry_does_not_download():
     assert (s["obs_dim"], s["act_dim"], s["ref_min_score"], s["ref_max_score"]) == (111, 8, -325.6, 3879.7)
 
 
+# --- action bounds ------------------------------------------------------------------------------
+def _scaled_actions_file(path, env="hopper"):
+    """A D4RL file whose rows 0, 3, 6, ... have one action entry scaled to 4.5 (outside [-1, 1])."""
+    import h5py
+
+    write_d4rl_file(path, env, n_episodes=3)
+    with h5py.File(path, "r+") as f:
+        actions = f["actions"][()]
+        actions[::3, 0] = 4.5
+        actions[1::3] = np.clip(actions[1::3], -1.0, 1.0)  # exactly on the bound is inside
+        actions[1, :] = -1.0
+        f["actions"][...] = actions
+        return len(actions), len(actions[::3])
+
+
+def test_actions_outside_the_environment_bounds_warn_once(tmp_path):
+    from offreg.errors import OffregWarning
+
+    path = tmp_path / "scaled.hdf5"
+    n, outside = _scaled_actions_file(path)
+    with pytest.warns(OffregWarning) as record:
+        ds = load_dataset(path, env="hopper")
+    msgs = [str(w.message) for w in record if issubclass(w.category, OffregWarning)]
+    assert len(msgs) == 1, msgs
+    assert f"{outside} of {n} rows ({100 * outside / n:.1f}%)" in msgs[0]
+    for fragment in ("bounds [-1, 1] of environment 'hopper'", "max 4.5", "max_action * tanh", "BC, TD3+BC"):
+        assert fragment in msgs[0], (fragment, msgs[0])
+    assert "\n" not in msgs[0]
+    assert float(np.max(ds.transitions.actions)) == 4.5  # a warning, not a refusal: the data is unchanged
+
+
+def test_actions_inside_the_bounds_or_without_an_environment_do_not_warn(tmp_path):
+    import warnings
+
+    from offreg.errors import OffregWarning
+
+    inside, scaled = tmp_path / "inside.hdf5", tmp_path / "scaled.hdf5"
+    write_d4rl_file(inside, "hopper", n_episodes=3)
+    _scaled_actions_file(scaled)
+    _scaled_actions_file(tmp_path / "maze.hdf5", env="antmaze")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OffregWarning)
+        load_dataset(inside, env="hopper")
+        load_dataset(scaled)  # no environment named: bounds unknown
+        load_dataset(tmp_path / "maze.hdf5", env="antmaze")  # offreg has no AntMaze environment
+
+
+def test_action_bounds_table_matches_the_environments():
+    from offreg.data.catalogue import ENV_ACTION_BOUNDS
+    from offreg.envs import make_env
+
+    assert sorted(ENV_ACTION_BOUNDS) == ["ant", "halfcheetah", "hopper", "walker2d"]
+    for name, (low, high) in ENV_ACTION_BOUNDS.items():
+        space = make_env(name).action_space
+        np.testing.assert_array_equal(space.low, low)
+        np.testing.assert_array_equal(space.high, high)
+
+
+def test_cli_prints_the_bounds_warning_as_one_line(tmp_path, capsys):
+    from offreg.cli import main
+
+    (tmp_path / "d4rl").mkdir()
+    _scaled_actions_file(tmp_path / "d4rl" / "hopper_medium-v2.hdf5")  # the cached file of a D4RL name
+    assert main(["datasets", "info", "hopper-medium-v2"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    bounds = [line for line in err if "outside the action bounds" in line]
+    assert len(bounds) == 1 and bounds[0].startswith("warning: dataset 'hopper-medium-v2': ")
+    assert all(line.startswith("warning: ") for line in err), err  # no file:line, no source line
+
+
 # --- preprocessing ------------------------------------------------------------------------------
 def test_observation_normalization_recorded_and_applied(tmp_path):
     path = tmp_path / "d.hdf5"

@@ -34,6 +34,17 @@ ENV_DIMS: dict[str, tuple[int, int]] = {
 }
 """(observation dim, action dim) of each environment the D4RL data was collected in."""
 
+ENV_ACTION_BOUNDS: dict[str, tuple[float, float]] = {
+    "hopper": (-1.0, 1.0),
+    "halfcheetah": (-1.0, 1.0),
+    "walker2d": (-1.0, 1.0),
+    "ant": (-1.0, 1.0),
+}
+"""Action space ``Box(low, high)`` of each offreg environment that evaluates D4RL data (the Gymnasium
+environments of :mod:`offreg.envs.mujoco`, which ``tests/test_data_loader.py`` builds to check this
+table). AntMaze has none: offreg has no AntMaze environment (D4RL's ant model takes controls in
+[-30, 30] before its wrapper rescales them), so AntMaze actions are not checked."""
+
 LOCOMOTION_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),
@@ -217,12 +228,44 @@ def is_file_path(name_or_path: str | os.PathLike) -> bool:
     return str(name_or_path).lower().endswith(FILE_SUFFIXES)
 
 
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]*$")
+
+
+def check_dataset_file(path: str | os.PathLike) -> Path:
+    """Return ``path`` if it is a dataset file offreg can open, else say what is wrong with it.
+
+    Raises:
+      DatasetError: ``path`` is a directory, ends in something other than ``.hdf5``/``.h5``/``.npz``,
+        does not exist, or cannot be read (permission denied, ...).
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise DatasetError(f"dataset path {os.fspath(path)!r} is a directory; give a D4RL .hdf5/.h5 (or .npz) file")
+    if not is_file_path(p):
+        kind = p.suffix if _EXTENSION.search(p.name) else "(no extension)"
+        raise DatasetError(
+            f"unsupported file type {kind} ({os.fspath(path)!r}): offreg reads D4RL .hdf5/.h5 files (or .npz with "
+            "the same keys); convert it, or give a name from `offreg datasets list`"
+        )
+    if not p.is_file():
+        raise DatasetError(f"dataset file {p} does not exist; check the path")
+    try:
+        with open(p, "rb"):
+            pass
+    except PermissionError:
+        raise DatasetError(f"cannot read dataset file {p}: permission denied; fix its permissions") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read dataset file {p}: {e.strerror or e}") from None
+    return p
+
+
 def resolve(name_or_path: str | os.PathLike) -> Resolved:
     """Classify a dataset string: D4RL name, ``minari/<id>``, ``offreg/<name>`` or a file path.
 
     Raises:
       UnknownNameError: an unknown D4RL or ``offreg/`` name (the closest names are suggested).
-      DatasetError: a name that tries to leave the cache directory.
+      DatasetError: a name that tries to leave the cache directory; a directory, or a file that is
+        not ``.hdf5``/``.h5``/``.npz``.
     """
     s = os.fspath(name_or_path)
     if is_file_path(s):
@@ -242,6 +285,8 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
         return Resolved("offreg", s, key)
     key = s[len("d4rl/"):] if s.startswith("d4rl/") else s
     if key not in CATALOGUE:
+        if not s.startswith("d4rl/") and (_EXTENSION.search(s) or os.path.exists(os.path.expanduser(s))):
+            check_dataset_file(s)  # a directory, or a file of another type: say so
         if _escapes(key):
             check_safe_name(key, d4rl_cache_dir())
         known = list(CATALOGUE)

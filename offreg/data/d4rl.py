@@ -25,6 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from offreg.data.catalogue import check_dataset_file
 from offreg.errors import DatasetError
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -52,13 +53,12 @@ def read_d4rl_file(path: str | os.PathLike, name: str | None = None) -> dict[str
       ``{"observations", "actions", "rewards", "terminals", "timeouts" (if present), "metadata"}``.
 
     Raises:
-      DatasetError: the file is missing, unreadable, truncated or corrupt; a required key is
+      DatasetError: the file is missing, a directory, of another type, unreadable (permission
+        denied), truncated or corrupt; a required key is
         missing; a dtype or shape is wrong; lengths differ; values are NaN/Inf; or it has no rows.
     """
-    path = Path(path)
+    path = check_dataset_file(path)
     label = name or str(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist; check the path")
     if path.suffix.lower() == ".npz":
         raw = _read_npz(path, label)
     else:

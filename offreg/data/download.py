@@ -6,7 +6,8 @@ file whose size matches the server's ``Content-Length``/``Content-Range`` (and t
 SHA-256 when known) is renamed into the cache, so the cache never holds a partial file. A file that
 fails its checksum is deleted (resuming corrupt bytes is pointless); 4xx answers fail at once;
 timeouts, 5xx answers, refused connections and short bodies are retried with exponential backoff;
-a host name that does not resolve (no network) fails at once.
+a host name that does not resolve (no network) fails at once. Concurrent downloads of one file
+take turns through ``<name>.part.lock``, which exists only while held (see :func:`_locked`).
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ def download_file(
     """
     dest = Path(dest)
     part = partial_path(dest)
-    part.parent.mkdir(parents=True, exist_ok=True)
     with _locked(part.with_name(part.name + ".lock")):
         if reuse_existing and dest.is_file():
             return dest
@@ -112,18 +112,64 @@ def download_file(
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (``fcntl.flock``; a no-op where ``fcntl`` does not exist)."""
+    """An exclusive advisory lock (``fcntl.flock``; a no-op where ``fcntl`` does not exist).
+
+    The lock file exists only while it is held: its holder deletes it (success or failure) before
+    releasing it, and a waiter that then wins the deleted file tries again. Lock files nobody holds
+    (left by a process killed with ``-9``) are deleted on the way in, and the ``.partial`` folder goes
+    once it is empty.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    folder = lock_path.parent
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh = open(lock_path, "a")
+        except FileNotFoundError:  # another process removed the empty folder in between
+            continue
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if _still_named(fh, lock_path):
+            break
+        fh.close()
+    try:
+        for other in folder.glob("*.lock"):
+            if other != lock_path:
+                _remove_if_stale(other)
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        fh.close()  # releases the lock
+        with contextlib.suppress(OSError):  # not empty: a partial file to resume, or another lock
+            folder.rmdir()
+
+
+def _still_named(fh, path: Path) -> bool:
+    """Whether the open file ``fh`` is still the file at ``path`` (not deleted by its last holder)."""
+    try:
+        return os.path.samestat(os.fstat(fh.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_stale(lock_path: Path) -> None:
+    """Delete a lock file that no process holds (its owner is gone)."""
+    import fcntl
+
+    try:
+        fh = open(lock_path, "rb")  # never creates it
+    except OSError:
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a download in progress
+            return
+        if _still_named(fh, lock_path):
+            lock_path.unlink(missing_ok=True)
 
 
 def _download(

@@ -22,10 +22,12 @@ from offreg.atomic import atomic_write
 from offreg.data import d4rl
 from offreg.data.catalogue import (
     CATALOGUE,
+    ENV_ACTION_BOUNDS,
     ENV_DIMS,
     LOCOMOTION_REF_SCORES,
     CatalogueEntry,
     Resolved,
+    check_dataset_file,
     d4rl_cache_dir,
     entry_for_file,
     minari_root,
@@ -43,7 +45,7 @@ from offreg.data.minari_format import (
     missing_minari,
     read_minari,
 )
-from offreg.errors import ConfigError, DatasetError, OffregError
+from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning
 from offreg.types import Transitions
 
 ANTMAZE_REWARD_SHIFT = -1.0
@@ -130,10 +132,7 @@ def download_dataset(
     """
     r = resolve(name)
     if r.kind == "file":
-        path = Path(r.key).expanduser()
-        if not path.is_file():
-            raise DatasetError(f"dataset file {path} does not exist; check the path")
-        return path
+        return check_dataset_file(r.key)
     if r.kind == "minari":
         data_dir = minari_dataset_dir(r.key)
         if not (data_dir / "metadata.json").is_file():
@@ -183,6 +182,28 @@ def _check_env_dims(raw: dict[str, Any], label: str, env: str | None) -> None:
     if env in ENV_DIMS:
         o, a = ENV_DIMS[env]
         d4rl.check_dims(raw["observations"].shape[1], raw["actions"].shape[1], o, a, label, env)
+
+
+def _warn_actions_out_of_bounds(actions: np.ndarray, label: str, env_id: str | None) -> None:
+    """One warning when rows of ``actions [N, a]`` lie outside ``env_id``'s action space.
+
+    Not an error (an agent's ``max_action`` can be raised, and the file may belong to another
+    environment), but a ``max_action * tanh`` policy with ``max_action=1`` cannot output such actions
+    and evaluation clips to the bounds, so training on them without a word would mislead.
+    """
+    if env_id not in ENV_ACTION_BOUNDS or not len(actions):
+        return
+    low, high = ENV_ACTION_BOUNDS[env_id]
+    outside = int(np.count_nonzero(np.any((actions < low) | (actions > high), axis=1)))
+    if outside:
+        warnings.warn(
+            f"dataset {label!r}: {outside} of {len(actions)} rows ({100 * outside / len(actions):.1f}%) have actions "
+            f"outside the action bounds [{low:g}, {high:g}] of environment {env_id!r} (min {float(actions.min()):g}, "
+            f"max {float(actions.max()):g}); offreg's policies cannot output them (max_action * tanh with max_action=1 "
+            f"in BC, TD3+BC, PRDC and A2PR, clipped in O-DICE) and evaluation clips actions to the bounds: "
+            f"rescale the actions to [{low:g}, {high:g}], or check that the file belongs to this environment",
+            OffregWarning, stacklevel=4,
+        )
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -337,12 +358,13 @@ def _load_d4rl(src: _Source, *, terminate_on_end: bool) -> Dataset:
     label = src.name
     raw = d4rl.read_d4rl_file(src.path, label)
     _check_env_dims(raw, label, src.env)
+    _warn_actions_out_of_bounds(raw["actions"], label, src.env_id)
     n = raw["rewards"].shape[0]
     if src.rows is not None and n != src.rows:
         warnings.warn(
             f"dataset {label!r} has {n} rows but the catalogue expects {src.rows}; if this is not a "
             f"partial or modified copy, ignore this, else delete {src.path} and download it again",
-            stacklevel=3,
+            OffregWarning, stacklevel=3,
         )
     rows = d4rl.qlearning_rows(raw, terminate_on_end, src.max_episode_steps)
     if len(rows) == 0:

@@ -1,9 +1,12 @@
 """The leaderboard: local and Ray executors agree, reruns skip or resume, the report's numbers equal an
 independent NumPy/SciPy computation from the raw results, every run is listed, bad invocations fail clearly."""
 
+import ast
 import csv
+import graphlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,8 @@ from d4rl_files import write_d4rl_file
 
 from offreg import cli
 from offreg.errors import ConfigError, DatasetError, UnknownNameError
-from offreg.leaderboard.report import load_leaderboard, read_reference_scores, write_report
+from offreg.leaderboard.board import load_leaderboard, read_reference_scores
+from offreg.leaderboard.report import write_report
 from offreg.leaderboard.results import job_id, make_result, read_result, write_result
 from offreg.leaderboard.runner import MatrixSpec, _write_matrix, run_matrix
 
@@ -276,3 +280,29 @@ def test_cli_report_writes_every_format(capsys, tmp_path):
             "learning_curves.png", "iqm.png", "performance_profile.png"} <= names
     board = load_leaderboard(tmp_path, reps=50)
     assert len(board.entries) == 6 and all(e.status == "complete" for e in board.entries)
+
+
+# --- structure ------------------------------------------------------------------------------------
+def test_leaderboard_modules_import_downward_at_module_level():
+    """board -> plots/html -> report, no cycle; offreg's own modules are imported at module level only."""
+    import offreg.leaderboard
+
+    graph, late = {}, []
+    for path in sorted(Path(offreg.leaderboard.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top = set(tree.body)
+        deps = set()
+        for node in ast.walk(tree):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                if name.startswith("offreg"):
+                    if node not in top:
+                        late.append(f"{path.name}: {name}")
+                    if name.startswith("offreg.leaderboard."):
+                        deps.add(name.removeprefix("offreg.leaderboard."))
+        graph[path.stem] = deps
+    assert late == []
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+    assert "report" not in graph["html"] and "report" not in graph["plots"] and "report" not in graph["board"]
+    assert order.index("board") < order.index("html") < order.index("report")

@@ -31,7 +31,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from offreg.agents.base import get_spec, registry
+from offreg.atomic import atomic_write_text
+from offreg.data.catalogue import is_file_path, resolve
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
+from offreg.evaluation import evaluate
 from offreg.leaderboard.results import (
     COMPLETE,
     FAILED,
@@ -42,6 +46,7 @@ from offreg.leaderboard.results import (
     read_result,
     write_result,
 )
+from offreg.train import train, versions
 
 MATRIX_FILE = "leaderboard.json"
 RUNS_DIR = "runs"
@@ -103,8 +108,6 @@ class MatrixSpec:
 
     def agent_overrides(self, agent: str) -> dict[str, Any]:
         """The config overrides of one agent: the ``"*"`` fields its config has, then its own."""
-        from offreg.agents.base import get_spec
-
         fields = {f.name for f in dataclasses.fields(get_spec(agent).config_cls)}
         out = {k: v for k, v in dict(self.overrides.get("*", {})).items() if k in fields}
         out.update(dict(self.overrides.get(agent, {})))
@@ -120,9 +123,6 @@ def validate(spec: MatrixSpec) -> None:
       DatasetError: a dataset file that does not exist.
       ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix.
     """
-    from offreg.agents.base import registry
-    from offreg.data.catalogue import is_file_path, resolve
-
     if not spec.agents:
         raise ConfigError("no agents given; pass --agents, e.g. --agents td3bc,bc (list them with `offreg agents`)")
     if not spec.datasets:
@@ -157,8 +157,6 @@ def validate(spec: MatrixSpec) -> None:
 def _evaluator(max_steps: int | None) -> Callable[..., Any] | None:
     if max_steps is None:
         return None
-    from offreg.evaluation import evaluate
-
     return functools.partial(evaluate, max_episode_steps=int(max_steps))
 
 
@@ -183,8 +181,6 @@ def run_job(
       executor: recorded in the results (``local`` or ``ray``).
       callback: passed to :func:`offreg.train.train` (``callback(step, agents, new_records)``).
     """
-    from offreg.train import versions
-
     spec = MatrixSpec.from_dict(spec_dict)
     jid = job_id(agent, dataset)
     run_dir = Path(out) / RUNS_DIR / jid
@@ -225,8 +221,6 @@ def _previous_attempts(path: Path) -> dict[str, Any]:
 
 
 def _train_job(spec: MatrixSpec, agent: str, dataset: str, run_dir: Path, callback: Callable[..., None] | None) -> Any:
-    from offreg.train import train
-
     evaluator = _evaluator(spec.eval_max_steps)
     if (run_dir / "config.json").exists():
         return train(resume=run_dir, steps=spec.steps, progress=False, evaluator=evaluator, callback=callback)
@@ -379,7 +373,7 @@ def connect_ray(address: str | None) -> Any:
         :data:`RAY_CONNECT_TIMEOUT_S` seconds.
     """
     try:
-        import ray
+        import ray  # heavy optional dependency (offreg[ray]): only for --executor ray
     except ImportError:
         raise ConfigError(
             "--executor ray needs Ray; install it with pip install 'offreg[ray]' or use --executor local"
@@ -407,8 +401,6 @@ def connect_ray(address: str | None) -> Any:
 
 
 def _write_matrix(out: Path, spec: MatrixSpec) -> None:
-    from offreg.atomic import atomic_write_text
-
     path = out / MATRIX_FILE
     doc = spec.to_dict()
     if path.exists():

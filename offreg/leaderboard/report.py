@@ -33,6 +33,7 @@ from offreg.leaderboard.html import render
 from offreg.leaderboard.plots import plots
 from offreg.leaderboard.results import COMPLETE, job_id
 from offreg.leaderboard.runner import RESULTS_DIR
+from offreg.tables import markdown_table
 
 FORMATS = ("md", "csv", "html")
 
@@ -59,15 +60,6 @@ def _ref_text(e: Entry) -> str:
     return f"{r['score']:.1f}" + ("" if r["std"] is None else f" ± {r['std']:.1f}")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def esc(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
     """The report as Markdown; ``images`` are PNG file names next to it."""
     agents, datasets = board.agents, board.datasets
@@ -80,18 +72,18 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
         "",
         "## Final normalized score (mean ± std over seeds, end of training)",
         "",
-        _md_table(["dataset", *agents], [[d, *(_cell(board.entry(a, d)) for a in agents)] for d in datasets]),
+        markdown_table(["dataset", *agents], [[d, *(_cell(board.entry(a, d)) for a in agents)] for d in datasets]),
         "",
         "## Best normalized score during training (mean ± std over seeds of each seed's best evaluation)",
         "",
         "Optimistic (the maximum of noisy evaluations); the primary number is the final score above.",
         "",
-        _md_table(["dataset", *agents], [[d, *(_cell(board.entry(a, d), best=True) for a in agents)]
+        markdown_table(["dataset", *agents], [[d, *(_cell(board.entry(a, d), best=True) for a in agents)]
                                          for d in datasets]),
         "",
         f"## Aggregate over datasets (final scores; {c} stratified bootstrap CIs, {board.reps} replicates)",
         "",
-        _md_table(
+        markdown_table(
             ["agent", "datasets", "runs", "mean of dataset means", f"{c} CI", "IQM", f"{c} CI"],
             [[a.agent, f"{a.datasets}/{len(datasets)}", a.runs, f"{a.mean:.1f}",
               f"[{a.mean_ci[0]:.1f}, {a.mean_ci[1]:.1f}]", f"{a.iqm:.1f}", f"[{a.iqm_ci[0]:.1f}, {a.iqm_ci[1]:.1f}]"]
@@ -103,7 +95,7 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
         "From `experiments/reference_scores.csv`. Rows on offreg-generated datasets (`offreg/...`) are "
         "marked: that data is not the papers' D4RL data, so the numbers are not comparable.",
         "",
-        _md_table(
+        markdown_table(
             ["agent", "dataset", "offreg final", "paper", "source", "comparable"],
             [[e.agent, e.dataset, _cell(e), _ref_text(e), e.reference["source"],
               "yes" if e.comparable else "NO: " + NOT_COMPARABLE]
@@ -112,7 +104,7 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
         "",
         "## Every run",
         "",
-        _md_table(
+        markdown_table(
             ["agent", "dataset", "status", "seeds", "steps", "wall time (s)", "note"],
             [[r["agent"], r["dataset"], r["status"].upper() if r["status"] != COMPLETE else r["status"], r["seeds"],
               "-" if r["steps"] is None else r["steps"],

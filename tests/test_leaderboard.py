@@ -22,7 +22,7 @@ from offreg.leaderboard.runner import MatrixSpec, _write_matrix, run_matrix
 
 # D4RL's Hopper reference returns (random, expert), as in d4rl/infos.py: score 0 and 100
 HOPPER_REF = (-20.272305, 3234.3)
-TINY = {"hidden_dims": "[8]", "actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]", "batch_size": 16}
+TINY = {"bc": {"hidden_dims": "[8]"}, "td3bc": {"actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]"}}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def tiny_file(tmp_path_factory):
 def _spec(tiny_file, agents=("bc", "td3bc")):
     return MatrixSpec(
         agents=agents, datasets=(tiny_file,), seeds=(0, 1), steps=20, eval_every=10, eval_episodes=2,
-        eval_max_steps=10, log_every=10, overrides={"*": TINY}, dataset_options={"env": "hopper"},
+        eval_max_steps=10, log_every=10, overrides={"*": {"batch_size": 16}, **{a: TINY[a] for a in agents}},
+        dataset_options={"env": "hopper"},
     )
 
 
@@ -247,6 +248,24 @@ def test_unknown_agent_and_dataset_give_suggestions(capsys, tmp_path):
     with pytest.raises(UnknownNameError):
         run_matrix(MatrixSpec(agents=("bcc",), datasets=("offreg/hopper-medium-v0",)), tmp_path / "a")
     assert not (tmp_path / "a").exists()  # nothing written for a bad invocation
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("td3bc.nosuch=1", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3BCConfig field 'nosuch'"),
+    ("td3bc.alpha=abc", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3BCConfig.alpha must be float"),
+    ("batch_size=0", "--set for agent 'bc' on offreg/hopper-medium-replay-v0: batch_size must be positive"),
+    ("alph=2.5", "unknown config field 'alph'; did you mean 'alpha'? No agent in --agents ['bc', 'td3bc'] has it"),
+])
+def test_bad_set_fails_before_any_job_or_file(capsys, tmp_path, setting, message):
+    out = tmp_path / "lb"
+    out.mkdir()
+    code = cli.main(["leaderboard", "run", "--agents", "bc,td3bc", "--datasets", "offreg/hopper-medium-replay-v0",
+                     "--steps", "10", "--eval-every", "10", "--eval-episodes", "1", "--eval-max-steps", "5",
+                     "--set", setting, "--out", str(out)])
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and message in last
+    assert captured.out == "" and list(out.iterdir()) == []  # no job started, no matrix, no results
 
 
 def test_unreachable_ray_address_fails_fast(capsys, tmp_path):

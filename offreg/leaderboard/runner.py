@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from offreg.agents.base import get_spec, registry
+from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.data.catalogue import is_file_path, resolve
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
@@ -71,7 +72,7 @@ class MatrixSpec:
       log_every: updates per jitted chunk (None: the engine's default).
       checkpoint_every: checkpoint period (None: ``eval_every``).
       overrides: agent config fields, ``{agent: {field: value}}``; the key ``"*"`` applies to every
-        agent whose config has the field.
+        agent whose config has the field (a field that no agent of the matrix has is an error).
       dataset_options: keyword arguments of :func:`offreg.data.load_dataset` for every dataset
         (e.g. ``{"env": "hopper"}`` for a local file, so it is evaluated in that environment).
     """
@@ -118,10 +119,15 @@ class MatrixSpec:
 def validate(spec: MatrixSpec) -> None:
     """Check the names and numbers of a matrix before anything runs.
 
+    Every job's agent config is resolved here with its overrides (``--set``), so a bad field or value
+    fails before any job runs or any file is written.
+
     Raises:
-      UnknownNameError: an unknown agent or dataset (with the closest names).
+      UnknownNameError: an unknown agent or dataset (with the closest names), an override field that
+        the agent's config (or, for ``"*"``, no agent's config) has.
       DatasetError: a dataset file that does not exist.
-      ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix.
+      ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix,
+        an override value the config rejects.
     """
     if not spec.agents:
         raise ConfigError("no agents given; pass --agents, e.g. --agents td3bc,bc (list them with `offreg agents`)")
@@ -151,6 +157,21 @@ def validate(spec: MatrixSpec) -> None:
                 raise DatasetError(f"dataset file {d} does not exist; check the path in --datasets")
         else:
             resolve(d)  # raises UnknownNameError with suggestions
+    _validate_overrides(spec)
+
+
+def _validate_overrides(spec: MatrixSpec) -> None:
+    fields = {f.name for a in spec.agents for f in dataclasses.fields(get_spec(a).config_cls)}
+    for name in spec.overrides.get("*", {}):
+        if name not in fields:
+            raise unknown_name("config field", name, fields,
+                               f"No agent in --agents {list(spec.agents)} has it; check --set {name}=...")
+    for a in spec.agents:
+        for d in spec.datasets:
+            try:
+                resolve_config(a, d, spec.agent_overrides(a))
+            except OffregError as e:
+                raise type(e)(f"--set for agent {a!r} on {d}: {e}") from None
 
 
 # --- one job --------------------------------------------------------------------------------------

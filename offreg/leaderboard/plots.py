@@ -39,15 +39,17 @@ def _color(board: Leaderboard, agent: str) -> str:
     return f"C{board.agents.index(agent) % 10}"
 
 
-def plot_learning_curves(board: Leaderboard) -> bytes | None:
-    """One panel per dataset: each agent's mean normalized score over seeds (± std band) vs step."""
+def learning_curves_figure(board: Leaderboard) -> Any | None:
+    """The matplotlib figure of :func:`plot_learning_curves`, or None without curves."""
     datasets = [d for d in board.datasets if any(e.curve is not None for e in board.entries if e.dataset == d)]
     if not datasets:
         return None
     plt = _pyplot()
     cols = min(3, len(datasets))
     rows = math.ceil(len(datasets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    # constrained layout sizes the gaps from the text itself: titles, labels and tick labels of one
+    # panel never run into another's (the default fixed spacing let a row's x labels hit the titles below)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, layout="constrained")
     for ax, d in zip(axes.flat, datasets, strict=False):
         for a in board.agents:
             e = board.entry(a, d)
@@ -65,7 +67,13 @@ def plot_learning_curves(board: Leaderboard) -> bytes | None:
     for ax in list(axes.flat)[len(datasets):]:
         ax.axis("off")
     fig.suptitle("Learning curves (mean ± std over seeds)", fontsize=10)
-    return _png(fig)
+    return fig
+
+
+def plot_learning_curves(board: Leaderboard) -> bytes | None:
+    """One panel per dataset: each agent's mean normalized score over seeds (± std band) vs step."""
+    fig = learning_curves_figure(board)
+    return None if fig is None else _png(fig)
 
 
 def plot_performance_profile(board: Leaderboard) -> bytes | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from offreg.errors import ConfigError, EnvironmentError_, OffregError, OffregWarning, TrainingError
+from offreg.tables import text_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -193,17 +194,12 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
     for p in summary["per_seed"]:
         rows.append([str(p["seed"]), _fmt(p["final_return"]), _fmt(p["final_score"]), _fmt(p["best_score"]),
                      "-" if p["best_step"] is None else str(p["best_step"])])
-    print(_table(rows))
+    print(text_table(rows))
     if summary["final_score_mean"] is not None:
         print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
               f"(mean +- std over {len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})")
     if run_dir is not None:
         print(f"run directory: {run_dir}")
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 # --- eval -----------------------------------------------------------------------------------------
@@ -254,7 +250,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rows.append(["-" if s is None else str(s), _fmt(rec["return_mean"]), _fmt(rec["return_std"]),
                      _fmt(rec["score_mean"]), _fmt(rec["score_std"])])
     print(f"{ckpt.agent_name} at step {ckpt.step:,} on {info.name}, {args.episodes} episodes per seed")
-    print(_table(rows))
+    print(text_table(rows))
     run_dir = Path(args.run_dir)
     if run_dir.is_dir():
         doc = {"checkpoint": str(ckpt.path), "episodes": args.episodes, "per_seed": out}
@@ -302,19 +298,10 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
     raise _UsageError(f"{parser.prog}: choose a subcommand (see '{parser.prog} --help')")
 
 
-def _rows_table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no datasets)"
-    cols = list(rows[0])
-    return _table([cols] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in rows])
-
-
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     from offreg import data
 
-    rows = data.catalogue_rows()
-    fmt = getattr(data, "format_table", None)
-    print(fmt(rows) if fmt is not None else _rows_table(rows))
+    print(data.format_table(data.catalogue_rows()))
     return EXIT_OK
 
 

@@ -46,6 +46,7 @@ from offreg.data.minari_format import (
     read_minari,
 )
 from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning
+from offreg.tables import text_table
 from offreg.types import Transitions
 
 ANTMAZE_REWARD_SHIFT = -1.0
@@ -554,11 +555,7 @@ def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -
     if not rows:
         return "(none)"
     columns = columns or list(rows[0])
-    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
+    return text_table([columns, *([_fmt(row.get(c)) for c in columns] for row in rows)])
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from offreg.leaderboard.board import NOT_COMPARABLE, Leaderboard, environment_text, run_rows, settings_text
 from offreg.leaderboard.results import COMPLETE
 
 _STYLE = """
@@ -83,10 +84,8 @@ def _table(table_id: str, header: list[str], rows: list[str], sortable: bool = T
     return f'<table id="{table_id}"{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def render(board: Any, figures: Mapping[str, bytes]) -> str:
-    """The HTML page of a :class:`~offreg.leaderboard.report.Leaderboard` with its PNG ``figures``."""
-    from offreg.leaderboard.report import NOT_COMPARABLE, environment_text, run_rows, settings_text
-
+def render(board: Leaderboard, figures: Mapping[str, bytes]) -> str:
+    """The HTML page of a :class:`~offreg.leaderboard.board.Leaderboard` with its PNG ``figures``."""
     c = f"{board.confidence:.0%}"
     rows = []
     for r in run_rows(board):

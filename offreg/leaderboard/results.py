@@ -14,7 +14,7 @@ name, then a rename), so a file that exists is complete. It holds:
 - ``versions`` (Python, offreg, JAX, ...), ``hardware`` (CPU model, cores, memory, accelerators),
   ``wall_time_s`` (all attempts of the job together), ``attempts``, ``executor``, ``finished``.
 
-Everything a report prints is computed from these files (see :mod:`offreg.leaderboard.report`).
+Everything a report prints is computed from these files (see :mod:`offreg.leaderboard.board`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
+from offreg.atomic import atomic_write_text
 from offreg.errors import CheckpointError
 
 FORMAT = "offreg-leaderboard-result/1"
@@ -97,8 +99,6 @@ def hardware() -> dict[str, Any]:
         "memory_gib": None if mem is None else round(mem, 1),
     }
     try:
-        import jax
-
         out["jax_backend"] = jax.default_backend()
         out["accelerators"] = sorted({d.device_kind for d in jax.devices() if d.platform != "cpu"})
     except Exception:  # noqa: BLE001  (hardware description is best effort)
@@ -150,8 +150,6 @@ def make_result(
 
 def write_result(path: str | os.PathLike, result: Mapping[str, Any]) -> Path:
     """Write a results document atomically (temporary file + rename); returns the path."""
-    from offreg.atomic import atomic_write_text
-
     return atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
 
 

@@ -31,7 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from offreg.agents.names import get_spec, registry
+from offreg.agents.presets import resolve_config
+from offreg.atomic import atomic_write_text
+from offreg.data.catalogue import is_file_path, resolve
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
+from offreg.evaluation import evaluate
 from offreg.leaderboard.results import (
     COMPLETE,
     FAILED,
@@ -42,6 +47,7 @@ from offreg.leaderboard.results import (
     read_result,
     write_result,
 )
+from offreg.train import train, versions
 
 MATRIX_FILE = "leaderboard.json"
 RUNS_DIR = "runs"
@@ -66,7 +72,7 @@ class MatrixSpec:
       log_every: updates per jitted chunk (None: the engine's default).
       checkpoint_every: checkpoint period (None: ``eval_every``).
       overrides: agent config fields, ``{agent: {field: value}}``; the key ``"*"`` applies to every
-        agent whose config has the field.
+        agent whose config has the field (a field that no agent of the matrix has is an error).
       dataset_options: keyword arguments of :func:`offreg.data.load_dataset` for every dataset
         (e.g. ``{"env": "hopper"}`` for a local file, so it is evaluated in that environment).
     """
@@ -103,8 +109,6 @@ class MatrixSpec:
 
     def agent_overrides(self, agent: str) -> dict[str, Any]:
         """The config overrides of one agent: the ``"*"`` fields its config has, then its own."""
-        from offreg.agents.names import get_spec
-
         fields = get_spec(agent).default_config().field_names()
         out = {k: v for k, v in dict(self.overrides.get("*", {})).items() if k in fields}
         out.update(dict(self.overrides.get(agent, {})))
@@ -115,14 +119,16 @@ class MatrixSpec:
 def validate(spec: MatrixSpec) -> None:
     """Check the names and numbers of a matrix before anything runs.
 
-    Raises:
-      UnknownNameError: an unknown agent or dataset (with the closest names).
-      DatasetError: a dataset file that does not exist.
-      ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix.
-    """
-    from offreg.agents.names import registry
-    from offreg.data.catalogue import is_file_path, resolve
+    Every job's agent config is resolved here with its overrides (``--set``), so a bad field or value
+    fails before any job runs or any file is written.
 
+    Raises:
+      UnknownNameError: an unknown agent or dataset (with the closest names), an override field that
+        the agent's config (or, for ``"*"``, no agent's config) has.
+      DatasetError: a dataset file that does not exist.
+      ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix,
+        an override value the config rejects.
+    """
     if not spec.agents:
         raise ConfigError("no agents given; pass --agents, e.g. --agents td3bc,bc (list them with `offreg agents`)")
     if not spec.datasets:
@@ -151,14 +157,27 @@ def validate(spec: MatrixSpec) -> None:
                 raise DatasetError(f"dataset file {d} does not exist; check the path in --datasets")
         else:
             resolve(d)  # raises UnknownNameError with suggestions
+    _validate_overrides(spec)
+
+
+def _validate_overrides(spec: MatrixSpec) -> None:
+    fields = set().union(*(get_spec(a).default_config().field_names() for a in spec.agents))
+    for name in spec.overrides.get("*", {}):
+        if name not in fields:
+            raise unknown_name("config field", name, fields,
+                               f"No agent in --agents {list(spec.agents)} has it; check --set {name}=...")
+    for a in spec.agents:
+        for d in spec.datasets:
+            try:
+                resolve_config(a, d, spec.agent_overrides(a))
+            except OffregError as e:
+                raise type(e)(f"--set for agent {a!r} on {d}: {e}") from None
 
 
 # --- one job --------------------------------------------------------------------------------------
 def _evaluator(max_steps: int | None) -> Callable[..., Any] | None:
     if max_steps is None:
         return None
-    from offreg.evaluation import evaluate
-
     return functools.partial(evaluate, max_episode_steps=int(max_steps))
 
 
@@ -183,8 +202,6 @@ def run_job(
       executor: recorded in the results (``local`` or ``ray``).
       callback: passed to :func:`offreg.train.train` (``callback(step, agents, new_records)``).
     """
-    from offreg.train import versions
-
     spec = MatrixSpec.from_dict(spec_dict)
     jid = job_id(agent, dataset)
     run_dir = Path(out) / RUNS_DIR / jid
@@ -225,8 +242,6 @@ def _previous_attempts(path: Path) -> dict[str, Any]:
 
 
 def _train_job(spec: MatrixSpec, agent: str, dataset: str, run_dir: Path, callback: Callable[..., None] | None) -> Any:
-    from offreg.train import train
-
     evaluator = _evaluator(spec.eval_max_steps)
     if (run_dir / "config.json").exists():
         return train(resume=run_dir, steps=spec.steps, progress=False, evaluator=evaluator, callback=callback)
@@ -379,7 +394,7 @@ def connect_ray(address: str | None) -> Any:
         :data:`RAY_CONNECT_TIMEOUT_S` seconds.
     """
     try:
-        import ray
+        import ray  # heavy optional dependency (offreg[ray]): only for --executor ray
     except ImportError:
         raise ConfigError(
             "--executor ray needs Ray; install it with pip install 'offreg[ray]' or use --executor local"
@@ -407,8 +422,6 @@ def connect_ray(address: str | None) -> Any:
 
 
 def _write_matrix(out: Path, spec: MatrixSpec) -> None:
-    from offreg.atomic import atomic_write_text
-
     path = out / MATRIX_FILE
     doc = spec.to_dict()
     if path.exists():

@@ -5,7 +5,7 @@ offreg ships, in ``offreg/bundled/``, small behaviour-policy snapshots (``<env>-
 (``<env>-medium-replay.npz``; or, where that is too large, the sequence of training snapshots as
 float16 ``<env>-replay-step<N>.npz`` files, see :func:`replay_from_snapshots`), listed in
 ``manifest.json``. ``load_dataset("offreg/hopper-medium-v0")``
-calls the dataset's ``build``, which rolls the snapshot out (:func:`offreg.collect.rollout`, fixed
+calls the dataset's ``build``, which rolls the snapshot out (:func:`offreg.data.generate.rollout.rollout`, fixed
 seeds, sampled actions) into a D4RL-format HDF5 file; the loader caches it. The same snapshot and
 seed give the same arrays on every run on the same machine.
 
@@ -16,8 +16,7 @@ at its last complete episode, then expert). Each rollout level has ``manifest["l
 (100,000 instead of D4RL's 1,000,000). ``docs/bundled_datasets.md`` documents the behaviour returns
 and every difference from D4RL's data.
 
-Registration needs only the manifest; the environments and the policy code load when a dataset is
-first built.
+Registration needs only the manifest; the environments are built when a dataset is first built.
 """
 
 from __future__ import annotations
@@ -31,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from offreg.data.catalogue import LOCOMOTION_REF_SCORES
+from offreg.data.d4rl import write_d4rl
+from offreg.data.generate.collect import level_metadata
+from offreg.data.generate.rollout import replay_until, rollout, trim_to_last_episode
+from offreg.data.generate.snapshots import actor_metadata, load_snapshot
 from offreg.data.generated import GeneratedSpec, register_generated
 from offreg.errors import DatasetError
 
@@ -120,8 +123,6 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
       path: the HDF5 file to write.
       level_steps: rows per rollout level; default the manifest's (tests use fewer).
     """
-    from offreg import collect
-
     m = manifest()[env]
     steps = int(level_steps or m["level_steps"])
     seed = int(m["seed"])
@@ -130,11 +131,11 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
     common = {"regenerated_from": "offreg/bundled", "level_steps": steps, "train_command": m["train_command"]}
 
     def snap(which: str) -> tuple[Any, dict[str, Any]]:
-        return collect.load_snapshot(root / m[which]["file"])
+        return load_snapshot(root / m[which]["file"])
 
     def roll(which: str) -> dict[str, np.ndarray]:
         params = None if which == "random" else snap(which)[0]
-        return collect.rollout(env, params, steps, seed + SEED_OFFSETS[which], int(m.get("num_envs", 10)))
+        return rollout(env, params, steps, seed + SEED_OFFSETS[which], int(m.get("num_envs", 10)))
 
     if level == "medium-replay" and "segments" in m["medium-replay"]:
         data = replay_from_snapshots(env, m["medium-replay"]["segments"], seed, int(m.get("num_envs", 10)))
@@ -144,7 +145,7 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
         data = unpack_replay(_load_npz(root / m["medium-replay"]["file"]))
         extra = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"])}
     elif level == "medium-expert":
-        med = collect.trim_to_last_episode(roll("medium"))
+        med = trim_to_last_episode(roll("medium"))
         exp = roll("expert")
         data = {k: np.concatenate([med[k], exp[k]])[: 2 * steps] for k in med}
         extra = {}
@@ -154,10 +155,10 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
         if level != "random":
             params, meta = snap(level)
             extra = {"iteration": np.int32(meta["step"]), "snapshot_step": int(meta["step"]),
-                     "snapshot_file": m[level]["file"], **collect.actor_metadata(params)}
+                     "snapshot_file": m[level]["file"], **actor_metadata(params)}
     gym_id = m["gym_id"]
-    meta = collect.level_metadata(env, gym_id, level, data, cmd, seed, **common, **extra)
-    collect.write_d4rl(path, data, meta)
+    meta = level_metadata(env, gym_id, level, data, cmd, seed, **common, **extra)
+    write_d4rl(path, data, meta)
     return data
 
 
@@ -167,13 +168,11 @@ def replay_from_snapshots(env: str, segments: list[dict[str, Any]], seed: int, n
     None) rolled out with seed ``seed + 100 + j``; each segment's cut-off last episode ends with a
     timeout. The real buffer changes policy every 1000 steps; this one every segment (10,000 steps).
     """
-    from offreg import collect
-
     parts = []
     for j, seg in enumerate(segments):
-        params = None if seg["file"] is None else collect.load_snapshot(bundled_dir() / seg["file"])[0]
-        part = collect.rollout(env, params, int(seg["rows"]), seed + 100 + j, num_envs)
-        parts.append(collect.replay_until(part, int(seg["rows"])))
+        params = None if seg["file"] is None else load_snapshot(bundled_dir() / seg["file"])[0]
+        part = rollout(env, params, int(seg["rows"]), seed + 100 + j, num_envs)
+        parts.append(replay_until(part, int(seg["rows"])))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from offreg.data.generate.policy import policy_actions
 from offreg.envs import make_env
+from offreg.envs.rollout import Lockstep
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -24,15 +25,16 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 class EnvPool:
-    """``num_envs`` environments stepped in lockstep, recording D4RL's per-step fields.
+    """``num_envs`` environments stepped in lockstep (:class:`offreg.envs.rollout.Lockstep`, resetting
+    finished ones), recording D4RL's per-step fields.
 
     Episodes get ids in the order they start (ids ``0..num_envs-1`` first); the ``k``-th episode is
     reset with ``episode_seed(seed, k)``, so the pool is deterministic given the actions.
     """
 
     def __init__(self, env_name: str, num_envs: int, seed: int):
-        self.envs = [make_env(env_name) for _ in range(num_envs)]
-        env = self.envs[0]
+        envs = [make_env(env_name) for _ in range(num_envs)]
+        env = envs[0]
         self.env_name = env_name
         self.obs_dim = int(np.prod(env.observation_space.shape))
         self.act_dim = int(np.prod(env.action_space.shape))
@@ -43,62 +45,54 @@ class EnvPool:
         self.gym_id = getattr(spec, "id", env_name)
         self.has_qpos = hasattr(env.unwrapped, "data") and hasattr(env.unwrapped.data, "qpos")
         self.seed = seed
-        self.next_episode = 0
-        self.episode_ids = np.zeros(num_envs, np.int64)
-        self.t = np.zeros(num_envs, np.int64)
-        self.obs = np.zeros((num_envs, self.obs_dim), np.float32)
-        for i in range(num_envs):
-            self._reset(i)
+        self.loop = Lockstep(envs, lambda k: episode_seed(seed, k), self.max_episode_steps, autoreset=True,
+                             obs_dtype=np.float32)
 
-    def _reset(self, i: int) -> None:
-        obs, _ = self.envs[i].reset(seed=episode_seed(self.seed, self.next_episode))
-        self.obs[i] = np.asarray(obs, np.float32).reshape(-1)
-        self.episode_ids[i] = self.next_episode
-        self.next_episode += 1
-        self.t[i] = 0
+    @property
+    def obs(self) -> np.ndarray:
+        """``[num_envs, obs_dim]`` float32, the observations to act on."""
+        return self.loop.obs.reshape(len(self.loop.envs), -1)
 
     def _qpos_qvel(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        data = self.envs[i].unwrapped.data
+        data = self.loop.envs[i].unwrapped.data
         return np.array(data.qpos, np.float32), np.array(data.qvel, np.float32)
 
     def step(self, actions: np.ndarray, log_probs: np.ndarray) -> list[dict[str, Any]]:
         """Step every environment once; finished environments are reset (with their next seed).
 
         Args:
-          actions: ``[num_envs, act_dim]`` in the action space.
+          actions: ``[num_envs, act_dim]`` in the action space (stepped as float64).
           log_probs: ``[num_envs]`` log-probability of each action under the behaviour policy.
 
         Returns:
           One record per environment: ``episode`` id, ``observations``, ``actions``, ``rewards``,
           ``terminals``, ``timeouts``, ``next_observations``, ``action_log_probs`` and, for MuJoCo
-          environments, ``qpos``/``qvel`` before the step.
+          environments, ``qpos``/``qvel`` before the step. A step reaching ``max_episode_steps`` is a
+          timeout and never a terminal (D4RL's ``collect_data.py``).
         """
+        n = len(self.loop.envs)
+        before = self.obs.copy()
+        qs = [self._qpos_qvel(i) for i in range(n)] if self.has_qpos else None
+        res = self.loop.step(np.asarray(actions, np.float64))
         records = []
-        for i, env in enumerate(self.envs):
-            rec: dict[str, Any] = {"episode": int(self.episode_ids[i]), "observations": self.obs[i].copy()}
-            if self.has_qpos:
-                rec["qpos"], rec["qvel"] = self._qpos_qvel(i)
-            next_obs, reward, terminated, truncated, _ = env.step(np.asarray(actions[i], np.float64))
-            self.t[i] += 1
-            timeout = bool(self.t[i] >= self.max_episode_steps)
+        for i in range(n):
+            rec: dict[str, Any] = {"episode": int(res.episodes[i]), "observations": before[i]}
+            if qs is not None:
+                rec["qpos"], rec["qvel"] = qs[i]
+            timeout = bool(res.timeouts[i])
             rec.update(
                 actions=np.asarray(actions[i], np.float32),
-                rewards=np.float32(reward),
-                terminals=bool(terminated) and not timeout,
+                rewards=np.float32(res.rewards[i]),
+                terminals=bool(res.terminated[i]) and not timeout,
                 timeouts=timeout,
-                next_observations=np.asarray(next_obs, np.float32).reshape(-1),
+                next_observations=res.next_observations[i].reshape(-1),
                 action_log_probs=np.float32(log_probs[i]),
             )
             records.append(rec)
-            if terminated or truncated or timeout:
-                self._reset(i)
-            else:
-                self.obs[i] = rec["next_observations"]
         return records
 
     def close(self) -> None:
-        for env in self.envs:
-            env.close()
+        self.loop.close()
 
 
 def rollout(

@@ -28,7 +28,7 @@ and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 write
   before the step. Files are gzip HDF5 in D4RL's layout (§1.1), float32, plus offreg metadata.
 
 Determinism: every random number comes from a JAX key derived from the seed; the ``k``-th episode
-of a rollout is reset with seed ``episode_seed(seed, k)``; a fixed snapshot and seed therefore give the
+of a rollout is reset with seed ``offreg.seeds.derived_seed(seed, k)``; a fixed snapshot and seed therefore give the
 same arrays on every run on the same machine (and ``bundled`` datasets rely on it).
 """
 

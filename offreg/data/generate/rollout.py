@@ -1,7 +1,7 @@
 """Collection rollouts: environments stepped in lockstep, recorded in D4RL's per-row layout.
 
 Episode ``k`` of a run (counted over all parallel environments, in the order episodes start) is reset
-with :func:`episode_seed` ``(seed, k)``; actions of vector step ``i`` use the key
+with :func:`derived_seed` ``(seed, k)``; actions of vector step ``i`` use the key
 ``fold_in(PRNGKey(seed), i)``. A fixed policy and seed therefore give the same arrays on every run on
 the same machine (the bundled datasets rely on it).
 """
@@ -17,11 +17,7 @@ import numpy as np
 from offreg.data.generate.policy import policy_actions
 from offreg.envs import make_env
 from offreg.envs.rollout import Lockstep
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """Reset seed of the ``episode``-th episode (counted over all parallel environments) of a run."""
-    return int((seed * 1_000_003 + episode) % (2**31 - 1))
+from offreg.seeds import derived_seed
 
 
 class EnvPool:
@@ -29,7 +25,7 @@ class EnvPool:
     finished ones), recording D4RL's per-step fields.
 
     Episodes get ids in the order they start (ids ``0..num_envs-1`` first); the ``k``-th episode is
-    reset with ``episode_seed(seed, k)``, so the pool is deterministic given the actions.
+    reset with ``derived_seed(seed, k)``, so the pool is deterministic given the actions.
     """
 
     def __init__(self, env_name: str, num_envs: int, seed: int):
@@ -45,7 +41,7 @@ class EnvPool:
         self.gym_id = getattr(spec, "id", env_name)
         self.has_qpos = hasattr(env.unwrapped, "data") and hasattr(env.unwrapped.data, "qpos")
         self.seed = seed
-        self.loop = Lockstep(envs, lambda k: episode_seed(seed, k), self.max_episode_steps, autoreset=True,
+        self.loop = Lockstep(envs, lambda k: derived_seed(seed, k), self.max_episode_steps, autoreset=True,
                              obs_dtype=np.float32)
 
     @property

@@ -30,6 +30,7 @@ import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
 from offreg.envs import env_names, make_env
+from offreg.envs.mujoco import LOCOMOTION, env_versions
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
 
@@ -207,8 +208,6 @@ def _resolve(dataset_or_env: Any) -> _Target:
                 names,
                 "Pass an environment name from offreg.envs.env_names(), or the Dataset itself.",
             )
-        from offreg.envs.mujoco import LOCOMOTION
-
         spec = LOCOMOTION.get(dataset_or_env)
         ref = None if spec is None else (spec.ref_min_score, spec.ref_max_score)
         return _Target(dataset_or_env, dataset_or_env, None, None, None, ref)
@@ -414,8 +413,6 @@ def _rollout(
 
 
 def _versions(env_id: str, env: gym.Env) -> dict[str, str]:
-    from offreg.envs.mujoco import LOCOMOTION, env_versions
-
     versions = {"gymnasium": gym.__version__}
     try:
         from gymnasium.envs.mujoco import MujocoEnv

@@ -325,7 +325,8 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 # --- collect --------------------------------------------------------------------------------------
 @subcommand
 def add_collect(sub: Any) -> None:
-    from offreg.collect import add_collect_arguments
+    from offreg.data.generate.collect import LEVELS
+    from offreg.data.generate.sac import SACConfig
 
     p = sub.add_parser(
         "collect",
@@ -333,14 +334,47 @@ def add_collect(sub: Any) -> None:
         description="Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
         "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
     )
-    add_collect_arguments(p)
+    p.add_argument("--env", required=True, help="environment: hopper, halfcheetah, walker2d, ant, ...")
+    p.add_argument("--levels", default=",".join(LEVELS), help=f"comma-separated levels (default: {','.join(LEVELS)})")
+    p.add_argument("--out", required=True, help="output directory for <env>-<level>.hdf5 and snapshots/")
+    p.add_argument("--train-steps", type=int, default=300_000, help="SAC environment steps (default: 300000)")
+    p.add_argument("--level-steps", type=int, default=1_000_000,
+                   help="rows per rollout level (default: 1000000, D4RL's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--medium-fraction", type=float, default=1.0 / 3.0,
+                   help="medium = first snapshot reaching this fraction of D4RL's expert return, else of the "
+                   "trained expert's (default: 1/3)")
+    p.add_argument("--snapshot-every", type=int, default=10_000, help="environment steps between snapshots")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per snapshot evaluation")
+    p.add_argument("--num-envs", type=int, default=10, help="environments stepped in lockstep in rollouts")
+    p.add_argument("--start-steps", type=int, default=SACConfig.start_steps,
+                   help=f"uniform-action steps before SAC updates (default: {SACConfig.start_steps})")
+    p.add_argument("--chunk", type=int, default=SACConfig.chunk,
+                   help=f"environment steps per collect/update phase (default: {SACConfig.chunk})")
+    p.add_argument("--hidden", default="256,256", help="hidden widths of SAC's networks (default: 256,256)")
     p.set_defaults(run=cmd_collect)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from offreg.collect import collect_from_args
+    from offreg.data.generate.collect import collect
+    from offreg.data.generate.sac import SACConfig
 
-    collect_from_args(args)
+    try:
+        hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
+    except ValueError:
+        raise ConfigError(f"--hidden {args.hidden!r} must be comma-separated integers, e.g. 256,256") from None
+    if not hidden or min(hidden) <= 0:
+        raise ConfigError(f"--hidden {args.hidden!r} must be positive widths, e.g. 256,256")
+    for name in ("start_steps", "chunk"):
+        if getattr(args, name) < (0 if name == "start_steps" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    config = SACConfig(hidden_dims=hidden, start_steps=args.start_steps, chunk=args.chunk)
+    collect(
+        args.env, args.levels, args.out, train_steps=args.train_steps, level_steps=args.level_steps,
+        seed=args.seed, medium_fraction=args.medium_fraction, snapshot_every=args.snapshot_every,
+        eval_episodes=args.eval_episodes, num_envs=args.num_envs, config=config,
+        command=" ".join(["offreg", *sys.argv[1:]]),
+    )
     return EXIT_OK
 
 

@@ -30,6 +30,8 @@ import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
 from offreg.envs import env_names, make_env
+from offreg.envs.mujoco import LOCOMOTION, env_versions
+from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
 
 
@@ -206,8 +208,6 @@ def _resolve(dataset_or_env: Any) -> _Target:
                 names,
                 "Pass an environment name from offreg.envs.env_names(), or the Dataset itself.",
             )
-        from offreg.envs.mujoco import LOCOMOTION
-
         spec = LOCOMOTION.get(dataset_or_env)
         ref = None if spec is None else (spec.ref_min_score, spec.ref_max_score)
         return _Target(dataset_or_env, dataset_or_env, None, None, None, ref)
@@ -286,7 +286,7 @@ def _make_policy(
     """
     obs_space, act_space = env.observation_space, env.action_space
     obs_shape = tuple(obs_space.shape or ())
-    obs_dtype = _obs_dtype(obs_space)
+    obs_dtype = observation_dtype(obs_space)
     batch = (episodes,) if stacked is None else (stacked, episodes)
     n = int(np.prod(batch))
     call_shape = (*batch, *obs_shape)
@@ -351,11 +351,6 @@ def _make_policy(
     return host_policy
 
 
-def _obs_dtype(space: gym.Space) -> np.dtype:
-    dtype = np.dtype(space.dtype) if space.dtype is not None else np.dtype(np.float32)
-    return np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype
-
-
 def _expected_action_shapes(space: gym.Space, batch: tuple[int, ...]) -> list[tuple[int, ...]]:
     if isinstance(space, gym.spaces.Discrete):
         return [batch, (*batch, 1)]
@@ -401,36 +396,23 @@ def _action_converter(space: gym.Space, n: int) -> Callable[[np.ndarray], np.nda
 def _rollout(
     envs: Sequence[gym.Env], policy: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int], horizon: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Step ``envs`` in lockstep until every episode ends; return (returns float64 [N], lengths int64 [N]).
+    """Step ``envs`` in lockstep (:class:`offreg.envs.rollout.Lockstep`, no reset) until every episode
+    ends; return (returns float64 [N], lengths int64 [N]).
 
     Finished environments are no longer stepped; their last observation stays in the batch (its
     action is ignored) so the batch shape, and hence the compiled ``act``, never changes.
     """
-    first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
-    obs = np.stack(first).astype(_obs_dtype(envs[0].observation_space))
-    n = len(envs)
-    returns = [0.0] * n
-    lengths = [0] * n
-    active = list(range(n))
-    for _ in range(horizon):
-        actions = policy(obs)
-        still_running = []
-        for i in active:
-            o, r, terminated, truncated, _ = envs[i].step(actions[i])
-            obs[i] = o
-            returns[i] += float(r)
-            lengths[i] += 1
-            if not (terminated or truncated):
-                still_running.append(i)
-        active = still_running
-        if not active:
-            break
-    return np.asarray(returns, np.float64), np.asarray(lengths, np.int64)
+    loop = Lockstep(envs, lambda k: seeds[k], horizon, autoreset=False)
+    returns = np.zeros(len(envs), np.float64)
+    lengths = np.zeros(len(envs), np.int64)
+    while loop.running.any():
+        step = loop.step(policy(loop.obs))
+        returns += step.rewards  # 0 where an environment no longer runs
+        lengths += step.running
+    return returns, lengths
 
 
 def _versions(env_id: str, env: gym.Env) -> dict[str, str]:
-    from offreg.envs.mujoco import LOCOMOTION, env_versions
-
     versions = {"gymnasium": gym.__version__}
     try:
         from gymnasium.envs.mujoco import MujocoEnv

@@ -73,3 +73,14 @@ def index_seed(agents: Any, index: int) -> Any:
     leaves = jax.tree_util.tree_leaves(agents)
     out = [x if ax is None else x[index] for x, ax in zip(leaves, _leaf_axes(agents), strict=True)]
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """An environment seed derived from a run's ``seed`` and an ``index`` (an episode, a training step).
+
+    ``(seed * 1_000_003 + index) mod (2^31 - 1)``: distinct indices of one seed give distinct seeds
+    (below 2^31 - 1 of them), and every value is a valid non-negative int32 seed. Collection resets
+    its ``k``-th episode with ``derived_seed(seed, k)``; the engine evaluates at ``step`` with
+    ``derived_seed(seed, step)``.
+    """
+    return int((seed * 1_000_003 + index) % (2**31 - 1))

@@ -79,7 +79,7 @@ from offreg.logging import (
     require_wandb,
     truncate_jsonl,
 )
-from offreg.seeds import SEED_AXIS, index_seed, seed_axes, seed_keys, stack_seeds
+from offreg.seeds import SEED_AXIS, derived_seed, index_seed, seed_axes, seed_keys, stack_seeds
 from offreg.types import Metrics, PRNGKey, Transitions
 
 DEFAULT_AGENT = "td3bc"
@@ -293,12 +293,12 @@ def _default_log_every(eval_every: int, checkpoint_every: int | None) -> int:
 
 
 def eval_seed(seed: int, step: int) -> int:
-    """The environment seed of the evaluation of ``seed`` at ``step``: ``(seed * 1000003 + step) mod 2^31``.
+    """The environment seed of the evaluation of ``seed`` at ``step``: :func:`offreg.seeds.derived_seed`.
 
     A function of (seed, step) only, so an evaluation does not depend on earlier ones (resume-safe)
     and every evaluation meets fresh start states.
     """
-    return (seed * 1_000_003 + step) % (2**31)
+    return derived_seed(seed, step)
 
 
 # --- the public entry point -----------------------------------------------------------------------

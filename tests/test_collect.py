@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from offreg import collect as C
-from offreg.data import bundled
 from offreg.data import d4rl as D
+from offreg.data.generate import bundled, policy
+from offreg.data.generate import collect as C
+from offreg.data.generate import rollout as R
+from offreg.data.generate import sac as S
+from offreg.data.generate import snapshots as SN
+from offreg.envs import make_env
 from offreg.errors import ConfigError, OffregError, UnknownNameError
+from offreg.seeds import derived_seed
 
-TINY = C.SACConfig(hidden_dims=(32, 32), batch_size=64, start_steps=500, chunk=500)
+TINY = S.SACConfig(hidden_dims=(32, 32), batch_size=64, start_steps=500, chunk=500)
 METADATA_KEYS = (
     "env_id", "gym_id", "level", "behavior_return_mean", "behavior_return_std", "num_episodes",
     "mujoco_version", "gymnasium_version", "command", "seed", "algorithm",
@@ -55,7 +60,7 @@ def test_collect_writes_valid_d4rl_files(tiny_run):
             assert k in meta, (level, k)
         assert meta["level"] == level and meta["env_id"] == "hopper" and meta["command"] == "offreg collect --test"
         with h5py.File(path) as f:
-            for k in C.FIELDS + ("infos/action_log_probs", "infos/qpos", "infos/qvel"):
+            for k in D.FIELDS + ("infos/action_log_probs", "infos/qpos", "infos/qvel"):
                 assert k in f, (level, k)
             assert f["observations"].dtype == np.float32 and f["terminals"].dtype == np.bool_
             obs, nxt = f["observations"][:], f["next_observations"][:]
@@ -106,7 +111,7 @@ def test_tanh_gaussian_log_prob_matches_scipy():
     key = jax.random.PRNGKey(3)
     mean = jnp.array([[0.3, -1.2], [0.0, 2.0]])
     log_std = jnp.array([[-0.5, 0.1], [0.4, -1.0]])
-    a, logp = C.tanh_gaussian_sample(mean, log_std, key)
+    a, logp = policy.tanh_gaussian_sample(mean, log_std, key)
     u = np.arctanh(np.clip(np.asarray(a, np.float64), -1 + 1e-12, 1 - 1e-12))
     log_n = stats.norm.logpdf(u, np.asarray(mean), np.exp(np.asarray(log_std))).sum(-1)
     want = log_n - np.log(1 - np.tanh(u) ** 2).sum(-1)
@@ -114,12 +119,12 @@ def test_tanh_gaussian_log_prob_matches_scipy():
 
 
 def test_rollout_is_deterministic_and_seeded():
-    pool = C.EnvPool("hopper", 1, 0)
-    sac = C.SAC(TINY, pool.obs_dim, pool.act_dim)
+    pool = R.EnvPool("hopper", 1, 0)
+    sac = S.SAC(TINY, pool.obs_dim, pool.act_dim)
     params = jax.device_get(sac.init(jax.random.PRNGKey(0)).actor)
-    a = C.rollout("hopper", params, 300, seed=5, num_envs=4)
-    b = C.rollout("hopper", params, 300, seed=5, num_envs=4)
-    c = C.rollout("hopper", params, 300, seed=6, num_envs=4)
+    a = R.rollout("hopper", params, 300, seed=5, num_envs=4)
+    b = R.rollout("hopper", params, 300, seed=5, num_envs=4)
+    c = R.rollout("hopper", params, 300, seed=6, num_envs=4)
     assert set(a) == set(b)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
@@ -127,16 +132,16 @@ def test_rollout_is_deterministic_and_seeded():
     # the first episode starts from the seeded reset of episode 0
     import gymnasium  # noqa: F401
 
-    env = C.make_env("hopper")
-    obs0, _ = env.reset(seed=C.episode_seed(5, 0))
+    env = make_env("hopper")
+    obs0, _ = env.reset(seed=derived_seed(5, 0))
     np.testing.assert_array_equal(a["observations"][0], np.asarray(obs0, np.float32))
 
 
 def test_snapshot_round_trip(tmp_path):
-    pool = C.EnvPool("hopper", 1, 0)
-    params = jax.device_get(C.SAC(TINY, pool.obs_dim, pool.act_dim).init(jax.random.PRNGKey(1)).actor)
-    C.save_snapshot(tmp_path / "s.npz", params, {"step": 7})
-    back, meta = C.load_snapshot(tmp_path / "s.npz")
+    pool = R.EnvPool("hopper", 1, 0)
+    params = jax.device_get(S.SAC(TINY, pool.obs_dim, pool.act_dim).init(jax.random.PRNGKey(1)).actor)
+    SN.save_snapshot(tmp_path / "s.npz", params, {"step": 7})
+    back, meta = SN.load_snapshot(tmp_path / "s.npz")
     assert meta == {"step": 7}
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, back)
     with np.load(tmp_path / "s.npz", allow_pickle=False) as z:  # no pickle needed to read it
@@ -207,7 +212,7 @@ def test_bundled_regeneration_is_deterministic(tmp_path):
 
 
 def test_choose_levels_follows_the_one_third_rule():
-    snaps = [C.Snapshot(s, None, r, 0.0) for s, r in [(10, 200.0), (20, 1200.0), (30, 900.0), (40, 2400.0)]]
+    snaps = [SN.Snapshot(s, None, r, 0.0) for s, r in [(10, 200.0), (20, 1200.0), (30, 900.0), (40, 2400.0)]]
     # D4RL's expert return 3234.3 -> medium target 1078.1: the first snapshot at or above it
     medium, expert, target = C.choose_levels(snaps, 1 / 3, 3234.3)
     assert (medium.step, expert.step) == (20, 40) and target == pytest.approx(1078.1)
@@ -217,7 +222,7 @@ def test_choose_levels_follows_the_one_third_rule():
     medium, _, target = C.choose_levels(snaps, 1 / 3)
     assert medium.step == 20 and target == pytest.approx(800.0)
     # medium must stop before the expert: reaching the target only with the best snapshot falls back too
-    late = [C.Snapshot(s, None, r, 0.0) for s, r in [(10, 300.0), (20, 700.0), (30, 2100.0)]]
+    late = [SN.Snapshot(s, None, r, 0.0) for s, r in [(10, 300.0), (20, 700.0), (30, 2100.0)]]
     medium, expert, target = C.choose_levels(late, 1 / 3, 4592.3)
     assert (medium.step, expert.step, target) == (20, 30, pytest.approx(700.0))
 
@@ -234,3 +239,24 @@ def test_replay_from_snapshots_segments():
     assert (a["terminals"] | a["timeouts"])[[119, 199]].all()
     # the first segment is uniform-random: log-prob log(1/2^6) on every row
     np.testing.assert_allclose(a["action_log_probs"][:120], -6 * np.log(2.0), rtol=1e-6)
+
+
+def test_one_seed_hash_for_collection_and_evaluation():
+    from offreg.train import eval_seed
+
+    # (2148, 7) and (11_500, 2) exceed 2^31 - 1 before the modulus: there the old mod-2^31 hash differed
+    for seed, index in [(0, 0), (5, 3), (2148, 7), (11_500, 2)]:
+        want = (seed * 1_000_003 + index) % (2**31 - 1)
+        assert derived_seed(seed, index) == want == eval_seed(seed, index)
+
+
+def test_building_a_bundled_dataset_says_what_it_does(tmp_path, capsys):
+    a = bundled.build_level("hopper", "medium-expert", tmp_path / "a.hdf5", level_steps=60)
+    err = capsys.readouterr().err
+    for phase in ("rolling out the medium policy", "rolling out the expert policy", "writing the HDF5 file"):
+        assert f"building offreg/hopper-medium-expert-v0: {phase}" in err, err
+    assert "/120" in err  # a bar over the level's rows (2 x 60 for medium-expert)
+    b = bundled.build_level("hopper", "medium-expert", tmp_path / "b.hdf5", level_steps=60, progress=False)
+    assert capsys.readouterr().err == ""
+    for k in a:  # the bar changes nothing in the data
+        np.testing.assert_array_equal(a[k], b[k])

@@ -114,6 +114,40 @@ def test_a_changed_fingerprint_regenerates_instead_of_reusing_a_stale_cache():
     assert calls == [1, 2]  # same fingerprint: the cache is reused
 
 
+def test_a_corrupt_cached_generated_file_is_regenerated_with_a_note(tmp_path, capsys):
+    calls = []
+
+    def build(path):
+        calls.append(path)
+        write_d4rl_file(path, "hopper", n_episodes=4, seed=5)
+
+    gen.register_generated(gen.GeneratedSpec("tiny-v0", "hopper", "tiny", build, kind="bundled"))
+    first = np.asarray(load_dataset("offreg/tiny-v0").transitions.actions)
+    cached = tmp_path / "offreg" / "tiny-v0.hdf5"
+    cached.write_bytes(cached.read_bytes()[:200])  # truncated, as by a full disk or a killed copy
+    capsys.readouterr()
+    again = np.asarray(load_dataset("offreg/tiny-v0").transitions.actions)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: dataset 'offreg/tiny-v0'") and lines[0].endswith(
+        "regenerating it"), lines
+    assert "truncated or corrupt" in lines[0] and len(calls) == 2
+    np.testing.assert_array_equal(again, first)
+    assert [p.name for p in (tmp_path / "offreg").iterdir()] == ["tiny-v0.hdf5"]
+
+
+def test_a_corrupt_downloaded_d4rl_file_still_fails():
+    import os
+
+    from offreg.errors import DatasetError
+
+    d4rl_dir = os.environ["D4RL_DATASET_DIR"]
+    os.makedirs(d4rl_dir)
+    with open(os.path.join(d4rl_dir, "hopper_medium-v2.hdf5"), "wb") as f:
+        f.write(b"not an hdf5 file")
+    with pytest.raises(DatasetError, match="truncated or corrupt.*download or generate it again"):
+        load_dataset("hopper-medium-v2", download=False)
+
+
 # --- summary ------------------------------------------------------------------------------------
 def test_dataset_summary_matches_numpy(tmp_path):
     (tmp_path / "d4rl").mkdir()

@@ -441,7 +441,8 @@ def _toy_gap(rule, steps, seed):
     gap = (mean V inside the corridor - mean V outside) / std of V inside, over a 21 x 21 grid.
     """
     from offreg.data import sample
-    from offreg.envs.toy_navigation import in_support, toy_dataset
+    from offreg.data.generate.toy_navigation import toy_dataset
+    from offreg.envs.toy_navigation import in_support
 
     ds = toy_dataset(num_episodes=200, seed=0)
     cfg = ODICEConfig(value_hidden_dims=(64, 64), policy_hidden_dims=(32, 32), value_lr=1e-3, policy_lr=1e-3,

@@ -19,7 +19,8 @@ import scipy.optimize
 from offreg.agents import r2pvi as R
 from offreg.agents import r2pvi_duals as D
 from offreg.data import DatasetInfo, from_arrays
-from offreg.envs import american_put, linear_mdp, r2pvi_data
+from offreg.data.generate import r2pvi as r2pvi_data
+from offreg.envs import american_put, linear_mdp
 from offreg.errors import ConfigError, DatasetError, EnvironmentError_
 
 H = 3.0

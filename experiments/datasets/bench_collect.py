@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="experiments/datasets/results")
     args = p.parse_args(argv)
 
-    from offreg.collect import collect, simulator_versions
+    from offreg.data.generate.collect import collect, simulator_versions
 
     res = {"env": args.env, "level_steps": args.level_steps, "train_steps": args.train_steps,
            "command": " ".join(["python", *sys.argv]), "cpus": os.cpu_count(), **simulator_versions()}

@@ -5,11 +5,11 @@
 ``RUN_DIR`` is the output of ``train_behaviour.py``. Following D4RL's recipe, the expert is the
 snapshot with the best evaluated return and the medium snapshot is the first whose return reaches
 ``--medium-fraction`` (1/3) of D4RL's expert return, else of the trained expert's
-(``offreg.collect.choose_levels``); ``--medium-step`` /
+(``offreg.data.generate.collect.choose_levels``); ``--medium-step`` /
 ``--expert-step`` override the choice. Writes ``offreg/bundled/<env>-medium.npz``,
 ``<env>-expert.npz``, ``<env>-medium-replay.npz`` (the replay buffer up to the medium snapshot,
-packed by ``offreg.data.bundled.pack_replay``; with ``--replay-snapshots``, the float16 training
-snapshots ``<env>-replay-step<N>.npz`` that ``offreg.data.bundled.replay_from_snapshots`` rolls out
+packed by ``offreg.data.generate.bundled.pack_replay``; with ``--replay-snapshots``, the float16 training
+snapshots ``<env>-replay-step<N>.npz`` that ``offreg.data.generate.bundled.replay_from_snapshots`` rolls out
 instead) and the ``<env>`` entry of ``manifest.json``, and
 deletes cached regenerations of the previous bundle of ``<env>`` from the offreg data cache.
 """
@@ -24,16 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from offreg.atomic import atomic_write
-from offreg.collect import (
-    REF_SCORES,
-    Snapshot,
-    choose_levels,
-    load_snapshot,
-    make_env,
-    replay_until,
-    save_snapshot,
-)
-from offreg.data.bundled import bundled_dir, pack_replay
+from offreg.data.generate.bundled import BUNDLED_LEVELS, bundled_dir, pack_replay
+from offreg.data.generate.collect import REF_SCORES, choose_levels
+from offreg.data.generate.rollout import replay_until
+from offreg.data.generate.snapshots import Snapshot, load_snapshot, save_snapshot
+from offreg.data.loader import generated_path
+from offreg.envs import make_env
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,9 +102,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     atomic_write(man_path, lambda path: path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n"))
     # cached regenerations of the previous bundle are stale now
-    from offreg.data.bundled import BUNDLED_LEVELS
-    from offreg.data.loader import generated_path
-
     for level in BUNDLED_LEVELS:
         generated_path(f"{env}-{level}-v0").unlink(missing_ok=True)
     size = sum((out / f).stat().st_size for f in [f"{env}-medium.npz", f"{env}-expert.npz", *replay_files])

@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     cache = tempfile.mkdtemp(prefix="offreg-quality-")
     os.environ["OFFREG_DATA_DIR"] = cache  # regenerate from scratch, timed
 
-    from offreg.collect import simulator_versions
-    from offreg.data.bundled import BUNDLED_LEVELS, manifest
     from offreg.data.catalogue import LOCOMOTION_REF_SCORES
+    from offreg.data.generate.bundled import BUNDLED_LEVELS, manifest
+    from offreg.data.generate.collect import simulator_versions
     from offreg.data.loader import generated_path, load_dataset
 
     man = manifest()
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     lines += ["", "| environment | SAC steps | medium snapshot (step: return) | expert snapshot (step: return) "
               "| medium-replay rows | shipped files MB |", "|---|---:|---:|---:|---:|---:|"]
-    from offreg.data.bundled import bundled_dir
+    from offreg.data.generate.bundled import bundled_dir
 
     for env in envs:
         m = man[env]

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from offreg.atomic import atomic_write
-from offreg.collect import SACConfig, save_snapshot, train_sac
+from offreg.data.generate.sac import SACConfig, train_sac
+from offreg.data.generate.snapshots import save_snapshot
 
 
 def main(argv: list[str] | None = None) -> None:

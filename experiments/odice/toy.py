@@ -24,7 +24,8 @@ import numpy as np
 
 import offreg
 from offreg.atomic import atomic_write, atomic_write_text
-from offreg.envs.toy_navigation import CORRIDOR_WIDTH, GOAL, GOAL_RADIUS, in_support, toy_dataset
+from offreg.data.generate.toy_navigation import toy_dataset
+from offreg.envs.toy_navigation import CORRIDOR_WIDTH, GOAL, GOAL_RADIUS, in_support
 
 RULES = {"semi": "S-DICE (semi-gradient)", "true": "T-DICE (true gradient)", "orthogonal": "O-DICE (orthogonal)"}
 

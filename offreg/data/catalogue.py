@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from offreg.data.generated import generated_specs
 from offreg.errors import DatasetError, unknown_name
 
 D4RL_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/"
@@ -275,8 +276,6 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
         check_safe_name(key, minari_root(), "Minari dataset id")
         return Resolved("minari", s, key)
     if s.startswith("offreg/"):
-        from offreg.data.generated import generated_specs
-
         key = s[len("offreg/"):]
         check_safe_name(key, offreg_data_dir())
         specs = generated_specs()
@@ -291,8 +290,6 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
             check_safe_name(key, d4rl_cache_dir())
         known = list(CATALOGUE)
         if not s.startswith("d4rl/"):
-            from offreg.data.generated import generated_specs
-
             known += [f"offreg/{k}" for k in generated_specs()]
         raise unknown_name(
             "dataset", s, known,

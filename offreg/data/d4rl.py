@@ -1,4 +1,4 @@
-"""D4RL files without the ``d4rl`` package: read, validate, ``qlearning_dataset`` and episodes.
+"""D4RL files without the ``d4rl`` package: read, validate, write, ``qlearning_dataset`` and episodes.
 
 The rules are D4RL's (``d4rl/offline_env.py`` and ``d4rl/__init__.py``, ``d4rl.md`` §1):
 
@@ -30,6 +30,10 @@ from offreg.errors import DatasetError
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts",)
+FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+"""The top-level arrays :func:`write_d4rl` writes."""
+INFO_FIELDS = ("action_log_probs", "qpos", "qvel")
+"""Per-row arrays :func:`write_d4rl` writes under ``infos/`` when present."""
 _FLOAT_KEYS = ("observations", "actions", "rewards")
 _FLAG_KEYS = ("terminals", "timeouts")
 
@@ -370,3 +374,23 @@ def episodes_in_transitions(
         np.searchsorted(rows, starts, side="left").astype(np.int64),
         np.searchsorted(rows, ends, side="right").astype(np.int64),
     )
+
+
+def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+    """Write ``data`` as a D4RL HDF5 file at ``path`` (gzip; top-level arrays, ``infos/*``, ``metadata/*``).
+
+    Args:
+      path: the file to write (not atomic: wrap in :func:`offreg.atomic.atomic_write`).
+      data: every key of :data:`FIELDS` (``[N, ...]`` arrays, written in their dtypes) and any of
+        :data:`INFO_FIELDS`.
+      metadata: values become scalar datasets (str -> bytes) or arrays under ``metadata/``; keys with
+        ``/`` make groups (``policy/fc0/weight``).
+    """
+    with h5py.File(path, "w") as f:
+        for k in FIELDS:
+            f.create_dataset(k, data=data[k], compression="gzip", compression_opts=4)
+        for k in INFO_FIELDS:
+            if k in data:
+                f.create_dataset(f"infos/{k}", data=data[k], compression="gzip", compression_opts=4)
+        for k, v in metadata.items():
+            f.create_dataset(f"metadata/{k}", data=v.encode() if isinstance(v, str) else v)

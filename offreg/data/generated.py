@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-PROVIDERS: list[str] = ["offreg.envs.r2pvi_data", "offreg.data.bundled"]
+PROVIDERS: list[str] = ["offreg.data.generate.r2pvi", "offreg.data.generate.bundled"]
 """Modules that call :func:`register_generated` when imported (appended to by each provider)."""
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from offreg.errors import unknown_name
 
-PROVIDERS: list[str] = ["offreg.envs.mujoco", "offreg.envs.r2pvi_data", "offreg.envs.toy_navigation"]
+PROVIDERS: list[str] = [
+    "offreg.envs.mujoco", "offreg.envs.linear_mdp", "offreg.envs.american_put", "offreg.envs.toy_navigation",
+]
 """Modules that call :func:`register_env` when imported (appended to by each provider)."""
 
 _ENVS: dict[str, Callable[..., Any]] = {}

@@ -17,6 +17,8 @@ gives ``100.488``.
 ``Delta = (160 - 60) / d``, for the hold action only; the exercise value ``(K - s)^+`` is known.
 
 **Observation.** float32 ``[price, h]`` with ``h`` the 0-based step index (0..H).
+
+Registered as the ``american-put`` environment; its dataset is built by :mod:`offreg.data.generate.r2pvi`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.envs import register_env
 from offreg.errors import ConfigError
 
 HORIZON = 20
@@ -165,3 +168,6 @@ class AmericanPutEnv(gym.Env):
             return self._obs(), max(self.strike - self._price, 0.0), True, False, {}
         self._price *= UP if self.np_random.random() < self.p else DOWN
         return self._obs(), 0.0, False, self._step >= self.horizon, {}
+
+
+register_env("american-put", AmericanPutEnv)

@@ -26,6 +26,8 @@ The test environment with perturbation ``q`` changes only step 1: ``mu_{1,1} = x
 vector ``[onehot(state, 5), h]`` with ``h`` the 0-based step index (0..H; ``h = H`` is the state
 after the last action). The episode ends after ``H`` actions with ``truncated = True`` (the
 horizon is a time limit, as in the datasets' ``timeouts``).
+
+Registered as the ``linear-mdp`` environment; its dataset is built by :mod:`offreg.data.generate.r2pvi`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.envs import register_env
 from offreg.errors import ConfigError
 
 NUM_STATES = 5
@@ -229,3 +232,6 @@ class LinearMDPEnv(gym.Env):
         self._state = int(self.np_random.choice(NUM_STATES, p=p / p.sum()))
         self._step = h + 1
         return self._obs(), reward, False, self._step >= HORIZON, {}
+
+
+register_env("linear-mdp", LinearMDPEnv)

@@ -1,5 +1,5 @@
-"""R2PVI's environments and datasets: registers ``linear-mdp`` and ``american-put`` with
-``offreg.envs`` and the generated datasets ``offreg/linear-mdp-v0`` and ``offreg/american-put-v0``.
+"""R2PVI's datasets: registers the generated datasets ``offreg/linear-mdp-v0`` and
+``offreg/american-put-v0`` of the environments ``linear-mdp`` and ``american-put`` (:mod:`offreg.envs`).
 
 **File layout** (D4RL format). Each trajectory of horizon ``H`` is written as ``H + 1`` rows: the
 ``H`` decisions ``(s_h, a_h, r_h)`` followed by the state reached after the last action,
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import jax
 import numpy as np
 
+from offreg.data.d4rl import write_d4rl
 from offreg.data.generated import GeneratedSpec, register_generated
-from offreg.envs import american_put, linear_mdp, register_env
+from offreg.envs import american_put, linear_mdp
 
 
 def trajectories_to_d4rl(observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> dict[str, np.ndarray]:
@@ -61,14 +61,6 @@ def trajectories_to_d4rl(observations: np.ndarray, actions: np.ndarray, rewards:
     }
 
 
-def _write(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> None:
-    with h5py.File(path, "w") as f:
-        for k, v in arrays.items():
-            f.create_dataset(k, data=v)
-        for k, v in metadata.items():
-            f[f"metadata/{k}"] = v
-
-
 # --- linear MDP ----------------------------------------------------------------------------------
 LINEAR_MDP_V0 = {"delta": 0.3, "xi_norm": 0.2, "num_trajectories": 100, "seed": 0}
 
@@ -93,7 +85,7 @@ def build_linear_mdp(path: Path, delta: float = 0.3, xi_norm: float = 0.2, num_t
         "observation_encoding": "[onehot(state, 5), 0-based step]",
         "source": "R2PVI (Tang, Liu & Xu, ICML 2025) Sec. 5.1; Offline_Dataset_Collection",
     }
-    _write(path, arrays, meta)
+    write_d4rl(path, arrays, meta)
 
 
 # --- American put option -------------------------------------------------------------------------
@@ -122,12 +114,10 @@ def build_american_put(path: Path, num_trajectories: int = 100, init_seed: int =
         "action_encoding": "0 hold, 1 exercise", "observation_encoding": "[price, 0-based step]",
         "source": "R2PVI (Tang, Liu & Xu, ICML 2025) Sec. 5.2; American_put_opt/data_collection.py",
     }
-    _write(path, arrays, meta)
+    write_d4rl(path, arrays, meta)
 
 
 # --- registration --------------------------------------------------------------------------------
-register_env("linear-mdp", linear_mdp.LinearMDPEnv)
-register_env("american-put", american_put.AmericanPutEnv)
 register_generated(GeneratedSpec(
     name="linear-mdp-v0", env_id="linear-mdp",
     description="R2PVI simulated linear MDP (delta=0.3, xi_norm=0.2): 100 uniform-random trajectories, H=3",

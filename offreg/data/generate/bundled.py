@@ -5,7 +5,7 @@ offreg ships, in ``offreg/bundled/``, small behaviour-policy snapshots (``<env>-
 (``<env>-medium-replay.npz``; or, where that is too large, the sequence of training snapshots as
 float16 ``<env>-replay-step<N>.npz`` files, see :func:`replay_from_snapshots`), listed in
 ``manifest.json``. ``load_dataset("offreg/hopper-medium-v0")``
-calls the dataset's ``build``, which rolls the snapshot out (:func:`offreg.collect.rollout`, fixed
+calls the dataset's ``build``, which rolls the snapshot out (:func:`offreg.data.generate.rollout.rollout`, fixed
 seeds, sampled actions) into a D4RL-format HDF5 file; the loader caches it. The same snapshot and
 seed give the same arrays on every run on the same machine.
 
@@ -16,21 +16,27 @@ at its last complete episode, then expert). Each rollout level has ``manifest["l
 (100,000 instead of D4RL's 1,000,000). ``docs/bundled_datasets.md`` documents the behaviour returns
 and every difference from D4RL's data.
 
-Registration needs only the manifest; the environments and the policy code load when a dataset is
-first built.
+Registration needs only the manifest; the environments are built when a dataset is first built.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from offreg.data.catalogue import LOCOMOTION_REF_SCORES
+from offreg.data.d4rl import write_d4rl
+from offreg.data.generate.collect import level_metadata
+from offreg.data.generate.rollout import replay_until, rollout, trim_to_last_episode
+from offreg.data.generate.snapshots import actor_metadata, load_snapshot
 from offreg.data.generated import GeneratedSpec, register_generated
 from offreg.errors import DatasetError
 
@@ -111,7 +117,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 # --- building -----------------------------------------------------------------------------------------
-def build_level(env: str, level: str, path: str | Path, level_steps: int | None = None) -> dict[str, np.ndarray]:
+def build_level(
+    env: str, level: str, path: str | Path, level_steps: int | None = None, progress: bool = True
+) -> dict[str, np.ndarray]:
     """Write the bundled dataset ``offreg/<env>-<level>-v0`` at ``path`` (D4RL format) and return its arrays.
 
     Args:
@@ -119,61 +127,82 @@ def build_level(env: str, level: str, path: str | Path, level_steps: int | None 
       level: one of :data:`BUNDLED_LEVELS`.
       path: the HDF5 file to write.
       level_steps: rows per rollout level; default the manifest's (tests use fewer).
+      progress: show a progress bar on stderr saying what is being done
+        (``building offreg/hopper-medium-v0: rolling out the medium policy``).
     """
-    from offreg import collect
-
     m = manifest()[env]
     steps = int(level_steps or m["level_steps"])
     seed = int(m["seed"])
-    root = bundled_dir()
-    cmd = f"load_dataset('offreg/{env}-{level}-v0')"
-    common = {"regenerated_from": "offreg/bundled", "level_steps": steps, "train_command": m["train_command"]}
+    name = f"offreg/{env}-{level}-v0"
+    total = {"medium-expert": 2 * steps, "medium-replay": m["medium-replay"]["rows"]}.get(level, steps)
+    bar = tqdm(total=total, desc=f"building {name}", unit=" rows", file=sys.stderr, disable=not progress,
+               leave=False, dynamic_ncols=True)
 
-    def snap(which: str) -> tuple[Any, dict[str, Any]]:
-        return collect.load_snapshot(root / m[which]["file"])
+    def doing(what: str, offset: int = 0) -> Callable[[int], None]:
+        """Say ``what`` is being done; the returned callback moves the bar to ``offset + rows``."""
+        bar.set_description_str(f"building {name}: {what}")
+        return lambda rows: bar.update(max(min(offset + rows, total) - bar.n, 0))
 
-    def roll(which: str) -> dict[str, np.ndarray]:
-        params = None if which == "random" else snap(which)[0]
-        return collect.rollout(env, params, steps, seed + SEED_OFFSETS[which], int(m.get("num_envs", 10)))
-
-    if level == "medium-replay" and "segments" in m["medium-replay"]:
-        data = replay_from_snapshots(env, m["medium-replay"]["segments"], seed, int(m.get("num_envs", 10)))
-        extra = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"]),
-                 "replay_kind": "snapshot-rollouts"}
-    elif level == "medium-replay":
-        data = unpack_replay(_load_npz(root / m["medium-replay"]["file"]))
-        extra = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"])}
-    elif level == "medium-expert":
-        med = collect.trim_to_last_episode(roll("medium"))
-        exp = roll("expert")
-        data = {k: np.concatenate([med[k], exp[k]])[: 2 * steps] for k in med}
-        extra = {}
-    else:
-        data = roll(level)
-        extra = {}
-        if level != "random":
-            params, meta = snap(level)
-            extra = {"iteration": np.int32(meta["step"]), "snapshot_step": int(meta["step"]),
-                     "snapshot_file": m[level]["file"], **collect.actor_metadata(params)}
-    gym_id = m["gym_id"]
-    meta = collect.level_metadata(env, gym_id, level, data, cmd, seed, **common, **extra)
-    collect.write_d4rl(path, data, meta)
+    with bar:
+        data, extra = _level_arrays(env, level, m, steps, seed, doing)
+        doing("writing the HDF5 file")(total)
+        common = {"regenerated_from": "offreg/bundled", "level_steps": steps, "train_command": m["train_command"]}
+        meta = level_metadata(env, m["gym_id"], level, data, f"load_dataset('{name}')", seed, **common, **extra)
+        write_d4rl(path, data, meta)
     return data
 
 
-def replay_from_snapshots(env: str, segments: list[dict[str, Any]], seed: int, num_envs: int = 10) -> dict:
+def _level_arrays(
+    env: str, level: str, m: dict[str, Any], steps: int, seed: int, doing: Callable[..., Callable[[int], None]]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays of one bundled level and its level-specific metadata (see :func:`build_level`)."""
+    root = bundled_dir()
+    num_envs = int(m.get("num_envs", 10))
+    replay = m["medium-replay"]
+    at_medium = {"iteration": np.int32(m["medium"]["step"]), "snapshot_step": int(m["medium"]["step"])}
+
+    def roll(which: str, offset: int = 0) -> dict[str, np.ndarray]:
+        params = None if which == "random" else load_snapshot(root / m[which]["file"])[0]
+        what = "rolling out uniform-random actions" if which == "random" else f"rolling out the {which} policy"
+        return rollout(env, params, steps, seed + SEED_OFFSETS[which], num_envs, progress=doing(what, offset))
+
+    if level == "medium-replay" and "segments" in replay:
+        report = doing("rolling out the training snapshots (approximate replay)")
+        data = replay_from_snapshots(env, replay["segments"], seed, num_envs, progress=report)
+        return data, {**at_medium, "replay_kind": "snapshot-rollouts"}
+    if level == "medium-replay":
+        doing("unpacking the shipped replay buffer")
+        return unpack_replay(_load_npz(root / replay["file"])), at_medium
+    if level == "medium-expert":
+        med = trim_to_last_episode(roll("medium"))
+        exp = roll("expert", offset=steps)
+        return {k: np.concatenate([med[k], exp[k]])[: 2 * steps] for k in med}, {}
+    data = roll(level)
+    if level == "random":
+        return data, {}
+    params, meta = load_snapshot(root / m[level]["file"])
+    return data, {"iteration": np.int32(meta["step"]), "snapshot_step": int(meta["step"]),
+                  "snapshot_file": m[level]["file"], **actor_metadata(params)}
+
+
+def replay_from_snapshots(
+    env: str, segments: list[dict[str, Any]], seed: int, num_envs: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """An approximate replay buffer from the sequence of training snapshots (when the buffer is too big
     to ship): segment ``j`` is ``rows`` steps of the snapshot ``file`` (uniform actions when ``file`` is
     None) rolled out with seed ``seed + 100 + j``; each segment's cut-off last episode ends with a
     timeout. The real buffer changes policy every 1000 steps; this one every segment (10,000 steps).
+    ``progress(rows)`` is called with the rows collected so far.
     """
-    from offreg import collect
-
-    parts = []
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
     for j, seg in enumerate(segments):
-        params = None if seg["file"] is None else collect.load_snapshot(bundled_dir() / seg["file"])[0]
-        part = collect.rollout(env, params, int(seg["rows"]), seed + 100 + j, num_envs)
-        parts.append(collect.replay_until(part, int(seg["rows"])))
+        params = None if seg["file"] is None else load_snapshot(bundled_dir() / seg["file"])[0]
+        report = None if progress is None else (lambda rows, done=done: progress(done + rows))
+        part = rollout(env, params, int(seg["rows"]), seed + 100 + j, num_envs, progress=report)
+        parts.append(replay_until(part, int(seg["rows"])))
+        done += int(seg["rows"])
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -1,7 +1,7 @@
 """Generate D4RL-style datasets: train a SAC behaviour policy, roll out its snapshots, write HDF5.
 
-This follows D4RL's locomotion recipe (``scripts/generation/mujoco/*``; see the D4RL spec §6) on the
-Gymnasium MuJoCo environments whose dynamics match D4RL's v2 data (``Hopper-v4``, ...):
+This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the D4RL
+paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments whose dynamics match D4RL's v2 data (``Hopper-v4``, ...):
 
 - **SAC** (rlkit's batch variant): a tanh-Gaussian policy and twin critics, 2 x 256 ReLU, Adam 3e-4,
   gamma 0.99, tau 5e-3, batch 256, automatic entropy tuning toward ``-act_dim``. Like rlkit's
@@ -19,7 +19,7 @@ Gymnasium MuJoCo environments whose dynamics match D4RL's v2 data (``Hopper-v4``
   its last complete episode, then expert (``stitch_dataset.py``).
 - **Rollouts** sample from the policy (not its mean), ``max_episode_steps`` 1000; a step reaching the
   limit is a ``timeout`` and never a ``terminal`` (D4RL's ``collect_data.py``). qpos/qvel are recorded
-  before the step. Files are gzip HDF5 in D4RL's layout (§1.1), float32, plus offreg metadata.
+  before the step. Files are gzip HDF5 in D4RL's layout (``collect_data.py``'s keys), float32, plus offreg metadata.
 
 Determinism: every random number comes from a JAX key derived from the seed; environment ``k``-th
 episode is reset with seed ``episode_seed(seed, k)``; a fixed snapshot and seed therefore give the same
@@ -55,10 +55,11 @@ LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 """The D4RL levels ``collect`` writes, in D4RL's names."""
 
 GYM_IDS = {"hopper": "Hopper-v4", "halfcheetah": "HalfCheetah-v4", "walker2d": "Walker2d-v4"}
-"""Fallback Gymnasium ids (D4RL v2 dynamics, spec §4.3) when ``offreg.envs`` lacks the name."""
+"""Fallback Gymnasium ids when ``offreg.envs`` lacks the name (v4: the dynamics of the ``openai/gym``
+MuJoCo v2 classes D4RL v2 was collected with)."""
 
 REF_SCORES = LOCOMOTION_REF_SCORES
-"""D4RL's ``(REF_MIN_SCORE, REF_MAX_SCORE)`` per environment (``d4rl/infos.py``, spec §2.1)."""
+"""D4RL's ``(REF_MIN_SCORE, REF_MAX_SCORE)`` per environment (``Farama-Foundation/D4RL:d4rl/infos.py``)."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Write small synthetic files in D4RL's exact HDF5 layout (``d4rl.md`` §1.1), for tests.
+"""Write small synthetic files in D4RL's exact HDF5 layout (``Farama-Foundation/D4RL``'s generation scripts), for tests.
 
 Not a test module: import it from tests (``from d4rl_files import write_d4rl_file``; pytest puts
 ``tests/`` on ``sys.path``).

@@ -178,6 +178,48 @@ def test_drvil_dual_equals_dense_grid():
     np.testing.assert_allclose(w, ref, atol=1e-6)
 
 
+# --- targets of both signs (outside the paper's settings) against dense grids ------------------------
+def _signed_instance(seed):
+    """Ridge weights with targets of both signs: even seeds mostly negative, odd seeds mostly positive."""
+    rng = np.random.default_rng(100 + seed)
+    M, _, mask = _ridge_instance(rng, k=12, d=6)
+    y = rng.uniform(-2.0, 1.0, 12) if seed % 2 == 0 else rng.uniform(-0.5, H + 0.5, 12)
+    return rng, M, y, mask
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_truncation_duals_equal_dense_grid_with_signed_targets(seed):
+    """alpha ranges over [0, H] however negative the targets: a negative target is never truncated."""
+    rng, M, y, mask = _signed_instance(seed)
+    rho, lam = rng.uniform(0.0, 0.5, M.shape[0]), float(rng.uniform(0.05, 1.0))
+    alphas = np.concatenate([np.linspace(0.0, H, 30001), np.clip(y, 0.0, H)])  # the kinks included
+    trunc = np.minimum(y[None, :], alphas[:, None])
+    z, z2 = trunc @ M.T, trunc**2 @ M.T  # [G, d]
+    m = y[mask > 0].min()
+    for subtract_min in (False, True):
+        w = _x64(D.tv_constrained_dual, M, y, mask, rho, H, subtract_min)
+        shift = m if subtract_min else 0.0
+        np.testing.assert_allclose(w, (z - rho * (alphas[:, None] - shift)).max(0), atol=1e-10)
+    g = (z - (z2 - z**2) / (4 * lam)).max(0)
+    w = _x64(D.chi2_dual, M, y, mask, lam, H)
+    np.testing.assert_array_less(g - 1e-9, w)
+    np.testing.assert_allclose(w, g, atol=2e-6)
+    if seed % 2 == 0:
+        assert (g < 0).any()  # the case a spurious candidate at alpha = 0 used to hide
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("lam", [0.005, 0.05, 0.5])
+def test_kl_dual_equals_direct_formula_with_signed_targets(seed, lam):
+    """``-lambda log max(M e^{-y/lambda}, e^{-H/lambda})`` evaluated as written (nothing over- or
+    underflows in float64 for |y| <= 2, H = 3 and lambda >= 0.005): H where the ridge estimate is <= 0."""
+    _, M, y, mask = _signed_instance(seed)
+    z = M @ np.exp(-y / lam)
+    ref = -lam * np.log(np.maximum(z, np.exp(-H / lam)))
+    np.testing.assert_allclose(_x64(D.kl_dual, M, y, mask, lam, H), ref, rtol=1e-9, atol=1e-12)
+    if lam == 0.005 and seed % 2 == 0:
+        assert (z <= 0).any()  # the floor is exercised
+
 def test_population_duals_on_the_linear_mdp():
     """With the true factors, TV truncates at min V + lambda; KL and chi2 cannot move the
     mass of mu_{1,4} = delta_{x5} outside its support, so they give no robustness there."""

@@ -5,7 +5,8 @@ batch of 256 costs <= 5% of one TD3+BC update.
 
 What is measured:
 
-1. A hopper-shaped file in D4RL's layout (all of ``d4rl.md`` §1.1's keys incl. ``next_observations``
+1. A hopper-shaped file in D4RL's layout (all the keys that
+   ``Farama-Foundation/D4RL:scripts/generation/mujoco/collect_data.py`` writes, incl. ``next_observations``
    and ``infos/*``, gzip, a timeout every 1000 rows, a few terminals) of ``--rows`` rows is written
    to a temporary directory (not timed against the target).
 2. ``load_dataset(path)`` runs in a fresh child process (``--repeats`` times): wall time from the

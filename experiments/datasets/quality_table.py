@@ -5,10 +5,12 @@
 For each ``offreg/<env>-<level>-v0`` in ``offreg/bundled/manifest.json`` it regenerates the dataset
 into a fresh cache directory through ``load_dataset`` (timing the regeneration), then reports the
 file's rows, size, complete episodes, behaviour return (mean, std over complete episodes, from the
-file's rewards) and normalized score with D4RL's reference scores, next to what the D4RL spec
-(``d4rl.md``) says of the corresponding D4RL v2 dataset: its rows (§2.4) and, where the spec defines
-it, its behaviour return (random = ``REF_MIN``, the mean return of a random policy; expert =
-``REF_MAX``, the SAC expert's return; §6). Writes ``quality.json`` and ``quality.md`` under ``--out``.
+file's rewards) and normalized score with D4RL's reference scores, next to what is known of the
+corresponding D4RL v2 dataset: its rows (derived from the third-party probe
+``WillDudley/d4rl-to-minari:dataset_probing_output.csv``) and, where D4RL defines it, its behaviour
+return (random = ``REF_MIN``, the mean return of a random policy; expert = ``REF_MAX``, the SAC
+expert's return; both from ``Farama-Foundation/D4RL:d4rl/infos.py``). Writes ``quality.json`` and
+``quality.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-D4RL_ROWS = {  # d4rl.md §2.4 (derived N rows of the v2 files)
+D4RL_ROWS = {  # N rows of the v2 files, derived from WillDudley/d4rl-to-minari:dataset_probing_output.csv
     "halfcheetah": {"random": 1_000_000, "medium": 1_000_000, "expert": 1_000_000, "medium-replay": 202_000,
                     "medium-expert": 2_000_000},
     "hopper": {"random": 1_000_000, "medium": 1_000_000, "expert": 1_000_000, "medium-replay": 402_000,
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 "cpus": os.cpu_count(), **simulator_versions()}
     (out / "quality.json").write_text(json.dumps({"rows": rows, **env_info}, indent=2) + "\n")
     lines = [
-        "| dataset | rows (D4RL v2) | size MB | episodes | behaviour return | normalized | D4RL return (spec) "
+        "| dataset | rows (D4RL v2) | size MB | episodes | behaviour return | normalized | D4RL return (infos.py) "
         "| D4RL normalized | regeneration s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -250,8 +250,8 @@ def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: s
         bc = jnp.mean(gate[:, None] * (policy_actions - target) ** 2)
         return bc, {
             "bc_loss": bc,
-            "vae_target_fraction": jnp.mean(take_vae.astype(jnp.float32)),
-            "gate_fraction": jnp.mean((gate > 0).astype(jnp.float32)),
+            "vae_target_fraction": jnp.mean(take_vae.astype(bc.dtype)),
+            "gate_fraction": jnp.mean((gate > 0).astype(bc.dtype)),
         }
 
     return Regularizer(init=init_fn, context=no_context, update=update, loss=loss)

@@ -31,7 +31,8 @@ keys (the keys scipy receives in the official code, where scipy then works in fl
 distance of the returned row equals scipy's to float32 rounding (relative ~1e-6). Ties are broken
 deterministically: the lowest dataset index among the rows at the minimal float32 distance. The
 certificate carries a safety margin that covers float32 rounding of the keys and the distances,
-so the candidate path returns exactly what the brute-force scan would.
+so the candidate path returns exactly what the brute-force scan would. Float64 queries (with
+``jax_enable_x64``) give float64 distances, for which the float32 margins are conservative.
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ def brute_force_nearest(
     block = min(block, MAX_BLOCK, n)
     q_keys = beta * query_states
     m = query_states.shape[0]
+    dtype = jnp.result_type(q_keys, query_actions, index.states, index.actions)  # of the distances
 
     def step(carry, start):
         best_d, best_r = carry
@@ -247,7 +249,7 @@ def brute_force_nearest(
         better = (d_b < best_d) | ((d_b == best_d) & (r_b < best_r))
         return (jnp.where(better, d_b, best_d), jnp.where(better, r_b, best_r)), None
 
-    init = (jnp.full((m,), jnp.inf, jnp.float32), jnp.full((m,), n, jnp.int32))
+    init = (jnp.full((m,), jnp.inf, dtype), jnp.full((m,), n, jnp.int32))
     (best_d, best_r), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
     return best_r, best_d
 
@@ -297,7 +299,7 @@ def nearest(
     Returns:
       A :class:`SearchResult`.
     """
-    beta = jnp.asarray(beta, jnp.float32)
+    beta = jnp.asarray(beta, jnp.result_type(query_states, query_actions, index.states))
     b = query_states.shape[0]
     n = index.rows.shape[0]
     block = min(block, MAX_BLOCK)
@@ -409,7 +411,7 @@ def _matmul_search(index, beta, qs, qa, best_row, best_d, block=MAX_BLOCK):
             jnp.minimum(jnp.minimum(l_other, l_rest), jnp.where(new, l_best, l_b)),
         ), None
 
-    inf = jnp.full((m,), jnp.inf, jnp.float32)
+    inf = jnp.full((m,), jnp.inf, jnp.result_type(q_sq, index.states))
     init = (inf, jnp.zeros((m,), jnp.float32), inf, inf)
     (_, pos, _, l_other), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
     pos = jnp.clip(pos.astype(jnp.int32), 0, n - 1)

@@ -135,7 +135,7 @@ class ODICEConfig(AgentConfig):
 
     @classmethod
     def imitation(cls, expert_trajectory: int = 1, **overrides: Any) -> ODICEConfig:
-        """The offline-imitation settings (``configs/offline_IL.yaml``; spec section 6.3).
+        """The offline-imitation settings (``maoliyuan/ODICE-Pytorch:configs/offline_IL.yaml``, ``run_offline_il.sh``).
 
         lr 1e-4 for V and policy, policy weight decay 1e-5 (the launch script uses 1e-3 for
         walker2d), no LayerNorm, tanh policy mean, observation normalization with eps 1e-3,

@@ -83,9 +83,9 @@ class PRDC(RegularizerConfig):
             return dc, {
                 "dc_loss": dc,
                 "nn_distance": jnp.mean(jnp.sqrt(res.dist_sq)),
-                "certified_fraction": jnp.mean(res.certified.astype(jnp.float32)),
-                "fallback_chunks": res.fallback_chunks.astype(jnp.float32),
-                "fallback_rows": res.fallback_rows.astype(jnp.float32),
+                "certified_fraction": jnp.mean(res.certified.astype(dc.dtype)),
+                "fallback_chunks": res.fallback_chunks.astype(dc.dtype),
+                "fallback_rows": res.fallback_rows.astype(dc.dtype),
             }
 
         return Regularizer(init=no_state, context=context, update=no_update, loss=loss)

@@ -72,7 +72,8 @@ def kl_dual(M: Array, y: Array, mask: Array, lam: Array, horizon: float | Array)
     shifted = jnp.where(weighed, y[None, :] - m[:, None], 0.0)
     z = jnp.sum(jnp.where(weighed, M * jnp.exp(-shifted / lam), 0.0), axis=1)
     tiny = jnp.finfo(M.dtype).tiny
-    return jnp.minimum(m - lam * jnp.log(jnp.maximum(z, tiny)), horizon)
+    value = jnp.where(z > 0, m - lam * jnp.log(jnp.maximum(z, tiny)), horizon)  # z <= 0: the floor
+    return jnp.minimum(value, horizon)
 
 
 def truncation_sweep(
@@ -87,6 +88,10 @@ def truncation_sweep(
 
         M [y]_alpha   = A_k + B_k alpha
         M [y]_alpha^2 = C_k + B_k alpha^2
+
+    A negative sample keeps its value for every ``alpha >= 0``, so the ``n`` intervals before the
+    first sample >= 0 lie below 0: clipped to ``[0, 0]``, they take the coefficients of interval ``n``
+    (which starts at 0), not ones that would truncate a negative sample to alpha.
 
     Args:
       M: ``[d, K]``; y: ``[K]``; mask: ``[K]``; horizon: H.
@@ -103,6 +108,8 @@ def truncation_sweep(
     C = jnp.concatenate([zero, jnp.cumsum(Ms * ys[:, None] ** 2, 0)])
     total = Ms.sum(0, keepdims=True)
     B = total - jnp.concatenate([zero, jnp.cumsum(Ms, 0)])
+    first = jnp.maximum(jnp.arange(ys.shape[0] + 1), jnp.sum(ys < 0))  # intervals below 0 -> the one at 0
+    A, B, C = A[first], B[first], C[first]
     t = jnp.clip(ys, 0.0, horizon)
     lo = jnp.concatenate([jnp.zeros(1, t.dtype), t])
     hi = jnp.concatenate([t, jnp.full((1,), horizon, t.dtype)])

@@ -8,7 +8,7 @@ Names (see ``docs/datasets.md``):
 - a path ending in ``.hdf5``, ``.h5`` or ``.npz``: that file.
 
 The D4RL table (URLs, reference scores, time limits, row counts) is copied from D4RL's
-``infos.py``/``__init__.py`` and the row counts of its files (``d4rl.md`` §2).
+``infos.py``/``__init__.py`` (``Farama-Foundation/D4RL``) and the row counts of its files (below).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ _LOCOMOTION_ROWS: dict[str, int] = {
     "walker2d-medium-replay-v2": 302_000,
     "walker2d-medium-expert-v2": 1_999_995,
 }
-"""Rows N of each file, derived from a third-party ``qlearning_dataset`` probe (``d4rl.md`` §2.4).
+"""Rows N of each file, derived from a third-party ``qlearning_dataset`` probe
+(``WillDudley/d4rl-to-minari:dataset_probing_output.csv``: N = its size + dropped timeout rows + 2).
 Unknown (absent) for ant and for every full-replay dataset."""
 
 _ANTMAZE_FILES: dict[str, str] = {

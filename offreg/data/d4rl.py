@@ -1,6 +1,6 @@
 """D4RL files without the ``d4rl`` package: read, validate, write, ``qlearning_dataset`` and episodes.
 
-The rules are D4RL's (``d4rl/offline_env.py`` and ``d4rl/__init__.py``, ``d4rl.md`` §1):
+The rules are D4RL's (``Farama-Foundation/D4RL:d4rl/offline_env.py`` and ``d4rl/__init__.py``):
 
 - ``qlearning_dataset``: row ``i`` (``0 <= i < N-1``) becomes the transition
   ``(observations[i], actions[i], rewards[i], observations[i+1], terminals[i])``; the stored

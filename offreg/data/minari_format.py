@@ -1,11 +1,11 @@
 """Minari datasets read from disk with h5py (the ``minari`` package is not needed to load them).
 
-Layout (Minari 0.4-0.5 HDF5 storage, ``d4rl.md`` §5.2-5.3): ``<root>/<id>/data/metadata.json`` and
-``<root>/<id>/data/main_data.hdf5`` with one group ``episode_{i}`` per episode holding
-``observations [T+1, o]`` (the final observation included), ``actions [T, a]``, ``rewards [T]``,
+Layout (Minari 0.4-0.5 HDF5 storage, ``Farama-Foundation/Minari:minari/dataset/_storages/hdf5_storage.py``):
+``<root>/<id>/data/metadata.json`` and ``<root>/<id>/data/main_data.hdf5`` with one group ``episode_{i}``
+per episode holding ``observations [T+1, o]`` (the final observation included), ``actions [T, a]``, ``rewards [T]``,
 ``terminations [T]`` and ``truncations [T]``.
 
-Transitions (``d4rl.md`` §5.4, as CORL's Minari scripts build them): per episode
+Transitions (as CORL's Minari scripts build them, ``tinkoff-ai/CORL:algorithms/minari/iql.py``): per episode
 ``observations[:-1]``, ``actions``, ``rewards``, ``observations[1:]``, ``terminals = terminations``;
 truncations only end an episode and never stop bootstrapping. No row is dropped. Every episode is
 complete (it ends in a termination or a truncation), so all of them count as episodes.

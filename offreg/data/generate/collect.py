@@ -1,6 +1,6 @@
 """``offreg collect``: train a SAC behaviour policy, roll out its snapshots, write D4RL-style HDF5 files.
 
-This follows D4RL's locomotion recipe (``scripts/generation/mujoco/*``; see the D4RL spec §6) on the
+This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the D4RL paper, arXiv 2004.07219) on the
 Gymnasium MuJoCo environments of :mod:`offreg.envs` whose dynamics match D4RL's v2 data
 (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see :mod:`offreg.envs.mujoco`). The pieces live
 beside this file: the behaviour learner (:mod:`~offreg.data.generate.sac`), the behaviour policy
@@ -25,7 +25,7 @@ and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 write
   its last complete episode, then expert (``stitch_dataset.py``).
 - **Rollouts** sample from the policy (not its mean), ``max_episode_steps`` 1000; a step reaching the
   limit is a ``timeout`` and never a ``terminal`` (D4RL's ``collect_data.py``). qpos/qvel are recorded
-  before the step. Files are gzip HDF5 in D4RL's layout (§1.1), float32, plus offreg metadata.
+  before the step. Files are gzip HDF5 in D4RL's layout (``collect_data.py``'s keys), float32, plus offreg metadata.
 
 Determinism: every random number comes from a JAX key derived from the seed; the ``k``-th episode
 of a rollout is reset with seed ``offreg.seeds.derived_seed(seed, k)``; a fixed snapshot and seed therefore give the

@@ -1,7 +1,7 @@
 """``offreg collect``: train a SAC behaviour policy, roll out its snapshots, write D4RL-style HDF5 files.
 
-This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the D4RL paper, arXiv 2004.07219) on the
-Gymnasium MuJoCo environments of :mod:`offreg.envs` whose dynamics match D4RL's v2 data
+This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the
+D4RL paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose dynamics match D4RL's v2 data
 (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see :mod:`offreg.envs.mujoco`). The pieces live
 beside this file: the behaviour learner (:mod:`~offreg.data.generate.sac`), the behaviour policy
 (:mod:`~offreg.data.generate.policy`), the collection rollouts (:mod:`~offreg.data.generate.rollout`)

@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 from offreg.api import evaluate, load_dataset, make_agent  # noqa: E402
 from offreg.checkpoint import load_agent, save_agent  # noqa: E402
-from offreg.train import TrainResult, train  # noqa: E402  (binds ``offreg.train`` to the function)
+from offreg.engine import TrainResult, train  # noqa: E402  (binds ``offreg.train`` to the function)
 
 __all__ = [
     "TrainResult",

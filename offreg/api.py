@@ -2,8 +2,8 @@
 
 ``make_agent(name, dataset, seed=0, **overrides)`` is the one place where a name becomes a
 configured agent: the config is resolved (the paper's per-dataset preset, then ``overrides``), the
-dataset is prepared by that config (:func:`offreg.agents.base.prepare_dataset`) and the agent is
-created with the seed's ``init_key`` (:func:`offreg.seeds.seed_keys`). The training engine, the
+dataset is prepared by that config (``config.prepare``) and the agent is created with the seed's
+``init_key`` (:func:`offreg.seeds.seed_keys`), exactly as the engine does. The training engine, the
 evaluator and the leaderboard go through the same functions.
 """
 
@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from offreg import data, evaluation
+from offreg.agents import presets
+from offreg.agents.names import get_spec
+from offreg.engine import dataset_context, dataset_name
 from offreg.seeds import seed_keys
 
 
@@ -20,14 +24,7 @@ def load_dataset(name_or_path: str, **options: Any) -> Any:
 
     See :func:`offreg.data.load_dataset` for ``options`` (``terminate_on_end``, ``download``, ...).
     """
-    from offreg import data
-
     return data.load_dataset(name_or_path, **options)
-
-
-def dataset_name(dataset: Any) -> str:
-    """The name a dataset argument refers to: the string itself, or ``dataset.info.name``."""
-    return dataset if isinstance(dataset, str) else dataset.info.name
 
 
 def resolve_config(agent: str, dataset: Any, overrides: Mapping[str, Any] | None = None) -> Any:
@@ -42,17 +39,7 @@ def resolve_config(agent: str, dataset: Any, overrides: Mapping[str, Any] | None
       UnknownNameError: unknown agent or config field.
       ConfigError: a value of the wrong type or out of range.
     """
-    from offreg.agents.names import get_spec
-
-    spec = get_spec(agent)
-    overrides = dict(overrides or {})
-    try:
-        from offreg.agents import presets
-    except ModuleNotFoundError as e:  # presets are optional: configs then start from the defaults
-        if e.name != "offreg.agents.presets":
-            raise
-        return spec.default_config().replace(**overrides)
-    return presets.resolve_config(agent, dataset_name(dataset), overrides)
+    return presets.resolve_config(agent, dataset_name(dataset), dict(overrides or {}))
 
 
 def make_agent(name: str, dataset: Any, seed: int = 0, **overrides: Any) -> Any:
@@ -67,18 +54,15 @@ def make_agent(name: str, dataset: Any, seed: int = 0, **overrides: Any) -> Any:
     Returns:
       The agent (its config is ``agent.config``).
     """
-    from offreg.agents.names import get_spec
-
     spec = get_spec(name)
     config = resolve_config(name, dataset, overrides)
     if isinstance(dataset, str):
         dataset = load_dataset(dataset)
     prepared = config.prepare(dataset)
-    return spec.agent_cls.create(config, prepared, seed_keys(seed)[0])
+    context = dataset_context(spec.agent_cls, config, prepared)
+    return spec.agent_cls.create(config, prepared, seed_keys(seed)[0], context)
 
 
 def evaluate(agent: Any, dataset_or_env: Any, episodes: int = 10, seed: int = 0) -> Any:
     """Roll out ``agent.act`` for ``episodes`` episodes; see :func:`offreg.evaluation.evaluate`."""
-    from offreg import evaluation
-
     return evaluation.evaluate(agent, dataset_or_env, episodes=episodes, seed=seed)

@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 # --- train ----------------------------------------------------------------------------------------
 @subcommand
 def add_train(sub: Any) -> None:
-    from offreg.train import (
+    from offreg.engine import (
         DEFAULT_AGENT,
         DEFAULT_DATASET,
         DEFAULT_EVAL_EPISODES,
@@ -130,7 +130,7 @@ def _default_out(agent: str, dataset: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from offreg.train import (
+    from offreg.engine import (
         DEFAULT_AGENT,
         DEFAULT_DATASET,
         DEFAULT_EVAL_EPISODES,
@@ -219,7 +219,7 @@ def add_eval(sub: Any) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from offreg.atomic import atomic_write_text
     from offreg.checkpoint import read_checkpoint
-    from offreg.train import eval_seed
+    from offreg.engine import eval_seed
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")

@@ -16,7 +16,7 @@ from offreg.agents.names import registry
 from offreg.agents.presets import load_presets, resolve_config
 from offreg.checkpoint import load_agent, save_agent
 from offreg.data import DatasetInfo, from_arrays
-from offreg.train import dataset_context, scan_updates
+from offreg.engine import dataset_context, scan_updates
 
 OBS, ACT, N, EP = 3, 2, 200, 50
 

@@ -242,7 +242,7 @@ def test_replay_from_snapshots_segments():
 
 
 def test_one_seed_hash_for_collection_and_evaluation():
-    from offreg.train import eval_seed
+    from offreg.engine import eval_seed
 
     # (2148, 7) and (11_500, 2) exceed 2^31 - 1 before the modulus: there the old mod-2^31 hash differed
     for seed, index in [(0, 0), (5, 3), (2148, 7), (11_500, 2)]:

@@ -18,10 +18,10 @@ from offreg.agents import names
 from offreg.agents.base import AgentConfig
 from offreg.checkpoint import list_checkpoints, read_checkpoint
 from offreg.data import DatasetInfo, from_arrays, sample
+from offreg.engine import eval_seed, scan_updates
 from offreg.errors import CheckpointError, ConfigError, TrainingError
 from offreg.logging import read_jsonl
 from offreg.seeds import seed_keys
-from offreg.train import eval_seed, scan_updates
 
 TINY = dict(actor_hidden_dims="[8]", critic_hidden_dims="[8]", batch_size=16)
 

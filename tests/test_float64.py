@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     from offreg.agents.names import registry
     from offreg.agents.neighbours import build_index, nearest
     from offreg.data.loader import load_dataset
-    from offreg.train import dataset_context, scan_updates
+    from offreg.engine import dataset_context, scan_updates
 
 
     def f64(tree):

@@ -251,8 +251,8 @@ def test_unknown_agent_and_dataset_give_suggestions(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("setting", "message"), [
-    ("td3bc.nosuch=1", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3BCConfig field 'nosuch'"),
-    ("td3bc.alpha=abc", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3BCConfig.alpha must be float"),
+    ("td3bc.nosuch=1", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3Config field 'nosuch'"),
+    ("td3bc.alpha=abc", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3Config.alpha must be float"),
     ("batch_size=0", "--set for agent 'bc' on offreg/hopper-medium-replay-v0: batch_size must be positive"),
     ("alph=2.5", "unknown config field 'alph'; did you mean 'alpha'? No agent in --agents ['bc', 'td3bc'] has it"),
 ])

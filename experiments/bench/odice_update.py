@@ -1,7 +1,7 @@
 """Cost of one O-DICE update against one TD3+BC update on the CPU (and S-DICE / T-DICE for scale).
 
 Each agent runs ``K`` updates per jitted ``lax.scan`` (the engine's inner loop,
-``offreg.train.scan_updates``) on hopper-sized synthetic data (obs 11, act 3, batch 256) with
+``offreg.engine.scan_updates``) on hopper-sized synthetic data (obs 11, act 3, batch 256) with
 its default config. The calls of all agents are interleaved, ``--repeats`` times, and the median
 time per update is reported, with each agent's ratio to TD3+BC.
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from offreg.agents.names import get_spec
 from offreg.data import DatasetInfo, from_arrays
-from offreg.train import scan_updates
+from offreg.engine import scan_updates
 
 AGENTS = {
     "td3bc": ("td3bc", {}),

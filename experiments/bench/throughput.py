@@ -6,7 +6,7 @@ Measures, on one machine and one synthetic HalfCheetah-sized dataset (obs 17, ac
 queries on real trajectories than on the random walk):
 
 - offreg: ``K`` updates per jitted ``lax.scan`` call with on-device sampling (the engine's
-  ``offreg.train.scan_updates``), for each agent in ``--agents`` (any registered agent with
+  ``offreg.engine.scan_updates``), for each agent in ``--agents`` (any registered agent with
   gradient updates; TD3-shaped agents also get a FLOP count);
 - (a) a plain PyTorch TD3+BC loop written as the official ``sfujim/TD3_BC`` code: ``np.random``
   batch indices on the host, tensors built per step, one update per Python iteration;
@@ -17,7 +17,7 @@ queries on real trajectories than on the random walk):
 - with ``prdc``/``a2pr`` among ``--agents``: their cost per update relative to ``td3bc``'s;
 - the machine's dense float32 matmul rate with ``jnp.dot`` at the update's shapes, offreg's achieved
   GFLOP/s (matmul FLOPs of one update, counted analytically) and its fraction of that rate;
-- the cost of ``--seeds`` vmapped seeds (``offreg.train.train_chunk``) relative to one seed.
+- the cost of ``--seeds`` vmapped seeds (``offreg.engine.train_chunk``) relative to one seed.
 
 Usage::
 
@@ -47,8 +47,8 @@ from offreg.agents.names import get_spec
 from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.atomic import atomic_write_text
 from offreg.data import DatasetInfo, from_arrays
+from offreg.engine import create_seeds, scan_updates, train_chunk
 from offreg.seeds import seed_keys
-from offreg.train import create_seeds, scan_updates, train_chunk
 
 TARGETS = {"vs_torch": 2.0, "vs_d3rlpy": 20.0, "matmul_fraction": 0.70, "seeds_ratio_max": 4.5}
 

@@ -29,7 +29,7 @@ import offreg
 from offreg.agents.names import get_spec
 from offreg.api import resolve_config
 from offreg.atomic import atomic_write_text
-from offreg.train import scan_updates
+from offreg.engine import scan_updates
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -61,7 +61,7 @@ def evaluations_from_records(records: Sequence[Mapping[str, Any]], dataset_info:
     """The ``evaluations`` entries of a results file from the engine's ``kind="eval"`` records.
 
     Args:
-      records: :attr:`offreg.train.TrainResult.records` (or the run's ``metrics.jsonl``).
+      records: :attr:`offreg.engine.TrainResult.records` (or the run's ``metrics.jsonl``).
       dataset_info: the run's ``dataset_info.json`` content.
 
     Returns:

@@ -1,6 +1,6 @@
 """The leaderboard's run matrix: agents x datasets, each job training all its seeds together.
 
-A *job* is one agent on one dataset: one call of :func:`offreg.train.train` with every seed on the
+A *job* is one agent on one dataset: one call of :func:`offreg.engine.train` with every seed on the
 leading ``vmap`` axis. Jobs run one after another in this process (``executor="local"``) or as Ray
 tasks with declared CPU/GPU resources (``executor="ray"``, needs ``offreg[ray]``; a local Ray
 instance is started when no address is given).
@@ -35,6 +35,7 @@ from offreg.agents.names import get_spec, registry
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.data.catalogue import is_file_path, resolve
+from offreg.engine import train
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
 from offreg.evaluation import evaluate
 from offreg.leaderboard.results import (
@@ -47,7 +48,7 @@ from offreg.leaderboard.results import (
     read_result,
     write_result,
 )
-from offreg.train import train, versions
+from offreg.provenance import versions
 
 MATRIX_FILE = "leaderboard.json"
 RUNS_DIR = "runs"
@@ -200,7 +201,7 @@ def run_job(
       dataset: dataset name or file.
       spec_dict: :meth:`MatrixSpec.to_dict` (plain data, so Ray can ship it).
       executor: recorded in the results (``local`` or ``ray``).
-      callback: passed to :func:`offreg.train.train` (``callback(step, agents, new_records)``).
+      callback: passed to :func:`offreg.engine.train` (``callback(step, agents, new_records)``).
     """
     spec = MatrixSpec.from_dict(spec_dict)
     jid = job_id(agent, dataset)

@@ -1,10 +1,10 @@
 """``offreg collect``: train a SAC behaviour policy, roll out its snapshots, write D4RL-style HDF5 files.
 
 This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the
-D4RL paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose dynamics match D4RL's v2 data
-(``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see :mod:`offreg.envs.mujoco`). The pieces live
-beside this file: the behaviour learner (:mod:`~offreg.data.generate.sac`), the behaviour policy
-(:mod:`~offreg.data.generate.policy`), the collection rollouts (:mod:`~offreg.data.generate.rollout`)
+D4RL paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose
+dynamics match D4RL's v2 data (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see
+:mod:`offreg.envs.mujoco`). The pieces live beside this file: the behaviour learner
+(:mod:`~offreg.data.generate.sac`), the behaviour policy (:mod:`~offreg.data.generate.policy`), the collection rollouts (:mod:`~offreg.data.generate.rollout`)
 and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 writer is
 :func:`offreg.data.d4rl.write_d4rl`, beside the reader.
 
@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 
-from offreg import __version__
 from offreg.atomic import atomic_write
 from offreg.data.catalogue import LOCOMOTION_REF_SCORES
 from offreg.data.d4rl import write_d4rl
@@ -55,6 +54,7 @@ from offreg.data.generate.snapshots import Snapshot, actor_metadata, save_snapsh
 from offreg.envs import env_names
 from offreg.envs.mujoco import env_versions
 from offreg.errors import ConfigError, OffregError, unknown_name
+from offreg.provenance import versions
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 """The D4RL levels ``collect`` writes, in D4RL's names."""
@@ -66,7 +66,8 @@ REF_SCORES = LOCOMOTION_REF_SCORES
 def simulator_versions() -> dict[str, str]:
     """Versions that determine the dynamics: ``mujoco``, ``gymnasium`` (and offreg's)."""
     v = env_versions()
-    return {"mujoco_version": v["mujoco"], "gymnasium_version": v["gymnasium"], "offreg_version": __version__}
+    offreg_version = versions().get("offreg", "unknown")
+    return {"mujoco_version": v["mujoco"], "gymnasium_version": v["gymnasium"], "offreg_version": offreg_version}
 
 
 def level_metadata(

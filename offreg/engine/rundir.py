@@ -1,0 +1,181 @@
+"""The run directory of the engine: its files, its settings, resume and the summary's provenance.
+
+**Run directory** (``out_dir``)::
+
+    config.json          the resolved settings: agent, dataset, seeds, steps, cadences, agent_config
+    dataset_info.json    the preprocessed dataset's DatasetInfo (normalization statistics included)
+    metrics.jsonl        one JSON record per (step, seed, kind)
+    checkpoints/         step_<9 digits>.msgpack, the newest ``keep_checkpoints`` of them
+    curve.png            learning curve: each seed and the mean
+    summary.json         per-seed final and best scores, wall time, updates/s, versions
+    tensorboard/         only with tensorboard=True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from offreg.agents.names import get_spec
+from offreg.atomic import atomic_write_text
+from offreg.checkpoint import list_checkpoints, read_checkpoint
+from offreg.errors import CheckpointError, ConfigError, OffregError
+from offreg.provenance import versions
+
+CONFIG_FILE = "config.json"
+
+
+DATASET_INFO_FILE = "dataset_info.json"
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+CURVE_FILE = "curve.png"
+
+
+SUMMARY_FILE = "summary.json"
+
+
+DEFAULT_LOG_EVERY = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The engine settings of a run, saved in ``config.json`` next to the agent config."""
+
+    agent: str
+    dataset: str
+    seeds: tuple[int, ...]
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    log_every: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.steps >= 0, f"steps must be >= 0, got {self.steps}"),
+            (len(self.seeds) >= 1, "at least one seed is needed (seeds >= 1)"),
+            (len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {list(self.seeds)}"),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (self.eval_every >= 0, f"eval_every must be >= 0 (0 turns evaluation off), got {self.eval_every}"),
+            (self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}"),
+            (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
+            (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if value and value % self.log_every:
+                raise ConfigError(
+                    f"{name} ({value}) must be a multiple of log_every ({self.log_every}); "
+                    f"set log_every to a divisor of it"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        d["seeds"] = tuple(d["seeds"])
+        return cls(**d)
+
+
+def _default_log_every(eval_every: int, checkpoint_every: int | None) -> int:
+    g = DEFAULT_LOG_EVERY
+    for v in (eval_every, checkpoint_every):
+        if v:
+            g = math.gcd(g, v)
+    return g
+
+
+def _config_json(settings: RunSettings, config: Any) -> dict[str, Any]:
+    return {**settings.to_dict(), "agent_config": config.to_dict(), "offreg_version": versions().get("offreg")}
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise CheckpointError(
+            f"run directory {run_dir} already exists and is not empty; continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+
+
+def _write_run_files(run_dir: Path, settings: RunSettings, config: Any, info: Any, overwrite: bool) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    doc = _config_json(settings, config)
+    doc["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    if overwrite and (run_dir / DATASET_INFO_FILE).exists():
+        return
+    atomic_write_text(run_dir / DATASET_INFO_FILE, info.to_json() + "\n")
+
+
+def read_run_config(run_dir: str | os.PathLike) -> tuple[RunSettings, Any]:
+    """``(settings, agent_config)`` of a run directory's ``config.json``.
+
+    Raises:
+      CheckpointError: not a run directory, or an unreadable config.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} is not an offreg run directory (no {CONFIG_FILE}); check the path")
+    try:
+        doc = json.loads(path.read_text())
+        settings = RunSettings.from_dict(doc)
+        config = get_spec(settings.agent).config_from_dict(doc["agent_config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is unreadable ({type(e).__name__}: {e}); the run cannot be resumed") from None
+    except OffregError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return settings, config
+
+
+def _load_resume(
+    run_dir: Path, steps: int | None, dataset: Any
+) -> tuple[RunSettings, Any, Any, Any, int, Any]:
+    settings, config = read_run_config(run_dir)
+    if steps is not None:
+        settings = dataclasses.replace(settings, steps=int(steps))
+    raw = None if dataset is None or isinstance(dataset, str) else dataset
+    found = list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        return settings, config, None, None, 0, raw
+    ckpt = read_checkpoint(found[-1][1])
+    if ckpt.seeds != list(settings.seeds) or ckpt.agent_name != settings.agent or ckpt.key is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} does not belong to the run in {run_dir}")
+    if ckpt.step > settings.steps:
+        raise CheckpointError(
+            f"run {run_dir} is at step {ckpt.step}, beyond the {settings.steps} steps asked; pass a larger --steps"
+        )
+    return settings, config, ckpt.agent, ckpt.key, ckpt.step, raw
+
+
+def _check_same_data(run_dir: Path, info: Any) -> None:
+    path = run_dir / DATASET_INFO_FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    now = info.to_dict()
+    for k in ("obs_dim", "act_dim", "num_transitions", "obs_mean", "reward_scale", "reward_shift"):
+        if saved.get(k) != now.get(k):
+            raise CheckpointError(
+                f"the dataset {info.name!r} differs from the one run {run_dir} trained on ({k} changed); "
+                "resume with the same dataset file"
+            )

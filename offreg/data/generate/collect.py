@@ -4,8 +4,8 @@ This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generati
 D4RL paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose
 dynamics match D4RL's v2 data (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see
 :mod:`offreg.envs.mujoco`). The pieces live beside this file: the behaviour learner
-(:mod:`~offreg.data.generate.sac`), the behaviour policy (:mod:`~offreg.data.generate.policy`), the collection rollouts (:mod:`~offreg.data.generate.rollout`)
-and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 writer is
+(:mod:`~offreg.data.generate.sac`), the behaviour policy (:mod:`~offreg.data.generate.policy`),
+the collection rollouts (:mod:`~offreg.data.generate.rollout`) and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 writer is
 :func:`offreg.data.d4rl.write_d4rl`, beside the reader.
 
 - **SAC** (:mod:`~offreg.data.generate.sac`, rlkit's batch variant): a tanh-Gaussian policy and twin

@@ -1,12 +1,12 @@
 """``offreg collect``: train a SAC behaviour policy, roll out its snapshots, write D4RL-style HDF5 files.
 
-This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the
-D4RL paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose
-dynamics match D4RL's v2 data (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see
-:mod:`offreg.envs.mujoco`). The pieces live beside this file: the behaviour learner
-(:mod:`~offreg.data.generate.sac`), the behaviour policy (:mod:`~offreg.data.generate.policy`),
-the collection rollouts (:mod:`~offreg.data.generate.rollout`) and the snapshot format (:mod:`~offreg.data.generate.snapshots`); the HDF5 writer is
-:func:`offreg.data.d4rl.write_d4rl`, beside the reader.
+This follows D4RL's locomotion recipe (``Farama-Foundation/D4RL:scripts/generation/mujoco/*``; the D4RL
+paper, arXiv 2004.07219) on the Gymnasium MuJoCo environments of :mod:`offreg.envs` whose dynamics match
+D4RL's v2 data (``Hopper-v4``, ``HalfCheetah-v5``, ``Walker2d-v4``; see :mod:`offreg.envs.mujoco`). The
+pieces live beside this file: the behaviour learner (:mod:`~offreg.data.generate.sac`), the behaviour
+policy (:mod:`~offreg.data.generate.policy`), the collection rollouts
+(:mod:`~offreg.data.generate.rollout`) and the snapshot format (:mod:`~offreg.data.generate.snapshots`);
+the HDF5 writer is :func:`offreg.data.d4rl.write_d4rl`, beside the reader.
 
 - **SAC** (:mod:`~offreg.data.generate.sac`, rlkit's batch variant): a tanh-Gaussian policy and twin
   critics, 2 x 256 ReLU, Adam 3e-4, gamma 0.99, tau 5e-3, batch 256, automatic entropy tuning toward

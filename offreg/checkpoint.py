@@ -67,6 +67,19 @@ class Checkpoint:
     extra: dict[str, Any]
     path: Path
 
+    def runs(self) -> list[tuple[dict[str, float], int | None]]:
+        """``(sweep point, seed)`` of each agent on the leading axis (``({}, None)`` for a single agent)."""
+        if self.seeds is None:
+            return [({}, None)]
+        points = self.extra.get("sweep") or [{}] * len(self.seeds)
+        return list(zip(points, self.seeds, strict=True))
+
+    def run_agent(self, index: int) -> Any:
+        """The unbatched agent at position ``index`` of the leading (run) axis."""
+        from offreg.seeds import index_seed
+
+        return self.agent if self.seeds is None else index_seed(self.agent, index)
+
     def seed_agent(self, seed: int | None = None) -> Any:
         """The unbatched agent of one seed (the first when ``seed`` is None)."""
         if self.seeds is None:

@@ -76,6 +76,11 @@ def add_train(sub: Any) -> None:
         "--set", metavar="KEY=VALUE", action="append", default=[],
         help="set an agent config field, e.g. --set alpha=2.5 --set actor_hidden_dims=[64,64] (repeatable)",
     )
+    p.add_argument(
+        "--sweep", metavar="COEF=V1,V2,...", action="append", default=[],
+        help="train every value of a sweepable coefficient (e.g. --sweep lambda=0.4,0.6,0.8) for every seed in "
+        "one compiled program (repeatable: the grid of all)",
+    )
     p.add_argument("--out", metavar="DIR", help="run directory to create (default runs/<agent>-<dataset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (offreg[tb])")
@@ -97,6 +102,26 @@ def parse_set(items: Sequence[str]) -> dict[str, str]:
         if not eq or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}; e.g. --set alpha=2.5")
         out[key] = value.strip()
+    return out
+
+
+def parse_sweep(items: Sequence[str]) -> dict[str, list[float]]:
+    """``["lambda=0.4,0.6"]`` -> ``{"lambda": [0.4, 0.6]}``.
+
+    Raises:
+      ConfigError: an item without ``=``, an empty key, a repeated key or a value that is not a number.
+    """
+    out: dict[str, list[float]] = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        key = key.strip()
+        if not eq or not key or key in out:
+            raise ConfigError(f"--sweep expects COEF=V1,V2,... once per coefficient, got {item!r}; "
+                              "e.g. --sweep lambda=0.4,0.6")
+        try:
+            out[key] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ConfigError(f"--sweep {key}: values must be numbers separated by commas, got {values!r}") from None
     return out
 
 
@@ -139,9 +164,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     overrides = parse_set(args.set)
+    sweep = parse_sweep(args.sweep)
     if args.resume:
         given = [f for f in ("agent", "dataset", "seeds", "seed", "eval_every", "eval_episodes", "log_every",
-                             "checkpoint_every", "config", "out") if getattr(args, f) not in (None, [])]
+                             "checkpoint_every", "config", "out", "sweep") if getattr(args, f) not in (None, [])]
         if given or overrides:
             flag = "--" + (given[0].replace("_", "-") if given else "set")
             raise ConfigError(f"{flag} cannot be combined with --resume, which uses the run's own settings")
@@ -175,6 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint_every=pick(args.checkpoint_every, "checkpoint_every", None),
             overrides={**agent_fields, **overrides},
             dataset_options=run_cfg.get("dataset_options"),
+            sweep=sweep or run_cfg.get("sweep"),
             out_dir=args.out or _default_out(agent, dataset),
             progress=not args.quiet,
             tensorboard=args.tensorboard,
@@ -190,12 +217,19 @@ def _fmt(x: float | None, digits: int = 1) -> str:
 
 def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
     print(f"{summary['agent']} on {summary['dataset']}: {summary['step']:,} steps, {summary['wall_time_s']:.1f} s")
-    rows = [["seed", "final return", "final score", "best score", "best step"]]
+    sweep = list(summary.get("sweep", {}))
+    rows = [[*sweep, "seed", "final return", "final score", "best score", "best step"]]
     for p in summary["per_seed"]:
-        rows.append([str(p["seed"]), _fmt(p["final_return"]), _fmt(p["final_score"]), _fmt(p["best_score"]),
-                     "-" if p["best_step"] is None else str(p["best_step"])])
+        best_step = "-" if p["best_step"] is None else str(p["best_step"])
+        rows.append([*(f"{p['sweep'][k]:g}" for k in sweep), str(p["seed"]), _fmt(p["final_return"]),
+                     _fmt(p["final_score"]), _fmt(p["best_score"]), best_step])
     print(text_table(rows))
-    if summary["final_score_mean"] is not None:
+    for p in summary.get("per_point", []):
+        if p["final_score_mean"] is not None:
+            where = ", ".join(f"{k}={v:g}" for k, v in p["sweep"].items())
+            print(f"{where}: final normalized score {p['final_score_mean']:.1f} +- {p['final_score_std']:.1f} "
+                  f"over {len(summary['seeds'])} seed(s)")
+    if summary["final_score_mean"] is not None and not summary.get("per_point"):
         print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
               f"(mean +- std over {len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})")
     if run_dir is not None:
@@ -232,23 +266,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     from offreg.evaluation import evaluate
 
-    seeds = ckpt.seeds if ckpt.seeds is not None else [None]
-    rows = [["seed", "return mean", "return std", "score mean", "score std"]]
+    runs = ckpt.runs()
+    sweep = list(runs[0][0])
+    rows = [[*sweep, "seed", "return mean", "return std", "score mean", "score std"]]
     out = []
-    for s in seeds:
-        res = evaluate(ckpt.seed_agent(s), info, episodes=args.episodes, seed=eval_seed(s or 0, ckpt.step))
+    for index, (point, s) in enumerate(runs):
+        res = evaluate(ckpt.run_agent(index), info, episodes=args.episodes, seed=eval_seed(s or 0, ckpt.step))
         import numpy as np
 
         ret = np.asarray(res.returns, np.float64)
         sc = None if res.normalized is None else np.asarray(res.normalized, np.float64)
         rec = {
-            "seed": s, "step": ckpt.step, "return_mean": float(ret.mean()), "return_std": float(ret.std()),
+            "seed": s, **({"sweep": point} if point else {}), "step": ckpt.step,
+            "return_mean": float(ret.mean()), "return_std": float(ret.std()),
             "score_mean": None if sc is None else float(sc.mean()),
             "score_std": None if sc is None else float(sc.std()), "returns": [float(x) for x in ret],
         }
         out.append(rec)
-        rows.append(["-" if s is None else str(s), _fmt(rec["return_mean"]), _fmt(rec["return_std"]),
-                     _fmt(rec["score_mean"]), _fmt(rec["score_std"])])
+        rows.append([*(f"{point[k]:g}" for k in sweep), "-" if s is None else str(s), _fmt(rec["return_mean"]),
+                     _fmt(rec["return_std"]), _fmt(rec["score_mean"]), _fmt(rec["score_std"])])
     print(f"{ckpt.agent_name} at step {ckpt.step:,} on {info.name}, {args.episodes} episodes per seed")
     print(text_table(rows))
     run_dir = Path(args.run_dir)

@@ -172,14 +172,14 @@ def truncate_jsonl(path: str | os.PathLike, max_step: int) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def curve_series(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[int, tuple[list[int], list[float]]]]:
-    """The learning-curve series of a run: per seed, ``(steps, values)``.
+def curve_series(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[Any, tuple[list[int], list[float]]]]:
+    """The learning-curve series of a run: per seed (per ``(sweep label, seed)`` in a sweep), ``(steps, values)``.
 
     The value is the mean normalized score of each evaluation (``score_mean``), else the mean return
     (``return_mean``); a run without evaluations plots its first training metric.
 
     Returns:
-      ``(label, {seed: (steps, values)})``.
+      ``(label, {seed: (steps, values)})``; in a sweep the keys are ``("lambda_=0.4", seed)``.
     """
     records = list(records)
     evals = [r for r in records if r.get("kind") == "eval"]
@@ -193,11 +193,14 @@ def curve_series(records: Iterable[Mapping[str, Any]]) -> tuple[str, dict[int, t
         key = next((k for k in ("critic_loss", "actor_loss", "loss") if k in names), names[0] if names else "")
         label = f"train {key}"
         chosen = train
-    series: dict[int, tuple[list[int], list[float]]] = {}
+    series: dict[Any, tuple[list[int], list[float]]] = {}
     for r in chosen:
         v = r.get(key)
         if isinstance(v, int | float):
-            steps, vals = series.setdefault(int(r.get("seed", 0)), ([], []))
+            run = int(r.get("seed", 0))
+            if r.get("sweep"):
+                run = (", ".join(f"{k}={x:g}" for k, x in r["sweep"].items()), run)
+            steps, vals = series.setdefault(run, ([], []))
             steps.append(int(r["step"]))
             vals.append(float(v))
     return label, series
@@ -218,14 +221,20 @@ def plot_curves(metrics_path: str | os.PathLike, out_png: str | os.PathLike, tit
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     many = len(series) > 1
-    for seed, (steps, vals) in sorted(series.items()):
-        ax.plot(steps, vals, lw=0.8 if many else 1.5, alpha=0.5 if many else 1.0, label=f"seed {seed}")
-    if many:
-        common = sorted(set.intersection(*(set(s) for s, _ in series.values())))
-        if common:
-            lookup = [dict(zip(s, v, strict=True)) for s, v in series.values()]
+    groups: dict[str, dict[Any, tuple[list[int], list[float]]]] = {}  # one group per sweep point
+    for run, curve in series.items():
+        groups.setdefault(run[0] if isinstance(run, tuple) else "", {})[run] = curve
+    for i, (point, runs) in enumerate(sorted(groups.items())):
+        color = f"C{i}" if point else None
+        for run, (steps, vals) in sorted(runs.items()):
+            name = f"{run[0]}, seed {run[1]}" if point else f"seed {run}"
+            ax.plot(steps, vals, lw=0.8 if many else 1.5, alpha=0.5 if many else 1.0, color=color,
+                    label=None if point else name)
+        common = sorted(set.intersection(*(set(s) for s, _ in runs.values())))
+        if (many and common) and (point or len(runs) > 1):
+            lookup = [dict(zip(s, v, strict=True)) for s, v in runs.values()]
             mean = [sum(d[t] for d in lookup) / len(lookup) for t in common]
-            ax.plot(common, mean, lw=2.0, color="black", label="mean")
+            ax.plot(common, mean, lw=2.0, color=color or "black", label=f"{point} mean" if point else "mean")
     if series:
         ax.legend(fontsize="small")
     else:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -135,3 +135,33 @@ def create_seeds(agent_cls: type, config: Any, dataset: Any, seeds: Sequence[int
         return batched(dataset.transitions, context, init_keys)
     except jax.errors.JAXTypeError:
         return stack_seeds([agent_cls.create(config, dataset, k, context) for k in init_keys])
+
+
+def expand_sweep(agents: Any, keys: PRNGKey, points: Sequence[Mapping[str, float]]) -> tuple[Any, PRNGKey]:
+    """Runs for every grid point of a coefficient sweep: the seeds' agents and keys repeated per point.
+
+    Each point's copy gets the point's values in ``agents.coefs`` (the array coefficients every
+    update reads), so one compiled chunk trains the whole grid: run ``p * S + s`` is point ``p``,
+    seed ``s``, created and trained exactly as seed ``s`` alone would be but for those values.
+
+    Args:
+      agents: the seeds' agents, leading axis ``S`` (shared fields, axis None, are kept once).
+      keys: ``uint32 [S, 2]``, the seeds' training keys.
+      points: the grid, each a mapping from coefficient name to value.
+
+    Returns:
+      ``(agents, keys)`` with leading axis ``len(points) * S``.
+    """
+    if not points or points == [{}]:
+        return agents, keys
+    axes = seed_axes(agents)
+    leaves, treedef = jax.tree_util.tree_flatten(agents)
+    leaf_axes = treedef.flatten_up_to(axes)
+    tiled = [x if ax is None else jnp.concatenate([x] * len(points)) for x, ax in zip(leaves, leaf_axes, strict=True)]
+    agents = jax.tree_util.tree_unflatten(treedef, tiled)
+    num_seeds = keys.shape[0]
+    coefs = dict(agents.coefs)
+    for name in points[0]:
+        values = jnp.asarray([float(p[name]) for p in points], coefs[name].dtype)
+        coefs[name] = jnp.repeat(values, num_seeds)
+    return agents.replace(coefs=coefs), jnp.concatenate([keys] * len(points))

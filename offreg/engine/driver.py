@@ -25,12 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.agents.base import coefficients
 from offreg.agents.names import get_spec
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.checkpoint import checkpoint_path, list_checkpoints, save_agent
 from offreg.data.loader import load_dataset
-from offreg.engine.core import create_seeds, dataset_context, train_chunk
+from offreg.engine.core import create_seeds, dataset_context, expand_sweep, train_chunk
 from offreg.engine.rundir import (
     CONFIG_FILE,
     CURVE_FILE,
@@ -81,8 +82,8 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-      agents: the final multi-seed agent (leading seed axis); :meth:`agent` gives one seed's agent.
-      seeds: the seeds, in the order of the seed axis.
+      agents: the final agents of every run (leading run axis); :meth:`agent` gives one run's agent.
+      seeds: the seeds (without a sweep, the order of the run axis).
       step: gradient updates done (0 for gradient-free agents).
       agent_name: the registered agent name.
       config: the resolved agent config.
@@ -90,6 +91,7 @@ class TrainResult:
       records: every logged record (train and eval) of the run, including those before a resume.
       summary: the content of ``summary.json`` (per-seed final and best scores, ...).
       run_dir: the run directory, or None when nothing was written.
+      runs: ``(sweep point, seed)`` of each run on the run axis (the point is ``{}`` without a sweep).
     """
 
     agents: Any
@@ -101,15 +103,22 @@ class TrainResult:
     records: list[dict[str, Any]]
     summary: dict[str, Any]
     run_dir: Path | None
+    runs: list[tuple[dict[str, float], int]] = dataclasses.field(default_factory=list)
 
-    def agent(self, seed: int | None = None) -> Any:
-        """The unbatched final agent of ``seed`` (default: the first seed)."""
-        index = 0 if seed is None else self.seeds.index(seed)
-        return index_seed(self.agents, index)
+    def agent(self, seed: int | None = None, **point: float) -> Any:
+        """The unbatched final agent of ``seed`` (default: the first) at a sweep ``point`` (default: the first).
+
+        Example: ``result.agent(1, lambda_=0.4)``.
+        """
+        runs = self.runs or [({}, s) for s in self.seeds]
+        for index, (p, s) in enumerate(runs):
+            if (seed is None or s == seed) and all(p.get(k) == float(v) for k, v in point.items()):
+                return index_seed(self.agents, index)
+        raise ConfigError(f"this result has no run with seed {seed} and sweep point {point}; it has {runs}")
 
     @property
     def final_scores(self) -> list[float | None]:
-        """Per seed, the mean normalized score of the last evaluation (None without one)."""
+        """Per run, the mean normalized score of the last evaluation (None without one)."""
         return [s["final_score"] for s in self.summary["per_seed"]]
 
 
@@ -143,6 +152,7 @@ def train(
     wandb_project: str | None = None,
     evaluator: Callable[..., Any] | None = None,
     callback: Callable[[int, Any, list[dict[str, Any]]], None] | None = None,
+    sweep: Mapping[str, Sequence[float]] | None = None,
 ) -> TrainResult:
     """Train an agent on a dataset for one or several seeds.
 
@@ -174,6 +184,10 @@ def train(
       evaluator: ``evaluator(agent, dataset, episodes=, seed=)`` returning an object with ``returns``,
         ``lengths`` and ``normalized`` (or None); default :func:`offreg.evaluation.evaluate`.
       callback: ``callback(step, agents, new_records)`` after each chunk (raise to stop).
+      sweep: coefficient -> values (``{"lambda": [0.4, 0.6]}``; a name may omit the trailing ``_``):
+        every grid point is trained for every seed in the same compiled program (the coefficients
+        are arrays in the agent), ``len(grid) * len(seeds)`` runs; records and the summary name each
+        run's point (``"sweep": {...}``). Only coefficients the agent lists as sweepable.
 
     Returns:
       A :class:`TrainResult`.
@@ -199,6 +213,7 @@ def train(
             dataset_options=dataset_options,
         )
         config = resolve_config(agent, dataset_name(dataset), dict(overrides or {}))
+        settings = dataclasses.replace(settings, sweep=resolve_sweep(agent, config, sweep))
         if run_dir is not None:
             _check_new_run_dir(run_dir)
         raw = load_dataset(dataset, **settings.dataset_options) if isinstance(dataset, str) else dataset
@@ -252,6 +267,7 @@ def train(
         records=engine.records,
         summary=summary,
         run_dir=run_dir,
+        runs=settings.runs(),
     )
 
 
@@ -284,10 +300,38 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
     )
 
 
+def resolve_sweep(agent: str, config: Any, sweep: Mapping[str, Sequence[float]] | None) -> dict[str, tuple]:
+    """``sweep`` with each name resolved to a sweepable coefficient of ``config`` and each value checked.
+
+    Raises:
+      ConfigError: a name that is not a sweepable coefficient, a value the config rejects, or an agent
+        that is fitted in closed form (nothing to vmap).
+    """
+    if not sweep:
+        return {}
+    names = list(coefficients(config))
+    if get_spec(agent).agent_cls.gradient_free or not names:
+        raise ConfigError(f"agent {agent!r} has no coefficients to sweep; train it once per value instead")
+    out = {}
+    for name, values in sweep.items():
+        key = name if name in names else f"{name}_" if f"{name}_" in names else None
+        if key is None:
+            raise ConfigError(
+                f"cannot sweep {name!r}: {agent} sweeps {', '.join(names)} (the coefficients its update reads "
+                "as arrays); train once per value of any other field"
+            )
+        out[key] = tuple(float(v) for v in values)
+        for v in out[key]:
+            config.replace(**{key: v})  # the config's own checks (e.g. lambda in (0, 1])
+    return out
+
+
 def _create_runs(settings: RunSettings, config: Any, prepared: Any, context: Any) -> tuple[Any, Any]:
-    """Every seed's freshly created agent and training key, stacked on the run axis."""
+    """Every run's freshly created agent and training key, stacked on the run axis (each sweep point
+    repeats the seeds' agents with its coefficient values)."""
     agents = create_seeds(get_spec(settings.agent).agent_cls, config, prepared, settings.seeds, context)
-    return agents, jnp.stack([seed_keys(s)[1] for s in settings.seeds])
+    keys = jnp.stack([seed_keys(s)[1] for s in settings.seeds])
+    return expand_sweep(agents, keys, settings.points())
 
 
 def _resume_run(run_dir: Path, steps: int | None, dataset: Any) -> tuple:
@@ -347,30 +391,39 @@ class _Engine:
         try:
             while self.step < total:
                 n = min(s.log_every - self.step % s.log_every, total - self.step)
-                tic = time.perf_counter()
-                agents, keys, metrics, finite = train_chunk(self.agents, self.transitions, self.keys, n, self.context)
-                metrics, finite = jax.device_get((metrics, finite))
-                seconds = time.perf_counter() - tic
-                self._check_finite(metrics, finite, n)
-                self.agents, self.keys = agents, keys
-                self.step += n
-                self.update_seconds += seconds
-                self.updates_done += n
-                new = []
-                for i, seed in enumerate(s.seeds):
-                    rec: dict[str, Any] = {"step": self.step, "seed": seed, "kind": "train"}
-                    for k, v in metrics.items():
-                        rec[k] = float(np.mean(np.asarray(v[i], np.float64)))
-                    rec["updates_per_s"] = n / seconds
-                    new.append(rec)
-                self._log(new)
+                new, ups = self._chunk(n)
                 new += self._boundary(final=self.step >= total)
                 bar.update(n)
-                bar.set_postfix_str(self._postfix(n / seconds))
+                bar.set_postfix_str(self._postfix(ups))
                 if self.callback is not None:
                     self.callback(self.step, self.agents, new)
         finally:
             bar.close()
+
+    def _chunk(self, n: int) -> tuple[list[dict[str, Any]], float]:
+        """``n`` updates of every run in one jitted call; logs and returns each run's chunk means."""
+        tic = time.perf_counter()
+        agents, keys, metrics, finite = train_chunk(self.agents, self.transitions, self.keys, n, self.context)
+        metrics, finite = jax.device_get((metrics, finite))
+        seconds = time.perf_counter() - tic
+        self._check_finite(metrics, finite, n)
+        self.agents, self.keys = agents, keys
+        self.step += n
+        self.update_seconds += seconds
+        self.updates_done += n
+        new = []
+        for i, run in enumerate(self._run_fields()):
+            rec: dict[str, Any] = {"step": self.step, **run, "kind": "train"}
+            for k, v in metrics.items():
+                rec[k] = float(np.mean(np.asarray(v[i], np.float64)))
+            rec["updates_per_s"] = n / seconds
+            new.append(rec)
+        self._log(new)
+        return new, n / seconds
+
+    def _run_fields(self) -> list[dict[str, Any]]:
+        """What names each run in a record: its seed, and its sweep point when the run sweeps."""
+        return [{"seed": seed, "sweep": point} if point else {"seed": seed} for point, seed in self.settings.runs()]
 
     def _has_final(self) -> bool:
         return self.run_dir is not None and (self.run_dir / SUMMARY_FILE).exists()
@@ -386,14 +439,15 @@ class _Engine:
 
     def _evaluate(self) -> list[dict[str, Any]]:
         s, new = self.settings, []
-        for i, seed in enumerate(s.seeds):
+        for i, run in enumerate(self._run_fields()):
             res = self.evaluate_fn(
-                index_seed(self.agents, i), self.dataset, episodes=s.eval_episodes, seed=eval_seed(seed, self.step)
+                index_seed(self.agents, i), self.dataset, episodes=s.eval_episodes,
+                seed=eval_seed(run["seed"], self.step),
             )
             returns = np.asarray(res.returns, np.float64)
             scores = None if getattr(res, "normalized", None) is None else np.asarray(res.normalized, np.float64)
             rec = {
-                "step": self.step, "seed": seed, "kind": "eval",
+                "step": self.step, **run, "kind": "eval",
                 "return_mean": float(returns.mean()), "return_std": float(returns.std()),
                 "score_mean": None if scores is None else float(scores.mean()),
                 "score_std": None if scores is None else float(scores.std()),
@@ -407,9 +461,11 @@ class _Engine:
     def _checkpoint(self) -> None:
         s = self.settings
         path = checkpoint_path(self.run_dir, self.step)
+        runs = s.runs()
+        sweep = {"sweep": [point for point, _ in runs]} if s.sweep else {}
         save_agent(
             self.agents, path, dataset_info=self.dataset.info, step=self.step, key=self.keys,
-            seeds=list(s.seeds), run=self.run_dir.name,
+            seeds=[seed for _, seed in runs], run=self.run_dir.name, **sweep,
         )
         for _, old in list_checkpoints(path.parent)[: -s.keep_checkpoints]:
             old.unlink(missing_ok=True)
@@ -431,11 +487,15 @@ class _Engine:
         steps = [r["step"] for r in self.records if r["kind"] == "eval"]
         return max(steps) if steps else None
 
+    def _run_name(self, index: int) -> str:
+        point, seed = self.settings.runs()[index]
+        return f"seed {seed}" + "".join(f", {k}={v:g}" for k, v in point.items())
+
     def _check_finite(self, metrics: Mapping[str, np.ndarray], finite: np.ndarray, n: int) -> None:
         """Raise TrainingError at the first update whose metrics (or final parameters) are NaN/Inf."""
         first: tuple[int, str, int, float] | None = None
         for name, v in metrics.items():
-            v = np.asarray(v, np.float64).reshape(len(self.settings.seeds), n, -1)
+            v = np.asarray(v, np.float64).reshape(len(self.settings.runs()), n, -1)
             bad = ~np.isfinite(v).all(axis=2)  # [S, K]
             if bad.any():
                 seed_idx, k = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
@@ -450,12 +510,11 @@ class _Engine:
             if ckpts else "no checkpoint was written before it"
         )
         if first is not None:
-            k, name, seed_idx, value = first
-            what = f"metric {name!r} of seed {self.settings.seeds[seed_idx]} is {value}"
+            k, name, run_idx, value = first
+            what = f"metric {name!r} of {self._run_name(run_idx)} is {value}"
             at = self.step + k + 1
         else:
-            seed_idx = int(np.argmin(finite))
-            what = f"the parameters of seed {self.settings.seeds[seed_idx]} are not finite"
+            what = f"the parameters of {self._run_name(int(np.argmin(finite)))} are not finite"
             at = self.step + n
         raise TrainingError(
             f"training diverged at step {at}: {what}; {keep}; lower the learning rates or check the rewards"
@@ -483,22 +542,11 @@ def _resolve_evaluator(
 def _summary(
     settings: RunSettings, config: Any, engine: _Engine, wall: float, notes: list[str], resumed: bool
 ) -> dict[str, Any]:
-    per_seed = []
-    for seed in settings.seeds:
-        evals = [r for r in engine.records if r["kind"] == "eval" and r["seed"] == seed]
-        scored = [r for r in evals if r.get("score_mean") is not None]
-        best = max(scored, key=lambda r: r["score_mean"]) if scored else None
-        last = evals[-1] if evals else None
-        per_seed.append({
-            "seed": seed,
-            "final_step": None if last is None else last["step"],
-            "final_return": None if last is None else last["return_mean"],
-            "final_score": None if last is None else last.get("score_mean"),
-            "best_score": None if best is None else best["score_mean"],
-            "best_step": None if best is None else best["step"],
-        })
+    """``summary.json``: per run (seed, and sweep point) the final and best scores; their mean and std
+    over seeds (per sweep point, ``per_point``, when the run sweeps); wall time, updates/s, versions."""
+    per_seed = [_run_summary(engine.records, run) for run in engine._run_fields()]
     finals = [p["final_score"] for p in per_seed if p["final_score"] is not None]
-    return {
+    doc = {
         "agent": settings.agent,
         "dataset": settings.dataset,
         "seeds": list(settings.seeds),
@@ -514,4 +562,31 @@ def _summary(
         "notes": notes,
         "agent_config": config.to_dict(),
         "versions": versions(),
+    }
+    if settings.sweep:
+        doc["sweep"] = {k: list(v) for k, v in settings.sweep.items()}
+        doc["per_point"] = []
+        for point in settings.points():
+            scores = [p["final_score"] for p in per_seed if p["sweep"] == point and p["final_score"] is not None]
+            doc["per_point"].append({
+                "sweep": point,
+                "final_score_mean": float(np.mean(scores)) if scores else None,
+                "final_score_std": float(np.std(scores)) if scores else None,
+            })
+    return doc
+
+
+def _run_summary(records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """Final and best evaluation of one run (``run``: its seed and sweep point, as in its records)."""
+    evals = [r for r in records if r["kind"] == "eval" and all(r.get(k) == v for k, v in run.items())]
+    scored = [r for r in evals if r.get("score_mean") is not None]
+    best = max(scored, key=lambda r: r["score_mean"]) if scored else None
+    last = evals[-1] if evals else None
+    return {
+        **run,
+        "final_step": None if last is None else last["step"],
+        "final_return": None if last is None else last["return_mean"],
+        "final_score": None if last is None else last.get("score_mean"),
+        "best_score": None if best is None else best["score_mean"],
+        "best_step": None if best is None else best["step"],
     }

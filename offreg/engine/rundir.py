@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import math
 import os
@@ -29,26 +30,20 @@ from offreg.errors import CheckpointError, ConfigError, OffregError
 from offreg.provenance import versions
 
 CONFIG_FILE = "config.json"
-
-
 DATASET_INFO_FILE = "dataset_info.json"
-
-
 METRICS_FILE = "metrics.jsonl"
-
-
 CURVE_FILE = "curve.png"
-
-
 SUMMARY_FILE = "summary.json"
-
-
 DEFAULT_LOG_EVERY = 1000
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """The engine settings of a run, saved in ``config.json`` next to the agent config."""
+    """The engine settings of a run, saved in ``config.json`` next to the agent config.
+
+    ``sweep`` maps sweepable coefficients (``lambda_``, ``alpha``, ``beta``, ...) to the values tried:
+    the run trains every point of their grid for every seed in one compiled program (see :meth:`runs`).
+    """
 
     agent: str
     dataset: str
@@ -60,6 +55,16 @@ class RunSettings:
     checkpoint_every: int
     keep_checkpoints: int
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    sweep: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+
+    def points(self) -> list[dict[str, float]]:
+        """The grid of ``sweep`` (the product of its values, first coefficient slowest); ``[{}]`` without one."""
+        names = list(self.sweep)
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.sweep.values())]
+
+    def runs(self) -> list[tuple[dict[str, float], int]]:
+        """``(point, seed)`` of every run on the engine's run axis: for each grid point, every seed."""
+        return [(point, seed) for point in self.points() for seed in self.seeds]
 
     def __post_init__(self) -> None:
         checks = [
@@ -71,6 +76,8 @@ class RunSettings:
             (self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
+            (all(self.sweep.values()), f"every swept coefficient needs at least one value, got {self.sweep}"),
+            (all(len(set(v)) == len(v) for v in self.sweep.values()), f"swept values must be distinct: {self.sweep}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -86,6 +93,7 @@ class RunSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["seeds"] = list(self.seeds)
+        d["sweep"] = {k: list(v) for k, v in self.sweep.items()}
         return d
 
     @classmethod
@@ -93,6 +101,7 @@ class RunSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in names}
         d["seeds"] = tuple(d["seeds"])
+        d["sweep"] = {k: tuple(float(x) for x in v) for k, v in d.get("sweep", {}).items()}
         return cls(**d)
 
 
@@ -158,7 +167,10 @@ def _load_resume(
     if not found:
         return settings, config, None, None, 0, raw
     ckpt = read_checkpoint(found[-1][1])
-    if ckpt.seeds != list(settings.seeds) or ckpt.agent_name != settings.agent or ckpt.key is None:
+    runs = settings.runs()
+    if ckpt.seeds != [seed for _, seed in runs] or ckpt.agent_name != settings.agent or ckpt.key is None or (
+        settings.sweep and ckpt.extra.get("sweep") != [point for point, _ in runs]
+    ):
         raise CheckpointError(f"checkpoint {ckpt.path} does not belong to the run in {run_dir}")
     if ckpt.step > settings.steps:
         raise CheckpointError(

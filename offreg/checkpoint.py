@@ -30,8 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from offreg.agents.names import get_spec, name_of
 from offreg.atomic import atomic_write_bytes
-from offreg.errors import CheckpointError
+from offreg.data.core import DatasetInfo, from_arrays
+from offreg.errors import CheckpointError, ConfigError, OffregError
+from offreg.seeds import index_seed
 
 FORMAT = "offreg-agent"
 FORMAT_VERSION = 2
@@ -76,8 +79,6 @@ class Checkpoint:
 
     def run_agent(self, index: int) -> Any:
         """The unbatched agent at position ``index`` of the leading (run) axis."""
-        from offreg.seeds import index_seed
-
         return self.agent if self.seeds is None else index_seed(self.agent, index)
 
     def seed_agent(self, seed: int | None = None) -> Any:
@@ -92,8 +93,6 @@ class Checkpoint:
             index = self.seeds.index(seed)
         else:
             raise CheckpointError(f"checkpoint {self.path} has no seed {seed}; it holds seeds {self.seeds}")
-        from offreg.seeds import index_seed
-
         return index_seed(self.agent, index)
 
 
@@ -103,9 +102,6 @@ def agent_name_of(agent: Any) -> str:
     Raises:
       CheckpointError: the agent is not registered (register it with ``offreg.agents.register``).
     """
-    from offreg.agents.names import name_of
-    from offreg.errors import ConfigError
-
     try:
         return name_of(agent)
     except ConfigError as e:
@@ -209,10 +205,6 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"checkpoint {path} has format version {meta.get('format_version', 0)} (offreg 0.1), which this "
             f"offreg (format {FORMAT_VERSION}) cannot read; load it with offreg 0.1 or train again"
         )
-    from offreg.agents.names import get_spec
-    from offreg.data.core import DatasetInfo
-    from offreg.errors import OffregError
-
     try:
         spec = get_spec(meta["agent"])
         config = spec.config_from_dict(meta["config"])
@@ -306,8 +298,6 @@ def _template(agent_cls: type, config: Any, info: Any, dims: dict[str, int] | No
     are created concretely on the same small dataset. Only the tree structure of the template is
     used; every array comes from the checkpoint.
     """
-    from offreg.data.core import DatasetInfo, from_arrays
-
     if info is None:
         dims = dims or {"obs_dim": 1, "act_dim": 1}
         info = DatasetInfo("template", "file", None, dims["obs_dim"], dims["act_dim"], 0)

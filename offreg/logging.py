@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from offreg.atomic import atomic_write_bytes, atomic_write_text
 from offreg.errors import ConfigError
 
 
@@ -163,7 +164,6 @@ def truncate_jsonl(path: str | os.PathLike, max_step: int) -> None:
 
     Rewritten atomically.
     """
-    from offreg.atomic import atomic_write_text
 
     path = Path(path)
     if not path.exists():
@@ -214,7 +214,6 @@ def plot_curves(metrics_path: str | os.PathLike, out_png: str | os.PathLike, tit
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from offreg.atomic import atomic_write_bytes
 
     label, series = curve_series(read_jsonl(metrics_path))
     fig = Figure(figsize=(6.4, 4.0), dpi=100)

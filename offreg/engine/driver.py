@@ -46,10 +46,13 @@ from offreg.engine.rundir import (
     _write_run_files,
 )
 from offreg.errors import ConfigError, TrainingError
+from offreg.evaluation import evaluate
 from offreg.logging import (
     JsonlLogger,
     Logger,
     MultiLogger,
+    TensorBoardLogger,
+    WandbLogger,
     plot_curves,
     read_jsonl,
     require_tensorboard,
@@ -230,12 +233,8 @@ def train(
     if run_dir is not None:
         loggers.append(JsonlLogger(run_dir / METRICS_FILE))
         if tensorboard:
-            from offreg.logging import TensorBoardLogger
-
             loggers.append(TensorBoardLogger(run_dir / "tensorboard"))
         if wandb_project:
-            from offreg.logging import WandbLogger
-
             loggers.append(WandbLogger(wandb_project, run_dir, run_dir.name, _config_json(settings, config)))
     logger = MultiLogger(loggers)
     records: list[dict[str, Any]] = read_jsonl(run_dir / METRICS_FILE) if resume is not None else []
@@ -530,11 +529,6 @@ def _resolve_evaluator(
         return evaluator
     if info.env_id is None:
         notes.append(f"evaluation is off: dataset {info.name!r} names no environment")
-        return None
-    try:
-        from offreg.evaluation import evaluate
-    except ImportError as e:  # evaluation extras missing (e.g. MuJoCo)
-        notes.append(f"evaluation is off: {e}")
         return None
     return evaluate
 

@@ -116,6 +116,7 @@ def save_agent(
     step: int | None = None,
     key: Any = None,
     seeds: list[int] | None = None,
+    agent_name: str | None = None,
     **extra: Any,
 ) -> Path:
     """Save ``agent`` (and optionally the step, key and dataset description) to ``path`` atomically.
@@ -128,6 +129,8 @@ def save_agent(
       step: training step; defaults to ``agent.step`` when the agent has one (first seed), else 0.
       key: the training PRNG key(s) to resume from.
       seeds: the seeds on the leading axis of a stacked multi-seed agent.
+      agent_name: the registered name to record (the engine passes the run's); default: the first name
+        whose agent, config and regularizer classes are the agent's.
       **extra: JSON-serializable metadata stored under ``extra``.
 
     Returns:
@@ -139,7 +142,7 @@ def save_agent(
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(SUFFIX)
-    name = agent_name_of(agent)
+    name = agent_name or agent_name_of(agent)
     if step is None:
         raw = getattr(agent, "step", 0)
         step = int(np.asarray(raw).reshape(-1)[0]) if raw is not None else 0

@@ -464,7 +464,7 @@ class _Engine:
         sweep = {"sweep": [point for point, _ in runs]} if s.sweep else {}
         save_agent(
             self.agents, path, dataset_info=self.dataset.info, step=self.step, key=self.keys,
-            seeds=[seed for _, seed in runs], run=self.run_dir.name, **sweep,
+            seeds=[seed for _, seed in runs], agent_name=s.agent, run=self.run_dir.name, **sweep,
         )
         for _, old in list_checkpoints(path.parent)[: -s.keep_checkpoints]:
             old.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ import optax
 from offreg.agents.base import AgentConfig, coefficients
 from offreg.data.core import from_arrays
 from offreg.errors import ConfigError, DatasetError
-from offreg.networks import INITS, EnsembleValue, GaussianPolicy, gaussian_log_prob
+from offreg.networks import INITS, EnsembleValue, GaussianPolicy, TrainState, adam, gaussian_log_prob
 from offreg.types import Metrics, PRNGKey, Transitions
 
 UPDATE_RULES = ("orthogonal", "true", "semi")
@@ -335,20 +335,15 @@ def _policy_net(config: ODICEConfig, act_dim: int) -> GaussianPolicy:
 
 
 def _optimizers(config: ODICEConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    value_tx = optax.adam(config.value_lr)
-    policy_tx = optax.chain(optax.add_decayed_weights(config.policy_weight_decay), optax.adam(config.policy_lr))
-    return value_tx, policy_tx
+    return adam(config.value_lr), adam(config.policy_lr, weight_decay=config.policy_weight_decay)
 
 
 class ODICE(flax.struct.PyTreeNode):
     """The O-DICE agent (immutable pytree).
 
     Attributes:
-      value_params: twin V parameters, leaves with a leading head axis.
-      target_value_params: EMA copy of ``value_params``.
-      value_opt_state: Adam state of V.
-      policy_params: Gaussian policy parameters (mean MLP and ``log_std``).
-      policy_opt_state: Adam + coupled-L2 state of the policy.
+      value: twin V parameters (leaves with a leading head axis), their Adam state and EMA target.
+      policy: Gaussian policy parameters (mean MLP and ``log_std``) and their Adam + coupled-L2 state.
       coefs: the sweepable coefficients ``lambda_``, ``eta`` as float32 scalars.
       obs_mean: ``[obs]`` observation normalization mean (0 when off).
       obs_std: ``[obs]`` observation normalization std (1 when off).
@@ -357,11 +352,8 @@ class ODICE(flax.struct.PyTreeNode):
       act_dim: static action dimension.
     """
 
-    value_params: Any
-    target_value_params: Any
-    value_opt_state: Any
-    policy_params: Any
-    policy_opt_state: Any
+    value: TrainState
+    policy: TrainState
     coefs: dict[str, jax.Array]
     obs_mean: jax.Array
     obs_std: jax.Array
@@ -387,11 +379,8 @@ class ODICE(flax.struct.PyTreeNode):
         policy_params = _policy_net(config, act_dim).init(k_policy, dummy)
         value_tx, policy_tx = _optimizers(config)
         return cls(
-            value_params=value_params,
-            target_value_params=value_params,
-            value_opt_state=value_tx.init(value_params),
-            policy_params=policy_params,
-            policy_opt_state=policy_tx.init(policy_params),
+            value=TrainState.create(value_params, value_tx, target=True),
+            policy=TrainState.create(policy_params, policy_tx),
             coefs=coefficients(config),
             obs_mean=jnp.asarray(mean),
             obs_std=jnp.asarray(std),
@@ -408,16 +397,13 @@ class ODICE(flax.struct.PyTreeNode):
         del key, context
         cfg = self.config
         value_net, policy_net = _value_net(cfg), _policy_net(cfg, self.act_dim)
-        value_tx, policy_tx = _optimizers(cfg)
 
         # --- value ---
         g, delta_f, metrics = value_gradient(
-            value_net.apply, self.value_params, self.target_value_params, batch,
+            value_net.apply, self.value.params, self.value.target_params, batch,
             self.coefs["lambda_"], self.coefs["eta"], cfg.discount, cfg.update_rule, cfg.projection_eps,
         )
-        updates, value_opt_state = value_tx.update(g, self.value_opt_state, self.value_params)
-        value_params = optax.apply_updates(self.value_params, updates)
-        target_value_params = optax.incremental_update(value_params, self.target_value_params, cfg.beta)
+        value = self.value.apply_gradients(g).update_target(cfg.beta)
 
         # --- policy (weighted BC) ---
         weight = jax.lax.stop_gradient(bc_weight(delta_f, cfg.weight_max))
@@ -426,15 +412,10 @@ class ODICE(flax.struct.PyTreeNode):
             mean, log_std = policy_net.apply(params, batch.observations)
             return jnp.mean(weight * -gaussian_log_prob(mean, log_std, batch.actions))
 
-        p_loss, p_grad = jax.value_and_grad(policy_loss)(self.policy_params)
-        updates, policy_opt_state = policy_tx.update(p_grad, self.policy_opt_state, self.policy_params)
-        policy_params = optax.apply_updates(self.policy_params, updates)
+        p_loss, p_grad = jax.value_and_grad(policy_loss)(self.policy.params)
 
         metrics.update(policy_loss=p_loss, bc_weight_mean=jnp.mean(weight))
-        agent = self.replace(
-            value_params=value_params, target_value_params=target_value_params, value_opt_state=value_opt_state,
-            policy_params=policy_params, policy_opt_state=policy_opt_state, step=self.step + 1,
-        )
+        agent = self.replace(value=value, policy=self.policy.apply_gradients(p_grad), step=self.step + 1)
         return agent, metrics
 
     def act(self, observations: jax.Array) -> jax.Array:
@@ -443,10 +424,10 @@ class ODICE(flax.struct.PyTreeNode):
         Shapes ``[..., obs] -> [..., act]``.
         """
         obs = (observations - self.obs_mean) / self.obs_std
-        mean, _ = _policy_net(self.config, self.act_dim).apply(self.policy_params, obs)
+        mean, _ = _policy_net(self.config, self.act_dim).apply(self.policy.params, obs)
         return jnp.clip(mean, -1.0, 1.0)
 
-    def value(self, observations: jax.Array) -> jax.Array:
+    def state_value(self, observations: jax.Array) -> jax.Array:
         """``min`` over the online V heads on raw observations, ``[..., obs] -> [...]``."""
         obs = (observations - self.obs_mean) / self.obs_std
-        return jnp.min(_value_net(self.config).apply(self.value_params, obs), axis=0)
+        return jnp.min(_value_net(self.config).apply(self.value.params, obs), axis=0)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from offreg.agents.base import AgentConfig, coefficients
+from offreg.data.core import normalize
 from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, DeterministicActor, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -83,10 +84,7 @@ class BCAgent(flax.struct.PyTreeNode):
             raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
         info = config.prepare(dataset).info
         params = _actor(config, info.act_dim).init(key, jnp.zeros((1, info.obs_dim), jnp.float32))
-        if info.obs_mean is not None:
-            mean, std = jnp.asarray(info.obs_mean, jnp.float32), jnp.asarray(info.obs_std, jnp.float32)
-        else:
-            mean, std = jnp.zeros(info.obs_dim, jnp.float32), jnp.ones(info.obs_dim, jnp.float32)
+        mean, std = info.observation_stats()
         return cls(
             actor=TrainState.create(params, adam(config.lr)),
             obs_mean=mean,
@@ -99,7 +97,8 @@ class BCAgent(flax.struct.PyTreeNode):
 
     def act(self, observations: jax.Array) -> jax.Array:
         """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
-        return _actor(self.config, self.act_dim).apply(self.actor.params, (observations - self.obs_mean) / self.obs_std)
+        obs = normalize(observations, self.obs_mean, self.obs_std)
+        return _actor(self.config, self.act_dim).apply(self.actor.params, obs)
 
     def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[BCAgent, Metrics]:
         """One Adam step on ``mean_{B x A} (pi(s) - a)^2``; metrics ``bc_loss`` (before the step)."""

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from offreg.agents.base import AgentConfig, coefficients
-from offreg.data.core import from_arrays
+from offreg.data.core import from_arrays, normalize
 from offreg.errors import ConfigError, DatasetError
 from offreg.networks import INITS, EnsembleValue, GaussianPolicy, TrainState, adam, gaussian_log_prob
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -371,8 +371,7 @@ class ODICE(flax.struct.PyTreeNode):
             raise ConfigError(f"ODICE.create needs an ODICEConfig, got {type(config).__name__}")
         info = config.prepare(dataset).info
         obs_dim, act_dim = info.obs_dim, info.act_dim
-        mean = np.zeros(obs_dim, np.float32) if info.obs_mean is None else np.asarray(info.obs_mean, np.float32)
-        std = np.ones(obs_dim, np.float32) if info.obs_std is None else np.asarray(info.obs_std, np.float32)
+        mean, std = info.observation_stats()
         k_value, k_policy = jax.random.split(key)
         dummy = jnp.zeros((1, obs_dim), jnp.float32)
         value_params = _value_net(config).init(k_value, dummy)
@@ -382,8 +381,8 @@ class ODICE(flax.struct.PyTreeNode):
             value=TrainState.create(value_params, value_tx, target=True),
             policy=TrainState.create(policy_params, policy_tx),
             coefs=coefficients(config),
-            obs_mean=jnp.asarray(mean),
-            obs_std=jnp.asarray(std),
+            obs_mean=mean,
+            obs_std=std,
             step=jnp.int32(0),
             config=config,
             act_dim=act_dim,
@@ -423,11 +422,11 @@ class ODICE(flax.struct.PyTreeNode):
 
         Shapes ``[..., obs] -> [..., act]``.
         """
-        obs = (observations - self.obs_mean) / self.obs_std
+        obs = normalize(observations, self.obs_mean, self.obs_std)
         mean, _ = _policy_net(self.config, self.act_dim).apply(self.policy.params, obs)
         return jnp.clip(mean, -1.0, 1.0)
 
     def state_value(self, observations: jax.Array) -> jax.Array:
         """``min`` over the online V heads on raw observations, ``[..., obs] -> [...]``."""
-        obs = (observations - self.obs_mean) / self.obs_std
+        obs = normalize(observations, self.obs_mean, self.obs_std)
         return jnp.min(_value_net(self.config).apply(self.value.params, obs), axis=0)

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from offreg.agents.base import AgentConfig, coefficients
 from offreg.agents.regularizers import BC, CriticFns, RegularizerConfig
+from offreg.data.core import normalize
 from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
@@ -178,11 +179,7 @@ class TD3Agent(flax.struct.PyTreeNode):
         actor_key, critic_key, reg_key = jax.random.split(key, 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, act_dim), jnp.float32)
-        if info.obs_mean is not None:
-            obs_mean = jnp.asarray(info.obs_mean, jnp.float32)
-            obs_std = jnp.asarray(info.obs_std, jnp.float32)
-        else:
-            obs_mean, obs_std = jnp.zeros(obs_dim, jnp.float32), jnp.ones(obs_dim, jnp.float32)
+        obs_mean, obs_std = info.observation_stats()
         agent = cls(
             actor=TrainState.create(actor.init(actor_key, obs), adam(config.actor_lr), target=True),
             critic=TrainState.create(critic.init(critic_key, obs, act), adam(config.critic_lr), target=True),
@@ -203,7 +200,7 @@ class TD3Agent(flax.struct.PyTreeNode):
     def act(self, observations: jax.Array) -> jax.Array:
         """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
         actor, _, _ = networks(self.config, self.act_dim)
-        return actor.apply(self.actor.params, (observations - self.obs_mean) / self.obs_std)
+        return actor.apply(self.actor.params, normalize(observations, self.obs_mean, self.obs_std))
 
     # --- update --------------------------------------------------------------------------------
     def critic_fns(self, critic: TrainState, next_actions: jax.Array | None = None) -> CriticFns:

@@ -30,9 +30,10 @@ import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
 from offreg.envs import env_names, make_env
-from offreg.envs.mujoco import LOCOMOTION, env_versions
+from offreg.envs.mujoco import LOCOMOTION
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
+from offreg.provenance import simulator_versions
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -413,13 +414,12 @@ def _rollout(
 
 
 def _versions(env_id: str, env: gym.Env) -> dict[str, str]:
-    versions = {"gymnasium": gym.__version__}
     try:
         from gymnasium.envs.mujoco import MujocoEnv
     except ImportError:  # pragma: no cover - mujoco is a core dependency
         MujocoEnv = ()  # noqa: N806
-    if isinstance(env.unwrapped, MujocoEnv):
-        versions.update(env_versions())
+    simulator = simulator_versions()
+    versions = dict(simulator) if isinstance(env.unwrapped, MujocoEnv) else {"gymnasium": simulator["gymnasium"]}
     if env_id in LOCOMOTION:
         versions["environment"] = LOCOMOTION[env_id].describe()
     elif env.spec is not None:

@@ -29,6 +29,7 @@ import numpy as np
 from offreg.agents import r2pvi as R
 from offreg.atomic import atomic_write, atomic_write_text
 from offreg.envs import american_put, linear_mdp
+from offreg.provenance import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -130,8 +131,7 @@ def command() -> str:
 
 
 def environment() -> dict[str, Any]:
-    return {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "backend": jax.default_backend()}
+    return {**versions(("jax", "numpy")), "machine": platform.machine(), "cpu_count": os.cpu_count()}
 
 
 def write_json(name: str, payload: dict[str, Any], out: Path = RESULTS) -> Path:

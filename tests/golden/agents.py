@@ -21,7 +21,6 @@ import hashlib
 import json
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import jax
@@ -124,6 +123,8 @@ def compute(name: str, data_dir: str | None = None) -> dict:
 
 def machine() -> dict:
     """What decides the bits besides the code: pinned library versions, the CPU and its features."""
+    from offreg.provenance import package_versions
+
     cpu, flags = platform.processor(), ""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -132,7 +133,7 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     simd = sorted(f for f in flags.split() if f.startswith(("avx", "sse4", "fma", "amx")))
-    return {"versions": {p: metadata.version(p) for p in PINNED}, "cpu": cpu, "simd": simd,
+    return {"versions": package_versions(PINNED), "cpu": cpu, "simd": simd,
             "backend": jax.default_backend()}
 
 

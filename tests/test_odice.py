@@ -11,15 +11,8 @@ import pytest
 
 import offreg
 from offreg.agents import get_spec
-from offreg.agents.odice import (
-    ODICE,
-    ODICEConfig,
-    _value_net,
-    bc_weight,
-    f_star,
-    imitation_dataset,
-    value_gradient,
-)
+from offreg.agents.odice import ODICE, ODICEConfig, _value_net, imitation_dataset
+from offreg.agents.odice_losses import bc_weight, f_star, value_gradient
 from offreg.data import DatasetInfo, from_arrays
 from offreg.data.core import iql_return_range
 from offreg.errors import ConfigError, DatasetError

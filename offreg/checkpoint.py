@@ -166,36 +166,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     Raises:
       CheckpointError: the path is missing, not a checkpoint, corrupt, or its agent is unknown.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = latest_checkpoint(path)
-    if not path.exists():
-        alt = path.with_suffix(SUFFIX) if not path.suffix else None
-        if alt is not None and alt.exists():
-            path = alt
-        else:
-            raise CheckpointError(f"checkpoint {path} does not exist; check the path or the run directory")
-    try:
-        payload = serialization.msgpack_restore(path.read_bytes())
-        meta = json.loads(payload["meta"])
-        state = payload["state"]
-        key = payload.get("key")
-    except Exception as e:  # msgpack raises many types on truncated/garbage input
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not an offreg checkpoint ({type(e).__name__}); "
-            "use another checkpoint of the run"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an offreg agent checkpoint (no {FORMAT!r} header)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {meta['format_version']}; upgrade offreg to read it"
-        )
-    if meta.get("format_version", 0) < FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {meta.get('format_version', 0)} (offreg 0.1), which this "
-            f"offreg (format {FORMAT_VERSION}) cannot read; load it with offreg 0.1 or train again"
-        )
+    path, meta, state, key = _read_payload(Path(path))
     from offreg.agents.names import get_spec
     from offreg.data.core import DatasetInfo
     from offreg.errors import OffregError
@@ -225,6 +196,40 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         extra=meta.get("extra", {}),
         path=path,
     )
+
+
+def _read_payload(path: Path) -> tuple[Path, dict, Any, Any]:
+    """``(file, meta, state dict, key)`` of a checkpoint file or a run directory's latest, format checked."""
+    if path.is_dir():
+        path = latest_checkpoint(path)
+    if not path.exists():
+        alt = path.with_suffix(SUFFIX) if not path.suffix else None
+        if alt is not None and alt.exists():
+            path = alt
+        else:
+            raise CheckpointError(f"checkpoint {path} does not exist; check the path or the run directory")
+    try:
+        payload = serialization.msgpack_restore(path.read_bytes())
+        meta = json.loads(payload["meta"])
+        state = payload["state"]
+        key = payload.get("key")
+    except Exception as e:  # msgpack raises many types on truncated/garbage input
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not an offreg checkpoint ({type(e).__name__}); "
+            "use another checkpoint of the run"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an offreg agent checkpoint (no {FORMAT!r} header)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {meta['format_version']}; upgrade offreg to read it"
+        )
+    if meta.get("format_version", 0) < FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {meta.get('format_version', 0)} (offreg 0.1), which this "
+            f"offreg (format {FORMAT_VERSION}) cannot read; load it with offreg 0.1 or train again"
+        )
+    return path, meta, state, key
 
 
 def load_agent(path: str | os.PathLike, seed: int | None = None) -> Any:

@@ -284,6 +284,8 @@ def _make_policy(
     """Return ``policy(obs [N, *obs_shape]) -> actions [N, ...]`` ready for ``env.step``, checking shapes once.
 
     ``N = episodes`` for a single agent and ``S * episodes`` for ``stacked = S`` seeds.
+
+    Long because: every observation/action layout is checked once here, before the rollout starts.
     """
     obs_space, act_space = env.observation_space, env.action_space
     obs_shape = tuple(obs_space.shape or ())

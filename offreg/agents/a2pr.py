@@ -150,7 +150,10 @@ class A2PR(RegularizerConfig):
 
 
 def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: str, init: str) -> Regularizer:
-    """The functions of :class:`A2PR` (see the module docstring for the maths)."""
+    """The functions of :class:`A2PR` (see the module docstring for the maths).
+
+    Long because: A2PR's init, update and loss are closures over its networks and optimizers (optax's style).
+    """
     value_hidden_dims, vae_hidden_dims, latent_dim = cfg.value_hidden_dims, cfg.vae_hidden_dims, cfg.vae_latent_dim
     value_lr, vae_lr, kl_weight = cfg.value_lr, cfg.vae_lr, cfg.kl_weight
     value_net = ValueNet(tuple(value_hidden_dims), activation, False, init)

@@ -187,6 +187,8 @@ def collect(
     Raises:
       UnknownNameError: unknown environment or level. ConfigError: a non-positive budget.
       OffregError: ``out`` is not a writable directory.
+
+    Long because: the whole collection pipeline in the order it runs, with its thirteen options documented.
     """
     todo = parse_levels(levels)
     config = config or SACConfig()

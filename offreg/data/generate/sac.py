@@ -180,6 +180,8 @@ def train_sac(
       The snapshots (every ``snapshot_every`` steps, and at the end) and the replay buffer as
       D4RL-layout arrays in the order the transitions were collected (a single environment, so
       episodes are contiguous).
+
+    Long because: rlkit's loop of environment steps, update phases, snapshots and logging, in its order.
     """
     pool = EnvPool(env_name, 1, seed)
     sac = SAC(config, pool.obs_dim, pool.act_dim)

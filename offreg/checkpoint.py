@@ -178,7 +178,36 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     Raises:
       CheckpointError: the path is missing, not a checkpoint, corrupt, or its agent is unknown.
     """
-    path = Path(path)
+    path, meta, state, key = _read_payload(Path(path))
+    try:
+        spec = get_spec(meta["agent"])
+        config = spec.config_from_dict(meta["config"])
+    except OffregError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
+    info = None if meta.get("dataset_info") is None else DatasetInfo.from_dict(meta["dataset_info"])
+    template = _template(spec.agent_cls, config, info, meta.get("dims"))
+    try:
+        agent = serialization.from_state_dict(template, state)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"checkpoint {path} does not match agent {meta['agent']!r} of this offreg version ({e})"
+        ) from None
+    agent = jax.tree_util.tree_map(jnp.asarray, agent)
+    return Checkpoint(
+        agent=agent,
+        agent_name=meta["agent"],
+        config=config,
+        dataset_info=info,
+        step=int(meta.get("step", 0)),
+        key=None if key is None else jnp.asarray(key, jnp.uint32),
+        seeds=meta.get("seeds"),
+        extra=meta.get("extra", {}),
+        path=path,
+    )
+
+
+def _read_payload(path: Path) -> tuple[Path, dict, Any, Any]:
+    """``(file, meta, state dict, key)`` of a checkpoint file or a run directory's latest, format checked."""
     if path.is_dir():
         path = latest_checkpoint(path)
     if not path.exists():
@@ -208,31 +237,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"checkpoint {path} has format version {meta.get('format_version', 0)} (offreg 0.1), which this "
             f"offreg (format {FORMAT_VERSION}) cannot read; load it with offreg 0.1 or train again"
         )
-    try:
-        spec = get_spec(meta["agent"])
-        config = spec.config_from_dict(meta["config"])
-    except OffregError as e:
-        raise CheckpointError(f"checkpoint {path}: {e}") from None
-    info = None if meta.get("dataset_info") is None else DatasetInfo.from_dict(meta["dataset_info"])
-    template = _template(spec.agent_cls, config, info, meta.get("dims"))
-    try:
-        agent = serialization.from_state_dict(template, state)
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(
-            f"checkpoint {path} does not match agent {meta['agent']!r} of this offreg version ({e})"
-        ) from None
-    agent = jax.tree_util.tree_map(jnp.asarray, agent)
-    return Checkpoint(
-        agent=agent,
-        agent_name=meta["agent"],
-        config=config,
-        dataset_info=info,
-        step=int(meta.get("step", 0)),
-        key=None if key is None else jnp.asarray(key, jnp.uint32),
-        seeds=meta.get("seeds"),
-        extra=meta.get("extra", {}),
-        path=path,
-    )
+    return path, meta, state, key
 
 
 def load_agent(path: str | os.PathLike, seed: int | None = None) -> Any:

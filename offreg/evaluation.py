@@ -30,9 +30,10 @@ import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
 from offreg.envs import env_names, make_env
-from offreg.envs.mujoco import LOCOMOTION, env_versions
+from offreg.envs.mujoco import LOCOMOTION
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
+from offreg.provenance import simulator_versions
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -283,6 +284,8 @@ def _make_policy(
     """Return ``policy(obs [N, *obs_shape]) -> actions [N, ...]`` ready for ``env.step``, checking shapes once.
 
     ``N = episodes`` for a single agent and ``S * episodes`` for ``stacked = S`` seeds.
+
+    Long because: every observation/action layout is checked once here, before the rollout starts.
     """
     obs_space, act_space = env.observation_space, env.action_space
     obs_shape = tuple(obs_space.shape or ())
@@ -413,13 +416,12 @@ def _rollout(
 
 
 def _versions(env_id: str, env: gym.Env) -> dict[str, str]:
-    versions = {"gymnasium": gym.__version__}
     try:
         from gymnasium.envs.mujoco import MujocoEnv
     except ImportError:  # pragma: no cover - mujoco is a core dependency
         MujocoEnv = ()  # noqa: N806
-    if isinstance(env.unwrapped, MujocoEnv):
-        versions.update(env_versions())
+    simulator = simulator_versions()
+    versions = dict(simulator) if isinstance(env.unwrapped, MujocoEnv) else {"gymnasium": simulator["gymnasium"]}
     if env_id in LOCOMOTION:
         versions["environment"] = LOCOMOTION[env_id].describe()
     elif env.spec is not None:

@@ -1,4 +1,7 @@
-"""Networks shared by every agent: MLPs, actors, twin critics, value nets.
+"""Networks shared by every agent: MLPs, actors, twin critics, value nets, and what travels with them.
+
+:class:`TrainState` groups one network's parameters, optimizer state and target parameters (jaxrl_m's
+``TrainState``, CORL ReBRAC's ``CriticTrainState``).
 
 Initialisation is a config choice. ``"torch"`` reproduces PyTorch's ``nn.Linear`` default that the
 official codes use: kernel ``U(+-1/sqrt(fan_in))`` (kaiming-uniform, a=sqrt(5)) and bias
@@ -7,11 +10,15 @@ official codes use: kernel ``U(+-1/sqrt(fan_in))`` (kaiming-uniform, a=sqrt(5)) 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
+import optax
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -145,11 +152,6 @@ class ValueNet(nn.Module):
         return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(observations)[..., 0]
 
 
-def polyak(target, online, tau):
-    """``target <- tau * online + (1 - tau) * target`` over matching pytrees."""
-    return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
-
-
 class EnsembleValue(nn.Module):
     """``num`` independent value nets in one vmapped call: ``[..., obs] -> [num, ...]``.
 
@@ -228,3 +230,48 @@ class TanhGaussianActor(nn.Module):
         mean = Linear(self.act_dim, self.init_scheme, name="mean")(x)
         log_std = Linear(self.act_dim, self.init_scheme, name="log_std")(x)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+# --- training state ------------------------------------------------------------------------------
+@functools.cache
+def adam(learning_rate: float, weight_decay: float | None = None) -> optax.GradientTransformation:
+    """``optax.adam``; with ``weight_decay``, PyTorch's coupled L2 (``Adam(weight_decay=...)``) before it.
+
+    One object per arguments, so that two agents built alike hold the very same (static) optimizer
+    and their pytree structures compare equal (a loaded checkpoint equals the saved agent).
+    """
+    if weight_decay is None:
+        return optax.adam(learning_rate)
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """One network's parameters, its optimizer state and its target parameters, moving together.
+
+    Attributes:
+      params: the online parameters.
+      opt_state: ``tx``'s state.
+      target_params: the Polyak-averaged copy (see :meth:`update_target`), or ``None`` for a network
+        without a target.
+      tx: the optimizer (static; build it with :func:`adam` so equal agents compare equal).
+    """
+
+    params: Any
+    opt_state: Any
+    target_params: Any
+    tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, params: Any, tx: optax.GradientTransformation, target: bool = False) -> TrainState:
+        """Fresh optimizer state; the target (when ``target``) starts as a copy of ``params``."""
+        return cls(params=params, opt_state=tx.init(params), target_params=params if target else None, tx=tx)
+
+    def apply_gradients(self, grads: Any) -> TrainState:
+        """One optimizer step: ``params <- params + tx.update(grads)``; the target is untouched."""
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
+
+    def update_target(self, tau: Any) -> TrainState:
+        """Polyak averaging ``target <- tau * params + (1 - tau) * target`` (``optax.incremental_update``)."""
+        return self.replace(target_params=optax.incremental_update(self.params, self.target_params, tau))
+

@@ -62,31 +62,31 @@ def test_one_update_matches_numpy():
 
     # --- critic (TD3) ---
     eps = np.asarray(jax.random.normal(noise_key, a.shape, jnp.float32), np.float64)
-    next_a = np.clip(np_actor(to_np(agent.target_actor_params), s2) + np.clip(0.2 * eps, -0.5, 0.5), -1, 1)
-    y_tgt = r + gamma * (1 - d) * np_critic(to_np(agent.target_critic_params), s2, next_a).min(0)
+    next_a = np.clip(np_actor(to_np(agent.actor.target_params), s2) + np.clip(0.2 * eps, -0.5, 0.5), -1, 1)
+    y_tgt = r + gamma * (1 - d) * np_critic(to_np(agent.critic.target_params), s2, next_a).min(0)
 
     def critic_loss(p):
         return float(np.sum(np.mean((np_critic(p, s, a) - y_tgt) ** 2, axis=1)))
 
-    critic0 = to_np(agent.critic_params)
-    critic1 = adam_step(critic0, fd_grad(critic_loss, critic0), agent.critic_opt_state, 3e-4)
+    critic0 = to_np(agent.critic.params)
+    critic1 = adam_step(critic0, fd_grad(critic_loss, critic0), agent.critic.opt_state, 3e-4)
     # shift V's output bias so that about half of the dataset actions have a positive advantage
-    vp = agent.reg_state.value_params
+    vp = agent.reg_state.value.params
     gap = np.median(np_critic(critic1, s, a)[0] - np_value(to_np(vp), s))
     last = vp["params"]["MLP_0"]["Linear_4"]["Dense_0"]
     last["bias"] = last["bias"] + jnp.float32(gap)
-    agent = agent.replace(reg_state=agent.reg_state._replace(value_params=vp))
+    agent = agent.replace(reg_state=agent.reg_state._replace(value=agent.reg_state.value.replace(params=vp)))
 
     new, m = update(agent, batch, key)
     assert float(m["actor_updated"]) == 1.0
     np.testing.assert_allclose(float(m["critic_loss"]), critic_loss(critic0), rtol=1e-5)
-    close(new.critic_params, critic1, atol=1e-6)
+    close(new.critic.params, critic1, atol=1e-6)
 
     # --- value: min(online-after-update, target) TD targets, MSE, Adam 3e-4; V_old kept ---
     y_on = r + gamma * (1 - d) * np_critic(critic1, s2, next_a).min(0)
     y_v = np.minimum(y_on, y_tgt)
     st = agent.reg_state
-    value0 = to_np(st.value_params)
+    value0 = to_np(st.value.params)
     v_old = np_value(value0, s)
 
     def value_loss(p):
@@ -94,7 +94,7 @@ def test_one_update_matches_numpy():
 
     np.testing.assert_allclose(float(m["v_target"]), y_v.mean(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(m["value_loss"]), value_loss(value0), rtol=1e-5)
-    close(new.reg_state.value_params, adam_step(value0, fd_grad(value_loss, value0), st.value_opt_state, 3e-4), 1e-6)
+    close(new.reg_state.value.params, adam_step(value0, fd_grad(value_loss, value0), st.value.opt_state, 3e-4), 1e-6)
     close(new.reg_state.prev_value_params, value0, 0.0)
 
     # --- VAE: positive-advantage reconstruction (strict >, Q1 of the updated critic, V_old) + 0.5 KL ---
@@ -108,17 +108,17 @@ def test_one_update_matches_numpy():
         kl = np.mean(-0.5 * (1 + np.log(std**2) - mu**2 - std**2))
         return rec, kl
 
-    vae0 = to_np(st.vae_params)
+    vae0 = to_np(st.vae.params)
     rec, kl = vae_parts(vae0)
     np.testing.assert_allclose([float(m["vae_recon_loss"]), float(m["vae_kl"]), float(m["vae_loss"])],
                                [rec, kl, rec + 0.5 * kl], rtol=1e-5, atol=1e-7)
     vae1 = adam_step(vae0, fd_grad(lambda p: float(sum(np.multiply(vae_parts(p), (1, 0.5)))), vae0),
-                     st.vae_opt_state, 1e-3)
-    close(new.reg_state.vae_params, vae1, atol=2e-6)
+                     st.vae.opt_state, 1e-3)
+    close(new.reg_state.vae.params, vae1, atol=2e-6)
 
     # --- actor: -lambda Q + mask * OR-gate * (pi - a_bar)^2, VAE branch differentiable in pi ---
     xi2 = np.asarray(jax.random.normal(actor_key, (B, Z), jnp.float32), np.float64)
-    actor0 = to_np(agent.actor_params)
+    actor0 = to_np(agent.actor.params)
     pi = np_actor(actor0, s)
     a_vae = np_vae(vae1, s, pi, xi2)[0]
     q_vae, q_data = np_critic(critic1, s, a_vae)[0], np_critic(critic1, s, a)[0]
@@ -140,7 +140,7 @@ def test_one_update_matches_numpy():
         tgt = np.where(take_vae[:, None], np_vae(vae1, s, pi_p, xi2)[0], a)
         return float(-lam * np.mean(np_critic(critic1, s, pi_p)[0]) + np.mean(gate[:, None] * (pi_p - tgt) ** 2))
 
-    close(new.actor_params, adam_step(actor0, fd_grad(actor_loss, actor0), agent.actor_opt_state, 3e-4), 1e-6)
+    close(new.actor.params, adam_step(actor0, fd_grad(actor_loss, actor0), agent.actor.opt_state, 3e-4), 1e-6)
 
 
 def _reg_case(seed=3, mask=0.7):
@@ -172,7 +172,7 @@ def test_actor_gradient_keeps_the_vae_branch():
     ours = np.asarray(jax.grad(lambda p: reg.loss(state, batch.observations, p, batch, critic, key)[0])(pi), np.float64)
     s, a, p0 = (np.asarray(x, np.float64) for x in (batch.observations, batch.actions, pi))
     xi = np.asarray(jax.random.normal(key, (32, 4), jnp.float32), np.float64)
-    vae = to_np(state.vae_params)
+    vae = to_np(state.vae.params)
     a_vae = np_vae(vae, s, p0, xi)[0]
     c = np.tanh(s[:, :2])
     qf = lambda act: -np.sum((act - c) ** 2, -1) + s[:, 0]
@@ -202,7 +202,7 @@ def test_gate_is_an_or_and_targets_are_candidates():
     key = jax.random.PRNGKey(1)
     bc, m = reg.loss(state, batch.observations, pi, batch, critic, key)
     assert float(m["gate_fraction"]) == 1.0
-    recon = nn.Module.apply(VAE((16, 16), 4, 2), state.vae_params, batch.observations, pi,
+    recon = nn.Module.apply(VAE((16, 16), 4, 2), state.vae.params, batch.observations, pi,
                             jax.random.normal(key, (32, 4)))[0]
     q = lambda x: critic.q(batch.observations, x)[0]
     tgt = jnp.where((q(recon) >= q(batch.actions))[:, None], recon, batch.actions)
@@ -217,11 +217,11 @@ def test_default_networks_are_the_deeper_ones():
     cfg = A2PRConfig()
     agent = A2PRAgent.create(cfg, toy_dataset(n=20, obs_dim=5, act_dim=3), jax.random.PRNGKey(0))
     shapes = lambda p: [x.shape for x in jax.tree_util.tree_leaves(p) if x.ndim >= 2]
-    assert shapes(agent.actor_params) == [(5, 256), (256, 256), (256, 256), (256, 3)]
-    kernels = [x.shape for x in jax.tree_util.tree_leaves(agent.critic_params) if x.ndim == 3]
+    assert shapes(agent.actor.params) == [(5, 256), (256, 256), (256, 256), (256, 3)]
+    kernels = [x.shape for x in jax.tree_util.tree_leaves(agent.critic.params) if x.ndim == 3]
     assert kernels == [(2, 8, 256)] + [(2, 256, 256)] * 3 + [(2, 256, 1)]
-    assert shapes(agent.reg_state.value_params) == [(5, 256)] + [(256, 256)] * 3 + [(256, 1)]
-    vae = agent.reg_state.vae_params["params"]
+    assert shapes(agent.reg_state.value.params) == [(5, 256)] + [(256, 256)] * 3 + [(256, 1)]
+    vae = agent.reg_state.vae.params["params"]
     assert vae["enc_0"]["Dense_0"]["kernel"].shape == (8, 750) and vae["dec_1"]["Dense_0"]["kernel"].shape == (750, 750)
     assert vae["mean"]["Dense_0"]["kernel"].shape == (750, 6) and vae["dec_0"]["Dense_0"]["kernel"].shape == (11, 750)
     # learning rates: value 3e-4 and VAE 1e-3 are read by the regularizer from the config

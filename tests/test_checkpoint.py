@@ -58,7 +58,7 @@ def _assert_same(a, b):
 def test_round_trip_is_exact_including_optimizer_state(tmp_path):
     agent, prepared = _trained_agent()
     assert int(agent.step) == 3
-    mu = agent.critic_opt_state[0].mu
+    mu = agent.critic.opt_state[0].mu
     assert any(float(jnp.abs(x).max()) > 0 for x in jax.tree_util.tree_leaves(mu))  # non-trivial Adam state
     path = offreg.save_agent(agent, tmp_path / "agent", dataset_info=prepared.info, note="hello")
     assert path.name == "agent.msgpack" and path.exists()

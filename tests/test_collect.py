@@ -121,7 +121,7 @@ def test_tanh_gaussian_log_prob_matches_scipy():
 def test_rollout_is_deterministic_and_seeded():
     pool = R.EnvPool("hopper", 1, 0)
     sac = S.SAC(TINY, pool.obs_dim, pool.act_dim)
-    params = jax.device_get(sac.init(jax.random.PRNGKey(0)).actor)
+    params = jax.device_get(sac.init(jax.random.PRNGKey(0)).actor.params)
     a = R.rollout("hopper", params, 300, seed=5, num_envs=4)
     b = R.rollout("hopper", params, 300, seed=5, num_envs=4)
     c = R.rollout("hopper", params, 300, seed=6, num_envs=4)
@@ -139,7 +139,7 @@ def test_rollout_is_deterministic_and_seeded():
 
 def test_snapshot_round_trip(tmp_path):
     pool = R.EnvPool("hopper", 1, 0)
-    params = jax.device_get(S.SAC(TINY, pool.obs_dim, pool.act_dim).init(jax.random.PRNGKey(1)).actor)
+    params = jax.device_get(S.SAC(TINY, pool.obs_dim, pool.act_dim).init(jax.random.PRNGKey(1)).actor.params)
     SN.save_snapshot(tmp_path / "s.npz", params, {"step": 7})
     back, meta = SN.load_snapshot(tmp_path / "s.npz")
     assert meta == {"step": 7}

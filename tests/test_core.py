@@ -9,6 +9,7 @@ import pytest
 
 from offreg.agents.base import AgentConfig
 from offreg.data import DatasetInfo, from_arrays, sample
+from offreg.data.core import normalize
 from offreg.errors import ConfigError, DatasetError, UnknownNameError
 
 
@@ -49,6 +50,36 @@ def test_normalize_observations_matches_numpy():
     )
     np.testing.assert_allclose(nds.info.normalize_observations(raw), expected, rtol=1e-5, atol=1e-5)
     assert nds.normalize_observations() is nds
+
+
+def test_observation_stats_are_what_the_normalization_applied():
+    ds = _dataset()
+    mean, std = ds.info.observation_stats()  # off: the identity
+    assert mean.dtype == std.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(mean), np.zeros(3))
+    np.testing.assert_array_equal(np.asarray(std), np.ones(3))
+    nds = ds.normalize_observations(1e-3)
+    raw = np.asarray(ds.transitions.observations)
+    mean, std = nds.info.observation_stats()
+    np.testing.assert_array_equal(np.asarray(mean), np.float32(raw.astype(np.float64).mean(0)))
+    # bit for bit what the loader applied to the transitions
+    np.testing.assert_array_equal(np.asarray(normalize(jnp.asarray(raw), mean, std)),
+                                  np.asarray(nds.transitions.observations))
+
+
+@pytest.mark.parametrize("name", ["bc", "td3bc", "odice"])
+def test_every_agent_acts_on_the_shared_normalization(name):
+    import offreg
+
+    nds = _dataset().normalize_observations(1e-3)
+    agent = offreg.make_agent(name, nds, seed=0, normalize_observations=True)
+    raw = np.asarray(_dataset().transitions.observations[:4])
+    mean, std = nds.info.observation_stats()
+    np.testing.assert_array_equal(np.asarray(agent.obs_mean), np.asarray(mean))
+    np.testing.assert_array_equal(np.asarray(agent.obs_std), np.asarray(std))
+    # acting on raw observations equals acting on the normalized ones with the identity normalization
+    identity = agent.replace(obs_mean=jnp.zeros_like(mean), obs_std=jnp.ones_like(std))
+    np.testing.assert_array_equal(np.asarray(agent.act(raw)), np.asarray(identity.act(normalize(raw, mean, std))))
 
 
 def test_locomotion_reward_scaling_and_info_round_trip():

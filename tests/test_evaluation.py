@@ -19,9 +19,10 @@ import pytest
 
 from offreg.data.core import DatasetInfo, from_arrays
 from offreg.envs import make_env, register_env
-from offreg.envs.mujoco import LOCOMOTION, env_versions
+from offreg.envs.mujoco import LOCOMOTION
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, UnknownNameError
 from offreg.evaluation import EvalResult, evaluate, evaluate_seeds
+from offreg.provenance import simulator_versions
 
 # d4rl/infos.py: every dataset of an environment shares one (REF_MIN_SCORE, REF_MAX_SCORE) pair.
 D4RL_REF = {
@@ -181,7 +182,7 @@ def test_dataset_argument_and_result_record():
     assert record["versions"] == {
         "gymnasium": gym.__version__, "mujoco": mujoco.__version__, "environment": "Hopper-v4",
     }
-    assert env_versions() == {"gymnasium": gym.__version__, "mujoco": mujoco.__version__}
+    assert simulator_versions() == {"gymnasium": gym.__version__, "mujoco": mujoco.__version__}
 
 
 # --- (c), (d): the environments reproduce the D4RL v2 observation layouts and models -------------------

@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent("""
     from test_agent_contract import _dataset
 
     from offreg.agents.names import registry
-    from offreg.agents.neighbours import build_index, nearest
+    from offreg.agents.neighbour_index import build_index
+    from offreg.agents.neighbours import nearest
     from offreg.data.loader import load_dataset
     from offreg.engine import dataset_context, scan_updates
 

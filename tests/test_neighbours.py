@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial import KDTree
 
-from offreg.agents.neighbours import MAX_BLOCK, brute_force_nearest, build_index, index_nbytes, locate, nearest
+from offreg.agents.neighbour_index import MAX_BLOCK, build_index, index_nbytes
+from offreg.agents.neighbours import brute_force_nearest, locate, nearest
 from offreg.errors import ConfigError
 
 _nearest = jax.jit(nearest, static_argnames=("chunk", "block"))

@@ -11,15 +11,8 @@ import pytest
 
 import offreg
 from offreg.agents import get_spec
-from offreg.agents.odice import (
-    ODICE,
-    ODICEConfig,
-    _value_net,
-    bc_weight,
-    f_star,
-    imitation_dataset,
-    value_gradient,
-)
+from offreg.agents.odice import ODICE, ODICEConfig, _value_net, imitation_dataset
+from offreg.agents.odice_losses import bc_weight, f_star, value_gradient
 from offreg.data import DatasetInfo, from_arrays
 from offreg.data.core import iql_return_range
 from offreg.errors import ConfigError, DatasetError
@@ -175,32 +168,33 @@ def test_update_matches_numpy_policy_loss_target_ema_and_order():
     ds = _dataset()
     agent = ODICE.create(cfg, ds, jax.random.PRNGKey(3))
     agent = agent.replace(
-        value_params=_perturbed(agent.value_params, 4), target_value_params=_perturbed(agent.value_params, 5, 0.1),
-        policy_params=_perturbed(agent.policy_params, 6, 0.1),
+        value=agent.value.replace(params=_perturbed(agent.value.params, 4),
+                                  target_params=_perturbed(agent.value.params, 5, 0.1)),
+        policy=agent.policy.replace(params=_perturbed(agent.policy.params, 6, 0.1)),
     )
     batch = _batch(1)
     new, m = jax.jit(ODICE.update)(agent, batch, jax.random.PRNGKey(0))
     s, sp, a = (np.asarray(x, np.float64) for x in (batch.observations, batch.next_observations, batch.actions))
     r, mask = np.asarray(batch.rewards, np.float64), 1.0 - np.asarray(batch.terminals, np.float64)
     # policy weight from the values *before* the value step
-    d_f = r + 0.99 * mask * np_value_heads(agent.target_value_params, sp, True).min(0) - np_value_heads(
-        agent.value_params, s, True)
+    d_f = r + 0.99 * mask * np_value_heads(agent.value.target_params, sp, True).min(0) - np_value_heads(
+        agent.value.params, s, True)
     w = np.clip(d_f, 0, 100)  # [2, B]
-    mean, log_std = np_policy(agent.policy_params, s)
+    mean, log_std = np_policy(agent.policy.params, s)
     nll = -np_log_prob(mean, log_std, a)
     np.testing.assert_allclose(float(m["policy_loss"]), (w * nll[None]).mean(), rtol=1e-4)
     np.testing.assert_allclose(float(m["bc_weight_mean"]), w.mean(), rtol=1e-4)
     # EMA target with beta = 0.005, after the value step
     expected = jax.tree_util.tree_map(lambda t, o: 0.995 * np.asarray(t) + 0.005 * np.asarray(o),
-                                      agent.target_value_params, new.value_params)
-    for x, y in zip(jax.tree_util.tree_leaves(new.target_value_params), jax.tree_util.tree_leaves(expected),
+                                      agent.value.target_params, new.value.params)
+    for x, y in zip(jax.tree_util.tree_leaves(new.value.target_params), jax.tree_util.tree_leaves(expected),
                     strict=True):
         np.testing.assert_allclose(np.asarray(x), y, rtol=1e-5, atol=1e-7)
     assert int(new.step) == 1
     # act is the clipped policy mean
     obs = np.random.default_rng(0).normal(size=(5, OBS)) * 3
     np.testing.assert_allclose(np.asarray(new.act(jnp.asarray(obs, jnp.float32))),
-                               np.clip(np_policy(new.policy_params, obs)[0], -1, 1), rtol=1e-4, atol=1e-5)
+                               np.clip(np_policy(new.policy.params, obs)[0], -1, 1), rtol=1e-4, atol=1e-5)
 
 
 # --- gradient properties -------------------------------------------------------------------------
@@ -460,7 +454,7 @@ def _toy_gap(rule, steps, seed):
     agent = run(agent, jax.random.PRNGKey(100 + seed))
     g = np.linspace(0.0, 1.0, 21)
     pts = np.stack([a.ravel() for a in np.meshgrid(g, g)], -1).astype(np.float32)
-    v = np.asarray(agent.value(jnp.asarray(pts)))
+    v = np.asarray(agent.state_value(jnp.asarray(pts)))
     inside = in_support(pts)
     return (v[inside].mean() - v[~inside].mean()) / v[inside].std()
 

@@ -40,20 +40,20 @@ def test_one_update_matches_numpy():
     # --- critic target and loss ---
     noise_key = jax.random.split(key, 3)[0]
     eps = np.asarray(jax.random.normal(noise_key, a.shape, jnp.float32), np.float64)
-    next_a = np.clip(np_actor(to_np(agent.target_actor_params), s2) + np.clip(0.2 * eps, -0.5, 0.5), -1, 1)
-    y = r + 0.99 * (1 - d) * np_critic(to_np(agent.target_critic_params), s2, next_a).min(0)
+    next_a = np.clip(np_actor(to_np(agent.actor.target_params), s2) + np.clip(0.2 * eps, -0.5, 0.5), -1, 1)
+    y = r + 0.99 * (1 - d) * np_critic(to_np(agent.critic.target_params), s2, next_a).min(0)
     np.testing.assert_allclose(float(m["target_q"]), y.mean(), rtol=1e-5, atol=1e-6)
 
     def critic_loss(p):
         return float(np.sum(np.mean((np_critic(p, s, a) - y) ** 2, axis=1)))
 
-    critic0 = to_np(agent.critic_params)
+    critic0 = to_np(agent.critic.params)
     np.testing.assert_allclose(float(m["critic_loss"]), critic_loss(critic0), rtol=1e-5)
-    critic1 = adam_step(critic0, fd_grad(critic_loss, critic0), agent.critic_opt_state, 3e-4)
-    close(new.critic_params, critic1, atol=1e-6)
+    critic1 = adam_step(critic0, fd_grad(critic_loss, critic0), agent.critic.opt_state, 3e-4)
+    close(new.critic.params, critic1, atol=1e-6)
 
     # --- actor: nearest [beta s, pi(s)] over the whole dataset (scipy), then -lambda Q + DC ---
-    actor0 = to_np(agent.actor_params)
+    actor0 = to_np(agent.actor.params)
     pi = np_actor(actor0, s)
     S, A = np.asarray(pds.transitions.observations), np.asarray(pds.transitions.actions)
     _, j = KDTree(np.hstack([np.float32(2.0) * S, A])).query(np.hstack([2.0 * s, pi]))
@@ -68,11 +68,11 @@ def test_one_update_matches_numpy():
         pi_p = np_actor(p, s)
         return float(-lam * np.mean(np_critic(critic1, s, pi_p)[0]) + np.mean((pi_p - a_nn) ** 2))
 
-    actor1 = adam_step(actor0, fd_grad(actor_loss, actor0), agent.actor_opt_state, 3e-4)
-    close(new.actor_params, actor1, atol=1e-6)
+    actor1 = adam_step(actor0, fd_grad(actor_loss, actor0), agent.actor.opt_state, 3e-4)
+    close(new.actor.params, actor1, atol=1e-6)
     # --- targets ---
-    close(new.target_actor_params, jax.tree_util.tree_map(
-        lambda t, o: 0.005 * o + 0.995 * t, to_np(agent.target_actor_params), actor1), atol=1e-7)
+    close(new.actor.target_params, jax.tree_util.tree_map(
+        lambda t, o: 0.005 * o + 0.995 * t, to_np(agent.actor.target_params), actor1), atol=1e-7)
 
 
 def _reg_inputs(seed=1):

@@ -18,13 +18,14 @@ import scipy.optimize
 
 from offreg.agents import r2pvi as R
 from offreg.agents import r2pvi_duals as D
+from offreg.agents import r2pvi_model as M
 from offreg.data import DatasetInfo, from_arrays
 from offreg.data.generate import r2pvi as r2pvi_data
 from offreg.envs import american_put, linear_mdp
 from offreg.errors import ConfigError, DatasetError, EnvironmentError_
 
 H = 3.0
-LMDP = R.ModelSpec("linear-mdp", (("delta", 0.3), ("xi_norm", 0.2)))
+LMDP = M.ModelSpec("linear-mdp", (("delta", 0.3), ("xi_norm", 0.2)))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def _numpy_official(data, method, beta, gamma, lam, rho, delta=0.3, xi_norm=0.2)
 
 
 def _fit_trajectories(data, config, delta=0.3, xi_norm=0.2):
-    model = R.learner_model(R.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
+    model = M.learner_model(M.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
     with jax.enable_x64(True):
         sd = trajectory_step_data(model, data)
         coefs = R.coefficients_of(config, 3, 4, jnp.float64)
@@ -300,7 +301,7 @@ def trajectory_step_data(model, data):
     steps = jnp.broadcast_to(jnp.arange(4), states.shape)
     obs = linear_mdp.observation(states, steps).astype(jnp.float64)
     ones = jnp.ones((3, k))
-    return R.step_data(model, obs[:, :3].swapaxes(0, 1), actions.T, rewards.T.astype(jnp.float64),
+    return M.step_data(model, obs[:, :3].swapaxes(0, 1), actions.T, rewards.T.astype(jnp.float64),
                        obs[:, 1:].swapaxes(0, 1), ones, ones)
 
 
@@ -332,9 +333,9 @@ def test_bonus_forms_match_numpy():
     li = np.linalg.inv(a @ a.T + np.eye(4))
     phi = rng.dirichlet(np.ones(4), size=7)
     beta = 0.7
-    code = _x64(R.bonus_fn, phi, li, beta, "code")
-    paper = _x64(R.bonus_fn, phi, li, beta, "paper")
-    ell = _x64(R.bonus_fn, phi, li, beta, "elliptical")
+    code = _x64(M.bonus_fn, phi, li, beta, "code")
+    paper = _x64(M.bonus_fn, phi, li, beta, "paper")
+    ell = _x64(M.bonus_fn, phi, li, beta, "elliptical")
     np.testing.assert_allclose(code, beta * np.sqrt([f @ np.diag(np.diag(li)) @ f for f in phi]), rtol=1e-12)
     np.testing.assert_allclose(paper, beta * np.array([np.sum(f * np.sqrt(np.diag(li))) for f in phi]), rtol=1e-12)
     np.testing.assert_allclose(ell, beta * np.sqrt([f @ li @ f for f in phi]), rtol=1e-12)
@@ -537,7 +538,7 @@ def test_agents_are_registered():
     reg = registry()
     for name in ("r2pvi-tv", "r2pvi-kl", "r2pvi-chi2", "pevi", "drpvi", "drvi-l"):
         assert reg[name].agent_cls is R.LinearValueIterationAgent
-        assert reg[name].agent_cls.gradient_free and reg[name].agent_cls.requires_env == R.SUPPORTED_ENVS
+        assert reg[name].agent_cls.gradient_free and reg[name].agent_cls.requires_env == M.SUPPORTED_ENVS
     assert reg["r2pvi-chi2"].config_cls().divergence == "chi2"
 
 
@@ -571,7 +572,7 @@ def test_agent_matches_trajectory_fit(lmdp_dataset):
 # --- learning ------------------------------------------------------------------------------------
 def test_r2pvi_tv_degrades_less_than_pevi_under_perturbation():
     """Fig. 1(a) in miniature: 8 datasets of 100 trajectories, exact returns at q = 0 and q = 0.9."""
-    model = R.learner_model(LMDP)
+    model = M.learner_model(LMDP)
     obs = jnp.asarray(_all_observations())
 
     def returns(key, config):
@@ -580,7 +581,7 @@ def test_r2pvi_tv_degrades_less_than_pevi_under_perturbation():
         coefs = R.coefficients_of(config, 3, 4, jnp.float64)
         w, li = R.backward_induction(sd, jnp.asarray(model.theta), coefs, method=R.method_of(config),
                                      bonus=config.bonus)
-        pol = R.greedy_actions(model, w, li, coefs.beta, obs, config.bonus, False).reshape(5, 3).T
+        pol = M.greedy_actions(model, w, li, coefs.beta, obs, config.bonus, False).reshape(5, 3).T
         return jnp.stack([linear_mdp.policy_value(pol, 0.3, 0.2, q) for q in (0.0, 0.9)])
 
     keys = jax.random.split(jax.random.PRNGKey(42), 8)

@@ -79,8 +79,8 @@ def np_target(agent, batch, noise_key, cfg):
     b = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), batch)
     eps = np.asarray(jax.random.normal(noise_key, b.actions.shape, jnp.float32), np.float64)
     noise = np.clip(cfg.policy_noise * eps, -cfg.noise_clip, cfg.noise_clip)
-    na = np.clip(np_actor(_layers(agent.target_actor_params), b.next_observations) + noise, -1, 1)
-    tq = np.minimum(*(np_q(_layers(agent.target_critic_params, i), b.next_observations, na) for i in range(2)))
+    na = np.clip(np_actor(_layers(agent.actor.target_params), b.next_observations) + noise, -1, 1)
+    tq = np.minimum(*(np_q(_layers(agent.critic.target_params, i), b.next_observations, na) for i in range(2)))
     return b.rewards + cfg.discount * (1 - b.terminals) * tq
 
 
@@ -134,7 +134,7 @@ def test_critic_target_and_critic_loss_match_numpy():
     np.testing.assert_allclose(np.asarray(y), y_np, rtol=1e-5, atol=1e-5)
 
     new, metrics = UPDATE(agent, batch, key)
-    critic0 = [_layers(agent.critic_params, i) for i in range(2)]
+    critic0 = [_layers(agent.critic.params, i) for i in range(2)]
     np.testing.assert_allclose(float(metrics["critic_loss"]), np_critic_loss(critic0, batch, y_np), rtol=1e-5)
     # the critic's Adam step follows the sign of the NumPy gradient of the summed MSE
     for i in range(2):
@@ -143,7 +143,7 @@ def test_critic_target_and_critic_loss_match_numpy():
             return np_critic_loss(ls, batch, y_np)
 
         grads = _fd_grad(loss_i, [(w.copy(), b.copy()) for w, b in critic0[i]])
-        _assert_adam_first_step(critic0[i], _layers(new.critic_params, i), grads, TINY.critic_lr)
+        _assert_adam_first_step(critic0[i], _layers(new.critic.params, i), grads, TINY.critic_lr)
     # step 1 is not an actor step
     assert float(metrics["actor_updated"]) == 0.0 and int(new.step) == 1
 
@@ -155,26 +155,26 @@ def test_actor_loss_and_lambda_match_numpy_with_updated_critic():
     agent1, _ = upd(agent, batch, jax.random.PRNGKey(2))
     agent2, m = upd(agent1, batch, jax.random.PRNGKey(3))
     assert float(m["actor_updated"]) == 1.0
-    actor1 = _layers(agent1.actor_params)
-    q1_updated = _layers(agent2.critic_params, 0)  # the critic after step 2's critic update
+    actor1 = _layers(agent1.actor.params)
+    q1_updated = _layers(agent2.critic.params, 0)  # the critic after step 2's critic update
     loss, lam = np_actor_loss(actor1, q1_updated, batch, TINY.alpha)
     np.testing.assert_allclose(float(m["lambda"]), lam, rtol=1e-5)
     np.testing.assert_allclose(float(m["actor_loss"]), loss, rtol=1e-5, atol=1e-6)
     pi = np_actor(actor1, np.asarray(batch.observations, np.float64))
     np.testing.assert_allclose(float(m["bc_loss"]), np.mean((pi - np.asarray(batch.actions)) ** 2), rtol=1e-5)
     # with the critic *before* the update lambda would differ: the test can tell them apart
-    _, stale_lam = np_actor_loss(actor1, _layers(agent1.critic_params, 0), batch, TINY.alpha)
+    _, stale_lam = np_actor_loss(actor1, _layers(agent1.critic.params, 0), batch, TINY.alpha)
     assert abs(stale_lam - lam) > 1e-4 * lam
     # the actor's Adam step follows the NumPy gradient with lambda held constant (stop-gradient)
     grads = _fd_grad(lambda ls: np_actor_loss(ls, q1_updated, batch, TINY.alpha, lam)[0],
                      [(w.copy(), b.copy()) for w, b in actor1])
-    _assert_adam_first_step(actor1, _layers(agent2.actor_params), grads, TINY.actor_lr)
+    _assert_adam_first_step(actor1, _layers(agent2.actor.params), grads, TINY.actor_lr)
 
 
 def test_torch_init_bounds_and_spread():
     cfg = TD3Config()
     agent = TD3Agent.create(cfg, _dataset(), jax.random.PRNGKey(0))
-    layers = _layers(agent.actor_params) + [lw for i in range(2) for lw in _layers(agent.critic_params, i)]
+    layers = _layers(agent.actor.params) + [lw for i in range(2) for lw in _layers(agent.critic.params, i)]
     for w, b in layers:
         bound = 1.0 / np.sqrt(w.shape[0])
         assert np.abs(w).max() <= bound + 1e-7 and np.abs(b).max() <= bound + 1e-7
@@ -182,9 +182,9 @@ def test_torch_init_bounds_and_spread():
             assert abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound
             assert abs(w.mean()) < 0.05 * bound
     # the twin critics are independent, and targets start as exact copies
-    assert not np.allclose(_layers(agent.critic_params, 0)[0][0], _layers(agent.critic_params, 1)[0][0])
-    chex.assert_trees_all_equal(agent.target_critic_params, agent.critic_params)
-    chex.assert_trees_all_equal(agent.target_actor_params, agent.actor_params)
+    assert not np.allclose(_layers(agent.critic.params, 0)[0][0], _layers(agent.critic.params, 1)[0][0])
+    chex.assert_trees_all_equal(agent.critic.target_params, agent.critic.params)
+    chex.assert_trees_all_equal(agent.actor.target_params, agent.actor.params)
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -192,21 +192,21 @@ def test_policy_delay_and_polyak_targets():
     agent0 = TD3Agent.create(TINY, _dataset(), jax.random.PRNGKey(0))
     upd = UPDATE
     agent1, _ = upd(agent0, _batch(), jax.random.PRNGKey(1))
-    chex.assert_trees_all_equal(agent1.actor_params, agent0.actor_params)
-    chex.assert_trees_all_equal(agent1.target_actor_params, agent0.target_actor_params)
-    chex.assert_trees_all_equal(agent1.target_critic_params, agent0.target_critic_params)
+    chex.assert_trees_all_equal(agent1.actor.params, agent0.actor.params)
+    chex.assert_trees_all_equal(agent1.actor.target_params, agent0.actor.target_params)
+    chex.assert_trees_all_equal(agent1.critic.target_params, agent0.critic.target_params)
     with pytest.raises(AssertionError):
-        chex.assert_trees_all_close(agent1.critic_params, agent0.critic_params)
+        chex.assert_trees_all_close(agent1.critic.params, agent0.critic.params)
     agent2, _ = upd(agent1, _batch(), jax.random.PRNGKey(2))
     with pytest.raises(AssertionError):
-        chex.assert_trees_all_close(agent2.actor_params, agent1.actor_params)
+        chex.assert_trees_all_close(agent2.actor.params, agent1.actor.params)
     tau = TINY.tau
-    expect = jax.tree_util.tree_map(lambda t, o: (1 - tau) * t + tau * o, agent0.critic_params, agent2.critic_params)
-    chex.assert_trees_all_close(agent2.target_critic_params, expect, rtol=1e-6, atol=1e-7)
-    expect = jax.tree_util.tree_map(lambda t, o: (1 - tau) * t + tau * o, agent0.actor_params, agent2.actor_params)
-    chex.assert_trees_all_close(agent2.target_actor_params, expect, rtol=1e-6, atol=1e-7)
+    expect = jax.tree_util.tree_map(lambda t, o: (1 - tau) * t + tau * o, agent0.critic.params, agent2.critic.params)
+    chex.assert_trees_all_close(agent2.critic.target_params, expect, rtol=1e-6, atol=1e-7)
+    expect = jax.tree_util.tree_map(lambda t, o: (1 - tau) * t + tau * o, agent0.actor.params, agent2.actor.params)
+    chex.assert_trees_all_close(agent2.actor.target_params, expect, rtol=1e-6, atol=1e-7)
     agent3, m3 = upd(agent2, _batch(), jax.random.PRNGKey(3))
-    chex.assert_trees_all_equal(agent3.actor_params, agent2.actor_params)
+    chex.assert_trees_all_equal(agent3.actor.params, agent2.actor.params)
     assert float(m3["actor_updated"]) == 0.0
 
 
@@ -299,7 +299,7 @@ def test_regularizer_with_state_sees_updated_critic_and_next_actions():
 
     _, critic, _ = networks(cfg, ACT)
     np.testing.assert_allclose(np.asarray(new.reg_state["q_seen"]),
-                               np.asarray(critic.apply(new.critic_params, batch.observations, batch.actions)),
+                               np.asarray(critic.apply(new.critic.params, batch.observations, batch.actions)),
                                rtol=1e-6)
     new2, m2 = UPDATE(new, batch, jax.random.PRNGKey(2))
     assert float(m2["reg_loss"]) == 2.0  # the loss saw the state updated in the same step
@@ -313,7 +313,7 @@ def test_act_normalizes_raw_observations_and_is_bounded():
     mu, sd = obs.mean(0), obs.std(0) + 1e-3
     np.testing.assert_allclose(np.asarray(agent.obs_mean), mu, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(agent.obs_std), sd, rtol=1e-5)
-    expected = np_actor(_layers(agent.actor_params), (obs[:7] - mu) / sd)
+    expected = np_actor(_layers(agent.actor.params), (obs[:7] - mu) / sd)
     np.testing.assert_allclose(np.asarray(agent.act(jnp.asarray(obs[:7], jnp.float32))), expected, atol=1e-5)
 
 

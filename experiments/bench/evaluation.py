@@ -29,10 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.atomic import atomic_write_text
+from offreg.data.core import normalize
 from offreg.envs import make_env
-from offreg.envs.mujoco import env_versions
 from offreg.evaluation import evaluate, evaluate_seeds
 from offreg.networks import DeterministicActor
+from offreg.provenance import versions
 
 
 class RandomActorAgent(flax.struct.PyTreeNode):
@@ -53,7 +54,7 @@ class RandomActorAgent(flax.struct.PyTreeNode):
         return cls(params, mean, jnp.ones(obs_dim), net)
 
     def act(self, observations: jax.Array) -> jax.Array:
-        return self.net.apply(self.params, (observations - self.obs_mean) / self.obs_std)
+        return self.net.apply(self.params, normalize(observations, self.obs_mean, self.obs_std))
 
 
 _act = jax.jit(lambda agent, obs: agent.act(obs))
@@ -197,7 +198,7 @@ def main() -> None:
             separate_evaluate_cpu_s=round(c_sep, 4),
             seeds_cpu_speedup=round(c_sep / c_stk, 2),
         )
-    figures["versions"] = {**env_versions(), "jax": jax.__version__, "python": platform.python_version()}
+    figures["versions"] = versions(("gymnasium", "mujoco", "jax"))
     figures["cpu"] = platform.processor() or platform.machine()
     figures["cpus"] = os.cpu_count()
     figures["load_average_1min"] = round(os.getloadavg()[0], 2)  # other processes share the CPUs

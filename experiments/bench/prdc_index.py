@@ -1,6 +1,6 @@
 """Memory (and build time) of PRDC's neighbour-search index for a dataset of N rows.
 
-The index (:mod:`offreg.agents.neighbours`) holds, on the device: the states and actions in slab
+The index (:mod:`offreg.agents.neighbour_index`) holds, on the device: the states and actions in slab
 order (padded by ``MAX_BLOCK`` rows), the ``K`` candidate positions per row, the certified radius,
 the state hashes, the slab projections and the squared norms. Its size follows from the shapes
 alone, so ``--no-build`` reports it exactly without building; ``--build`` also builds it on
@@ -28,7 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from offreg.agents.neighbours import MAX_BLOCK, build_index, index_nbytes
+from offreg.agents.neighbour_index import MAX_BLOCK, build_index, index_nbytes
 from offreg.atomic import atomic_write_text
 
 

@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="experiments/datasets/results")
     args = p.parse_args(argv)
 
-    from offreg.data.generate.collect import collect, simulator_versions
+    from offreg.data.generate.collect import collect
+    from offreg.provenance import dataset_versions
 
     res = {"env": args.env, "level_steps": args.level_steps, "train_steps": args.train_steps,
-           "command": " ".join(["python", *sys.argv]), "cpus": os.cpu_count(), **simulator_versions()}
+           "command": " ".join(["python", *sys.argv]), "cpus": os.cpu_count(), **dataset_versions()}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         collect(args.env, "random", Path(tmp) / "a", level_steps=args.level_steps, log=None)

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from offreg.data.catalogue import LOCOMOTION_REF_SCORES
     from offreg.data.generate.bundled import BUNDLED_LEVELS, manifest
-    from offreg.data.generate.collect import simulator_versions
     from offreg.data.loader import generated_path, load_dataset
+    from offreg.provenance import dataset_versions
 
     man = manifest()
     envs = [e for e in man if not args.envs or e in args.envs.split(",")]
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env_info = {"command": " ".join(["python", *sys.argv]), "machine": platform.machine(),
-                "cpus": os.cpu_count(), **simulator_versions()}
+                "cpus": os.cpu_count(), **dataset_versions()}
     (out / "quality.json").write_text(json.dumps({"rows": rows, **env_info}, indent=2) + "\n")
     lines = [
         "| dataset | rows (D4RL v2) | size MB | episodes | behaviour return | normalized | D4RL return (infos.py) "

@@ -51,7 +51,7 @@ def support_gap(agent: Any, points: np.ndarray | None = None) -> dict[str, float
     states get lower values relative to in-support ones.
     """
     pts = grid() if points is None else points
-    v = np.asarray(agent.value(jnp.asarray(pts)), np.float64)
+    v = np.asarray(agent.state_value(jnp.asarray(pts)), np.float64)
     inside = in_support(pts)
     v_in, v_out = v[inside], v[~inside]
     return {
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res = train_rule(rule, args.steps, seeds, dataset)
         per_seed = [support_gap(res.agent(s), pts) for s in seeds]
         results["rules"][rule] = {"per_seed": per_seed, "gap_mean": float(np.mean([p["gap"] for p in per_seed]))}
-        values[rule] = np.asarray(res.agent(0).value(jnp.asarray(pts)))
+        values[rule] = np.asarray(res.agent(0).state_value(jnp.asarray(pts)))
         print(f"{rule:10s} gap per seed {[round(p['gap'], 3) for p in per_seed]}", flush=True)
     plot(values, dataset, os.path.join(args.out, "toy_values.png"), int(np.sqrt(len(pts))))
     path = os.path.join(args.out, "toy_results.json")

@@ -27,29 +27,31 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.agents import r2pvi as R
+from offreg.agents import r2pvi_model as M
 from offreg.atomic import atomic_write, atomic_write_text
 from offreg.envs import american_put, linear_mdp
+from offreg.provenance import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # --- linear MDP ----------------------------------------------------------------------------------
-def lmdp_step_data(model: R.LinearModel, data: dict) -> R.StepData:
+def lmdp_step_data(model: M.LinearModel, data: dict) -> M.StepData:
     """:class:`StepData` of trajectories from :func:`offreg.envs.linear_mdp.collect`."""
     states, actions, rewards = data["states"], data["actions"], data["rewards"]
     k = actions.shape[0]
     steps = jnp.broadcast_to(jnp.arange(linear_mdp.HORIZON + 1), states.shape)
     obs = linear_mdp.observation(states, steps).astype(jnp.float64)
     ones = jnp.ones((linear_mdp.HORIZON, k))
-    return R.step_data(model, obs[:, :-1].swapaxes(0, 1), actions.T, rewards.T.astype(jnp.float64),
+    return M.step_data(model, obs[:, :-1].swapaxes(0, 1), actions.T, rewards.T.astype(jnp.float64),
                        obs[:, 1:].swapaxes(0, 1), ones, ones)
 
 
-def lmdp_policy(model: R.LinearModel, w, li, beta, bonus: str) -> jax.Array:
+def lmdp_policy(model: M.LinearModel, w, li, beta, bonus: str) -> jax.Array:
     """Greedy policy table ``[H, 5]`` of a fit."""
     s, h = jnp.meshgrid(jnp.arange(linear_mdp.NUM_STATES), jnp.arange(linear_mdp.HORIZON), indexing="ij")
     obs = linear_mdp.observation(s.reshape(-1), h.reshape(-1))
-    return R.greedy_actions(model, w, li, beta, obs, bonus, False).reshape(linear_mdp.NUM_STATES, -1).T
+    return M.greedy_actions(model, w, li, beta, obs, bonus, False).reshape(linear_mdp.NUM_STATES, -1).T
 
 
 def lmdp_returns(method: str, coefs: R.Coefficients, reps: int, qs: Sequence[float], delta: float = 0.3,
@@ -63,7 +65,7 @@ def lmdp_returns(method: str, coefs: R.Coefficients, reps: int, qs: Sequence[flo
 @functools.cache
 def _lmdp_pipeline(method: str, bonus: str, n: int, delta: float, xi_norm: float):
     """jit(vmap over keys) of collect -> fit -> exact returns; compiled once per static setting."""
-    model = R.learner_model(R.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
+    model = M.learner_model(M.ModelSpec("linear-mdp", (("delta", delta), ("xi_norm", xi_norm))))
 
     def one(key, coefs, qs):
         sd = lmdp_step_data(model, linear_mdp.collect(key, n, delta, xi_norm))
@@ -81,19 +83,19 @@ def coefs(beta: float, gamma: float, lam: float = 1.0, rho=0.0, horizon: int = 3
 
 
 # --- American put option -------------------------------------------------------------------------
-def option_step_data(model: R.LinearModel, prices: jax.Array) -> R.StepData:
+def option_step_data(model: M.LinearModel, prices: jax.Array) -> M.StepData:
     """:class:`StepData` of always-hold price paths ``[N, H+1]``."""
     n, h1 = prices.shape
     steps = jnp.broadcast_to(jnp.arange(h1), prices.shape).astype(prices.dtype)
     obs = jnp.stack([prices, steps], -1)
     zeros = jnp.zeros((h1 - 1, n), prices.dtype)
     ones = jnp.ones((h1 - 1, n))
-    return R.step_data(model, obs[:, :-1].swapaxes(0, 1), zeros.astype(jnp.int32), zeros,
+    return M.step_data(model, obs[:, :-1].swapaxes(0, 1), zeros.astype(jnp.int32), zeros,
                        obs[:, 1:].swapaxes(0, 1), ones, ones)
 
 
-def option_model(dim: int = 30) -> R.LinearModel:
-    return R.learner_model(R.ModelSpec("american-put", (("feature_dim", float(dim)), ("horizon", 20.0),
+def option_model(dim: int = 30) -> M.LinearModel:
+    return M.learner_model(M.ModelSpec("american-put", (("feature_dim", float(dim)), ("horizon", 20.0),
                                                          ("strike", american_put.STRIKE))))
 
 
@@ -118,7 +120,7 @@ def _option_pipeline(method: str, bonus: str, n: int, dim: int, test_seed: int):
     def one(key, s1, coefs, ps):
         sd = option_step_data(model, american_put.collect(key, n, s1))
         w, li = R.backward_induction(sd, jnp.asarray(model.theta), coefs, method=method, bonus=bonus)
-        exercise = R.greedy_actions(model, w, li, coefs.beta, obs, bonus, False).reshape(lattice.shape) == 1
+        exercise = M.greedy_actions(model, w, li, coefs.beta, obs, bonus, False).reshape(lattice.shape) == 1
         return jax.vmap(lambda p: american_put.policy_value(exercise, s_test, p))(ps)
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
@@ -130,8 +132,7 @@ def command() -> str:
 
 
 def environment() -> dict[str, Any]:
-    return {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "backend": jax.default_backend()}
+    return {**versions(("jax", "numpy")), "machine": platform.machine(), "cpu_count": os.cpu_count()}
 
 
 def write_json(name: str, payload: dict[str, Any], out: Path = RESULTS) -> Path:

@@ -29,11 +29,10 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from offreg.agents.regularizers import CriticFns, Regularizer, RegularizerConfig, no_context
 from offreg.errors import ConfigError
-from offreg.networks import Linear, ValueNet
+from offreg.networks import Linear, TrainState, ValueNet, adam
 from offreg.types import Metrics, PRNGKey, Transitions
 
 
@@ -88,18 +87,14 @@ class A2PRState(NamedTuple):
     """A2PR's regularizer state.
 
     Attributes:
-      value_params: ``V_psi``.
-      value_opt_state: its Adam state (lr ``value_lr``).
+      value: ``V_psi`` and its Adam state (lr ``value_lr``; no target).
       prev_value_params: ``V_psi`` before this step's value update (gives ``V_old`` to the actor term).
-      vae_params: the VAE ``omega``.
-      vae_opt_state: its Adam state (lr ``vae_lr``).
+      vae: the VAE ``omega`` and its Adam state (lr ``vae_lr``).
     """
 
-    value_params: Any
-    value_opt_state: Any
+    value: TrainState
     prev_value_params: Any
-    vae_params: Any
-    vae_opt_state: Any
+    vae: TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +150,13 @@ class A2PR(RegularizerConfig):
 
 
 def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: str, init: str) -> Regularizer:
-    """The functions of :class:`A2PR` (see the module docstring for the maths)."""
+    """The functions of :class:`A2PR` (see the module docstring for the maths).
+
+    Long because: A2PR's init, update and loss are closures over its networks and optimizers (optax's style).
+    """
     value_hidden_dims, vae_hidden_dims, latent_dim = cfg.value_hidden_dims, cfg.vae_hidden_dims, cfg.vae_latent_dim
     value_lr, vae_lr, kl_weight = cfg.value_lr, cfg.vae_lr, cfg.kl_weight
     value_net = ValueNet(tuple(value_hidden_dims), activation, False, init)
-    value_opt, vae_opt = optax.adam(value_lr), optax.adam(vae_lr)
 
     def vae_net(act_dim: int) -> VAE:
         return VAE(tuple(vae_hidden_dims), latent_dim or 2 * act_dim, act_dim, max_action, init)
@@ -172,11 +169,9 @@ def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: s
         value_params = value_net.init(k_v, obs)
         vae_params = vae.init(k_vae, obs, act, jnp.zeros((1, vae.latent_dim)))
         return A2PRState(
-            value_params=value_params,
-            value_opt_state=value_opt.init(value_params),
+            value=TrainState.create(value_params, adam(value_lr)),
             prev_value_params=value_params,
-            vae_params=vae_params,
-            vae_opt_state=vae_opt.init(vae_params),
+            vae=TrainState.create(vae_params, adam(vae_lr)),
         )
 
     def update(state: A2PRState, batch: Transitions, critic: CriticFns, coefs, context, key: PRNGKey
@@ -197,9 +192,8 @@ def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: s
             v = value_net.apply(params, obs)
             return jnp.mean((v - y_v) ** 2), v
 
-        (value_loss, v_old), grads = jax.value_and_grad(value_loss_fn, has_aux=True)(state.value_params)
-        updates, value_opt_state = value_opt.update(grads, state.value_opt_state, state.value_params)
-        value_params = optax.apply_updates(state.value_params, updates)
+        (value_loss, v_old), grads = jax.value_and_grad(value_loss_fn, has_aux=True)(state.value.params)
+        value = state.value.apply_gradients(grads)
         v_old = jax.lax.stop_gradient(v_old)
 
         # --- VAE: reconstruction of positive-advantage dataset actions only ---
@@ -213,16 +207,9 @@ def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: s
             kl = jnp.mean(-0.5 * (1.0 + jnp.log(std**2) - mean**2 - std**2))
             return recon_loss + kl_weight * kl, (recon_loss, kl)
 
-        (vae_loss, (recon_loss, kl)), grads = jax.value_and_grad(vae_loss_fn, has_aux=True)(state.vae_params)
-        updates, vae_opt_state = vae_opt.update(grads, state.vae_opt_state, state.vae_params)
-        vae_params = optax.apply_updates(state.vae_params, updates)
-
-        new_state = state._replace(
-            value_params=value_params,
-            value_opt_state=value_opt_state,
-            prev_value_params=state.value_params,
-            vae_params=vae_params,
-            vae_opt_state=vae_opt_state,
+        (vae_loss, (recon_loss, kl)), grads = jax.value_and_grad(vae_loss_fn, has_aux=True)(state.vae.params)
+        new_state = A2PRState(
+            value=value, prev_value_params=state.value.params, vae=state.vae.apply_gradients(grads)
         )
         return new_state, {
             "value_loss": value_loss,
@@ -240,7 +227,7 @@ def _a2pr_functions(cfg: A2PR, discount: float, max_action: float, activation: s
         vae = vae_net(act_dim)
         noise = jax.random.normal(key, (observations.shape[0], vae.latent_dim), observations.dtype)
         # The VAE's parameters are frozen here, but its reconstruction keeps its gradient w.r.t. pi.
-        a_vae, _, _ = vae.apply(jax.lax.stop_gradient(state.vae_params), observations, policy_actions, noise)
+        a_vae, _, _ = vae.apply(jax.lax.stop_gradient(state.vae.params), observations, policy_actions, noise)
         v_old = jax.lax.stop_gradient(value_net.apply(state.prev_value_params, observations))
         q_vae = jax.lax.stop_gradient(critic.q(observations, a_vae)[0])  # comparisons only
         q_data = critic.q(observations, batch.actions)[0]

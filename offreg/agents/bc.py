@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 
 from offreg.agents.base import AgentConfig, coefficients
+from offreg.data.core import normalize
 from offreg.errors import ConfigError
-from offreg.networks import ACTIVATIONS, INITS, DeterministicActor
+from offreg.networks import ACTIVATIONS, INITS, DeterministicActor, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
 
 
@@ -58,8 +58,7 @@ class BCAgent(flax.struct.PyTreeNode):
     """Behaviour cloning's state.
 
     Attributes:
-      actor_params: parameters of ``pi``.
-      opt_state: Adam state.
+      actor: ``pi``'s parameters and Adam state (a :class:`TrainState` without target).
       obs_mean: ``[obs_dim]`` mean subtracted from raw observations by :meth:`act` (0 if off).
       obs_std: ``[obs_dim]`` std (eps included) dividing raw observations in :meth:`act` (1 if off).
       coefs: sweepable coefficients (none).
@@ -68,8 +67,7 @@ class BCAgent(flax.struct.PyTreeNode):
       config: the hyperparameters (static).
     """
 
-    actor_params: Any
-    opt_state: Any
+    actor: TrainState
     obs_mean: jax.Array
     obs_std: jax.Array
     coefs: dict[str, jax.Array]
@@ -86,13 +84,9 @@ class BCAgent(flax.struct.PyTreeNode):
             raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
         info = config.prepare(dataset).info
         params = _actor(config, info.act_dim).init(key, jnp.zeros((1, info.obs_dim), jnp.float32))
-        if info.obs_mean is not None:
-            mean, std = jnp.asarray(info.obs_mean, jnp.float32), jnp.asarray(info.obs_std, jnp.float32)
-        else:
-            mean, std = jnp.zeros(info.obs_dim, jnp.float32), jnp.ones(info.obs_dim, jnp.float32)
+        mean, std = info.observation_stats()
         return cls(
-            actor_params=params,
-            opt_state=optax.adam(config.lr).init(params),
+            actor=TrainState.create(params, adam(config.lr)),
             obs_mean=mean,
             obs_std=std,
             coefs=coefficients(config),
@@ -103,7 +97,8 @@ class BCAgent(flax.struct.PyTreeNode):
 
     def act(self, observations: jax.Array) -> jax.Array:
         """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
-        return _actor(self.config, self.act_dim).apply(self.actor_params, (observations - self.obs_mean) / self.obs_std)
+        obs = normalize(observations, self.obs_mean, self.obs_std)
+        return _actor(self.config, self.act_dim).apply(self.actor.params, obs)
 
     def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[BCAgent, Metrics]:
         """One Adam step on ``mean_{B x A} (pi(s) - a)^2``; metrics ``bc_loss`` (before the step)."""
@@ -113,9 +108,6 @@ class BCAgent(flax.struct.PyTreeNode):
         def loss_fn(params):
             return jnp.mean((actor.apply(params, batch.observations) - batch.actions) ** 2)
 
-        loss, grads = jax.value_and_grad(loss_fn)(self.actor_params)
-        updates, opt_state = optax.adam(self.config.lr).update(grads, self.opt_state, self.actor_params)
-        agent = self.replace(
-            actor_params=optax.apply_updates(self.actor_params, updates), opt_state=opt_state, step=self.step + 1
-        )
+        loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
+        agent = self.replace(actor=self.actor.apply_gradients(grads), step=self.step + 1)
         return agent, {"bc_loss": loss}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import chex
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -32,12 +31,11 @@ import numpy as np
 import optax
 
 from offreg.agents.base import AgentConfig, coefficients
-from offreg.data.core import from_arrays
+from offreg.agents.odice_losses import UPDATE_RULES, bc_weight, value_gradient
+from offreg.data.core import from_arrays, normalize
 from offreg.errors import ConfigError, DatasetError
-from offreg.networks import INITS, EnsembleValue, GaussianPolicy, gaussian_log_prob
+from offreg.networks import INITS, EnsembleValue, GaussianPolicy, TrainState, adam, gaussian_log_prob
 from offreg.types import Metrics, PRNGKey, Transitions
-
-UPDATE_RULES = ("orthogonal", "true", "semi")
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -149,126 +147,6 @@ class ODICEConfig(AgentConfig):
         return cls.from_dict({**base, **overrides})  # type: ignore[return-value]
 
 
-# --- losses --------------------------------------------------------------------------------------
-def f_star(y: jax.Array) -> jax.Array:
-    """Convex conjugate of the Pearson chi-square ``f(x) = (x - 1)^2``, as the official code writes it.
-
-    ``w = max(y / 2 + 1, 0)``, ``f*(y) = y w - (w - 1)^2``: ``y + y^2 / 4`` for ``y >= -2`` and ``-1``
-    below, with derivative ``max(0, 1 + y / 2)``. Elementwise.
-    """
-    w = jnp.maximum(y / 2.0 + 1.0, 0.0)
-    return y * w - (w - 1.0) ** 2
-
-
-def bc_weight(delta_f: jax.Array, weight_max: float) -> jax.Array:
-    """The weighted-BC weight ``min(max(0, delta_f), weight_max)`` (official code; not ``f*'``).
-
-    Args:
-      delta_f: forward residuals ``[n_heads, B]``.
-      weight_max: the cap (100).
-
-    Returns:
-      ``[B]``: the mean over heads of the per-head weights, so that ``mean_B(w * nll)`` equals the
-      code's ``mean_{heads x B}(w_head * nll)``.
-    """
-    return jnp.mean(jnp.clip(delta_f, 0.0, weight_max), axis=0)
-
-
-def value_gradient(
-    apply_fn: Any,
-    params: Any,
-    target_params: Any,
-    batch: Transitions,
-    lambda_: jax.Array,
-    eta: jax.Array,
-    discount: float,
-    update_rule: str,
-    projection_eps: float = 1e-10,
-) -> tuple[Any, jax.Array, Metrics]:
-    """The DICE value gradient of one update rule, and the forward residual for the policy.
-
-    ``apply_fn(params, obs [B, obs]) -> [n_heads, B]``. Target values are the min over the target
-    heads, ``[B]``, broadcast against the online ``[n_heads, B]``; every mean runs over
-    ``n_heads * B`` entries. With ``m = 1 - d``:
-
-    - forward residual ``delta_f = r + gamma m Vbar(s') - V(s)``, loss ``L_f = lambda mean f*(delta_f)``;
-    - backward residual ``delta_b = r + gamma m V(s') - Vbar(s)``, ``L_b = lambda eta mean f*(delta_b)``;
-    - ``L_v = (1 - lambda) mean V(s)``.
-
-    ``semi``: ``g = grad(L_v + L_f)``. ``true``: ``grad`` of ``L_v + lambda mean f*(r + gamma m V(s') -
-    V(s))`` through both values (no eta). ``orthogonal``: ``g = g_v + (1 - c) g_f + g_b`` with
-    ``c = <g_f, g_b> / max(<g_f, g_f>, eps)`` over all parameters flattened together.
-
-    The target is evaluated once on ``[s; s']``; the online V once on ``s`` and once on ``s'``.
-    ``g_f`` and ``g_v`` are two VJPs of the one ``s`` pass, ``g_b`` a VJP of the ``s'`` pass, so
-    O-DICE costs three backward passes of batch size B where S-DICE costs one.
-
-    Returns:
-      ``(g, delta_f [n_heads, B], metrics)``; ``delta_f`` uses the values before this update.
-    """
-    obs, next_obs = batch.observations, batch.next_observations
-    r, m = batch.rewards, 1.0 - batch.terminals
-    n = obs.shape[0]
-    tv = jnp.min(apply_fn(target_params, jnp.concatenate([obs, next_obs], axis=0)), axis=0)  # one target pass
-    tv_s, tv_sp = tv[:n], tv[n:]
-    v_s, vjp_s = jax.vjp(lambda p: apply_fn(p, obs), params)
-    chex.assert_shape(v_s, (None, n))  # [n_heads, B]
-
-    def forward_loss(v):
-        return lambda_ * jnp.mean(f_star(r + discount * m * tv_sp - v))
-
-    def v_loss(v):
-        return (1.0 - lambda_) * jnp.mean(v)
-
-    delta_f = r + discount * m * tv_sp - v_s
-    l_f, ct_f = jax.value_and_grad(forward_loss)(v_s)
-    l_v, ct_v = jax.value_and_grad(v_loss)(v_s)
-    metrics: Metrics = {"forward_loss": l_f, "v_loss": l_v, "v_mean": jnp.mean(v_s), "delta_f_mean": jnp.mean(delta_f)}
-
-    if update_rule == "semi":
-        (g,) = vjp_s(ct_v + ct_f)
-        metrics["value_loss"] = l_v + l_f
-    elif update_rule == "true":
-        v_sp, vjp_sp = jax.vjp(lambda p: apply_fn(p, next_obs), params)
-
-        def true_loss(v, vp):
-            return v_loss(v) + lambda_ * jnp.mean(f_star(r + discount * m * vp - v))
-
-        l_t, (ct_s, ct_sp) = jax.value_and_grad(true_loss, argnums=(0, 1))(v_s, v_sp)
-        g = _tree_add(vjp_s(ct_s)[0], vjp_sp(ct_sp)[0])
-        metrics["value_loss"] = l_t
-    elif update_rule == "orthogonal":
-        v_sp, vjp_sp = jax.vjp(lambda p: apply_fn(p, next_obs), params)
-
-        def backward_loss(vp):
-            return lambda_ * eta * jnp.mean(f_star(r + discount * m * vp - tv_s))
-
-        l_b, ct_b = jax.value_and_grad(backward_loss)(v_sp)
-        (g_f,) = vjp_s(ct_f)
-        (g_v,) = vjp_s(ct_v)
-        (g_b,) = vjp_sp(ct_b)
-        ff, fb = tree_vdot(g_f, g_f), tree_vdot(g_f, g_b)
-        c = fb / jnp.maximum(ff, projection_eps)
-        g = jax.tree_util.tree_map(lambda v, f, b: v + (1.0 - c) * f + b, g_v, g_f, g_b)
-        metrics.update(
-            backward_loss=l_b, value_loss=l_v + l_f, parallel_coef=c,
-            forward_grad_norm=jnp.sqrt(ff), backward_grad_norm=jnp.sqrt(tree_vdot(g_b, g_b)),
-        )
-    else:
-        raise ConfigError(f"update_rule must be one of {UPDATE_RULES}, got {update_rule!r}")
-    return g, delta_f, metrics
-
-
-def tree_vdot(a: Any, b: Any) -> jax.Array:
-    """``<a, b>`` over every leaf of two matching pytrees, as if each were flattened to one vector."""
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda x, y: jnp.vdot(x, y), a, b))
-    return sum(leaves, jnp.float32(0.0))
-
-
-def _tree_add(a: Any, b: Any) -> Any:
-    return jax.tree_util.tree_map(jnp.add, a, b)
-
-
 # --- imitation data ------------------------------------------------------------------------------
 IMITATION_KEY = "imitation_episode"
 
@@ -335,20 +213,15 @@ def _policy_net(config: ODICEConfig, act_dim: int) -> GaussianPolicy:
 
 
 def _optimizers(config: ODICEConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    value_tx = optax.adam(config.value_lr)
-    policy_tx = optax.chain(optax.add_decayed_weights(config.policy_weight_decay), optax.adam(config.policy_lr))
-    return value_tx, policy_tx
+    return adam(config.value_lr), adam(config.policy_lr, weight_decay=config.policy_weight_decay)
 
 
 class ODICE(flax.struct.PyTreeNode):
     """The O-DICE agent (immutable pytree).
 
     Attributes:
-      value_params: twin V parameters, leaves with a leading head axis.
-      target_value_params: EMA copy of ``value_params``.
-      value_opt_state: Adam state of V.
-      policy_params: Gaussian policy parameters (mean MLP and ``log_std``).
-      policy_opt_state: Adam + coupled-L2 state of the policy.
+      value: twin V parameters (leaves with a leading head axis), their Adam state and EMA target.
+      policy: Gaussian policy parameters (mean MLP and ``log_std``) and their Adam + coupled-L2 state.
       coefs: the sweepable coefficients ``lambda_``, ``eta`` as float32 scalars.
       obs_mean: ``[obs]`` observation normalization mean (0 when off).
       obs_std: ``[obs]`` observation normalization std (1 when off).
@@ -357,11 +230,8 @@ class ODICE(flax.struct.PyTreeNode):
       act_dim: static action dimension.
     """
 
-    value_params: Any
-    target_value_params: Any
-    value_opt_state: Any
-    policy_params: Any
-    policy_opt_state: Any
+    value: TrainState
+    policy: TrainState
     coefs: dict[str, jax.Array]
     obs_mean: jax.Array
     obs_std: jax.Array
@@ -379,22 +249,18 @@ class ODICE(flax.struct.PyTreeNode):
             raise ConfigError(f"ODICE.create needs an ODICEConfig, got {type(config).__name__}")
         info = config.prepare(dataset).info
         obs_dim, act_dim = info.obs_dim, info.act_dim
-        mean = np.zeros(obs_dim, np.float32) if info.obs_mean is None else np.asarray(info.obs_mean, np.float32)
-        std = np.ones(obs_dim, np.float32) if info.obs_std is None else np.asarray(info.obs_std, np.float32)
+        mean, std = info.observation_stats()
         k_value, k_policy = jax.random.split(key)
         dummy = jnp.zeros((1, obs_dim), jnp.float32)
         value_params = _value_net(config).init(k_value, dummy)
         policy_params = _policy_net(config, act_dim).init(k_policy, dummy)
         value_tx, policy_tx = _optimizers(config)
         return cls(
-            value_params=value_params,
-            target_value_params=value_params,
-            value_opt_state=value_tx.init(value_params),
-            policy_params=policy_params,
-            policy_opt_state=policy_tx.init(policy_params),
+            value=TrainState.create(value_params, value_tx, target=True),
+            policy=TrainState.create(policy_params, policy_tx),
             coefs=coefficients(config),
-            obs_mean=jnp.asarray(mean),
-            obs_std=jnp.asarray(std),
+            obs_mean=mean,
+            obs_std=std,
             step=jnp.int32(0),
             config=config,
             act_dim=act_dim,
@@ -408,16 +274,13 @@ class ODICE(flax.struct.PyTreeNode):
         del key, context
         cfg = self.config
         value_net, policy_net = _value_net(cfg), _policy_net(cfg, self.act_dim)
-        value_tx, policy_tx = _optimizers(cfg)
 
         # --- value ---
         g, delta_f, metrics = value_gradient(
-            value_net.apply, self.value_params, self.target_value_params, batch,
+            value_net.apply, self.value.params, self.value.target_params, batch,
             self.coefs["lambda_"], self.coefs["eta"], cfg.discount, cfg.update_rule, cfg.projection_eps,
         )
-        updates, value_opt_state = value_tx.update(g, self.value_opt_state, self.value_params)
-        value_params = optax.apply_updates(self.value_params, updates)
-        target_value_params = optax.incremental_update(value_params, self.target_value_params, cfg.beta)
+        value = self.value.apply_gradients(g).update_target(cfg.beta)
 
         # --- policy (weighted BC) ---
         weight = jax.lax.stop_gradient(bc_weight(delta_f, cfg.weight_max))
@@ -426,15 +289,10 @@ class ODICE(flax.struct.PyTreeNode):
             mean, log_std = policy_net.apply(params, batch.observations)
             return jnp.mean(weight * -gaussian_log_prob(mean, log_std, batch.actions))
 
-        p_loss, p_grad = jax.value_and_grad(policy_loss)(self.policy_params)
-        updates, policy_opt_state = policy_tx.update(p_grad, self.policy_opt_state, self.policy_params)
-        policy_params = optax.apply_updates(self.policy_params, updates)
+        p_loss, p_grad = jax.value_and_grad(policy_loss)(self.policy.params)
 
         metrics.update(policy_loss=p_loss, bc_weight_mean=jnp.mean(weight))
-        agent = self.replace(
-            value_params=value_params, target_value_params=target_value_params, value_opt_state=value_opt_state,
-            policy_params=policy_params, policy_opt_state=policy_opt_state, step=self.step + 1,
-        )
+        agent = self.replace(value=value, policy=self.policy.apply_gradients(p_grad), step=self.step + 1)
         return agent, metrics
 
     def act(self, observations: jax.Array) -> jax.Array:
@@ -442,11 +300,11 @@ class ODICE(flax.struct.PyTreeNode):
 
         Shapes ``[..., obs] -> [..., act]``.
         """
-        obs = (observations - self.obs_mean) / self.obs_std
-        mean, _ = _policy_net(self.config, self.act_dim).apply(self.policy_params, obs)
+        obs = normalize(observations, self.obs_mean, self.obs_std)
+        mean, _ = _policy_net(self.config, self.act_dim).apply(self.policy.params, obs)
         return jnp.clip(mean, -1.0, 1.0)
 
-    def value(self, observations: jax.Array) -> jax.Array:
+    def state_value(self, observations: jax.Array) -> jax.Array:
         """``min`` over the online V heads on raw observations, ``[..., obs] -> [...]``."""
-        obs = (observations - self.obs_mean) / self.obs_std
-        return jnp.min(_value_net(self.config).apply(self.value_params, obs), axis=0)
+        obs = normalize(observations, self.obs_mean, self.obs_std)
+        return jnp.min(_value_net(self.config).apply(self.value.params, obs), axis=0)

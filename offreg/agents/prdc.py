@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offreg.agents.neighbours import MAX_BLOCK, NeighbourIndex, build_index, nearest
+from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex, build_index
+from offreg.agents.neighbours import nearest
 from offreg.agents.regularizers import Regularizer, RegularizerConfig, no_state, no_update
 from offreg.errors import ConfigError
 

@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 import flax.struct
 import jax
 import jax.numpy as jnp
-import optax
 
 from offreg.agents.base import AgentConfig, coefficients
 from offreg.agents.regularizers import BC, CriticFns, RegularizerConfig
+from offreg.data.core import normalize
 from offreg.errors import ConfigError
-from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic
+from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
 
 
@@ -122,12 +122,8 @@ class TD3Agent(flax.struct.PyTreeNode):
     """The TD3 backbone's state: an immutable pytree (see the module docstring for the update).
 
     Attributes:
-      actor_params: parameters of ``pi``.
-      critic_params: parameters of the twin critic (leading member axis 2).
-      target_actor_params: Polyak average of ``actor_params``.
-      target_critic_params: Polyak average of ``critic_params``.
-      actor_opt_state: Adam state of the actor.
-      critic_opt_state: Adam state of the critic.
+      actor: ``pi``'s parameters, Adam state and Polyak-averaged target (a :class:`TrainState`).
+      critic: the twin critic's (leading member axis 2), likewise.
       reg_state: the regularizer's learned state (``regularizer.init``; its dataset-derived
         context is not agent state, see :meth:`context`).
       obs_mean: ``[obs_dim]`` mean subtracted from raw observations by :meth:`act` (0 if off).
@@ -140,12 +136,8 @@ class TD3Agent(flax.struct.PyTreeNode):
       config: the hyperparameters (static).
     """
 
-    actor_params: Any
-    critic_params: Any
-    target_actor_params: Any
-    target_critic_params: Any
-    actor_opt_state: Any
-    critic_opt_state: Any
+    actor: TrainState
+    critic: TrainState
     reg_state: Any
     obs_mean: jax.Array
     obs_std: jax.Array
@@ -187,20 +179,10 @@ class TD3Agent(flax.struct.PyTreeNode):
         actor_key, critic_key, reg_key = jax.random.split(key, 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, act_dim), jnp.float32)
-        actor_params = actor.init(actor_key, obs)
-        critic_params = critic.init(critic_key, obs, act)
-        if info.obs_mean is not None:
-            obs_mean = jnp.asarray(info.obs_mean, jnp.float32)
-            obs_std = jnp.asarray(info.obs_std, jnp.float32)
-        else:
-            obs_mean, obs_std = jnp.zeros(obs_dim, jnp.float32), jnp.ones(obs_dim, jnp.float32)
+        obs_mean, obs_std = info.observation_stats()
         agent = cls(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_actor_params=actor_params,
-            target_critic_params=critic_params,
-            actor_opt_state=optax.adam(config.actor_lr).init(actor_params),
-            critic_opt_state=optax.adam(config.critic_lr).init(critic_params),
+            actor=TrainState.create(actor.init(actor_key, obs), adam(config.actor_lr), target=True),
+            critic=TrainState.create(critic.init(critic_key, obs, act), adam(config.critic_lr), target=True),
             reg_state=config.regularizer.functions(config).init(reg_key, dataset),
             obs_mean=obs_mean,
             obs_std=obs_std,
@@ -211,26 +193,24 @@ class TD3Agent(flax.struct.PyTreeNode):
             config=config,
         )
         batch = Transitions(obs, act, jnp.zeros(1), obs, jnp.zeros(1))
-        shapes = jax.eval_shape(
-            lambda a, c: a._actor_step(a.critic_params, a.reg_state, batch, c, key)[-1], agent, context
-        )
+        shapes = jax.eval_shape(lambda a, c: a._actor_step(a.critic, a.reg_state, batch, c, key)[-1], agent, context)
         return agent.replace(last_actor_metrics=jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
 
     # --- act -----------------------------------------------------------------------------------
     def act(self, observations: jax.Array) -> jax.Array:
         """Deterministic actions ``pi((o - mu) / sigma)`` for raw observations ``[..., obs] -> [..., act]``."""
         actor, _, _ = networks(self.config, self.act_dim)
-        return actor.apply(self.actor_params, (observations - self.obs_mean) / self.obs_std)
+        return actor.apply(self.actor.params, normalize(observations, self.obs_mean, self.obs_std))
 
     # --- update --------------------------------------------------------------------------------
-    def critic_fns(self, critic_params: Any, next_actions: jax.Array | None = None) -> CriticFns:
+    def critic_fns(self, critic: TrainState, next_actions: jax.Array | None = None) -> CriticFns:
         """The critic as the regularizer sees it (stop-gradiented parameters), ``[2, B]`` outputs."""
-        _, critic, _ = networks(self.config, self.act_dim)
-        online = jax.lax.stop_gradient(critic_params)
-        target = jax.lax.stop_gradient(self.target_critic_params)
+        _, critic_net, _ = networks(self.config, self.act_dim)
+        online = jax.lax.stop_gradient(critic.params)
+        target = jax.lax.stop_gradient(critic.target_params)
         return CriticFns(
-            q=lambda o, a: critic.apply(online, o, a),
-            q_target=lambda o, a: critic.apply(target, o, a),
+            q=lambda o, a: critic_net.apply(online, o, a),
+            q_target=lambda o, a: critic_net.apply(target, o, a),
             next_actions=next_actions,
         )
 
@@ -244,33 +224,45 @@ class TD3Agent(flax.struct.PyTreeNode):
             -cfg.noise_clip * m,
             cfg.noise_clip * m,
         )
-        next_actions = jnp.clip(actor.apply(self.target_actor_params, batch.next_observations) + noise, -m, m)
-        target_q = critic.apply(self.target_critic_params, batch.next_observations, next_actions).min(axis=0)
+        next_actions = jnp.clip(actor.apply(self.actor.target_params, batch.next_observations) + noise, -m, m)
+        target_q = critic.apply(self.critic.target_params, batch.next_observations, next_actions).min(axis=0)
         y = batch.rewards + cfg.discount * batch.masks * target_q
         return jax.lax.stop_gradient(y), jax.lax.stop_gradient(next_actions)
 
+    def _critic_step(self, batch: Transitions, noise_key: PRNGKey) -> tuple[TrainState, jax.Array, Metrics]:
+        """One critic Adam step on ``L_Q``; returns ``(critic, a~', metrics)``, the target untouched."""
+        _, critic_net, _ = networks(self.config, self.act_dim)
+        y, next_actions = self.critic_target(batch, noise_key)
+
+        def critic_loss_fn(critic_params):
+            q = critic_net.apply(critic_params, batch.observations, batch.actions)  # [2, B]
+            return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
+
+        (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(self.critic.params)
+        metrics = {"critic_loss": critic_loss, "q": jnp.mean(q), "target_q": jnp.mean(y)}
+        return self.critic.apply_gradients(grads), next_actions, metrics
+
     def _actor_step(
-        self, critic_params: Any, reg_state: Any, batch: Transitions, context: Any, key: PRNGKey
-    ) -> tuple[Any, Any, Metrics]:
-        """One actor Adam step against the updated critic; returns ``(params, opt_state, metrics)``."""
+        self, critic: TrainState, reg_state: Any, batch: Transitions, context: Any, key: PRNGKey
+    ) -> tuple[TrainState, Metrics]:
+        """One actor Adam step against the updated critic; returns ``(actor, metrics)``, the target untouched."""
         cfg = self.config
         actor, _, q1_net = networks(cfg, self.act_dim)
         reg = cfg.regularizer.functions(cfg)
-        q1_params = jax.lax.stop_gradient(first_critic_params(critic_params))
-        critic = self.critic_fns(critic_params)
+        q1_params = jax.lax.stop_gradient(first_critic_params(critic.params))
+        critic_fns = self.critic_fns(critic)
         obs = batch.observations
 
         def loss_fn(actor_params):
             pi = actor.apply(actor_params, obs)
             q = q1_net.apply(q1_params, obs, pi)
             lam = self.coefs["alpha"] / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)))
-            reg_loss, reg_metrics = reg.loss(reg_state, obs, pi, batch, critic, self.coefs, context, key)
+            reg_loss, reg_metrics = reg.loss(reg_state, obs, pi, batch, critic_fns, self.coefs, context, key)
             loss = -lam * jnp.mean(q) + reg_loss
             return loss, {"actor_loss": loss, "lambda": lam, "q_pi": jnp.mean(q), "reg_loss": reg_loss, **reg_metrics}
 
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(self.actor_params)
-        updates, opt_state = optax.adam(cfg.actor_lr).update(grads, self.actor_opt_state, self.actor_params)
-        return optax.apply_updates(self.actor_params, updates), opt_state, metrics
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(self.actor.params)
+        return self.actor.apply_gradients(grads), metrics
 
     def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[TD3Agent, Metrics]:
         """One TD3 gradient step (critic, regularizer update, delayed actor and targets).
@@ -288,69 +280,34 @@ class TD3Agent(flax.struct.PyTreeNode):
           actor steps).
         """
         cfg = self.config
-        _, critic, _ = networks(cfg, self.act_dim)
         reg = cfg.regularizer.functions(cfg)
         noise_key, reg_update_key, reg_loss_key = jax.random.split(key, 3)
         step = self.step + 1
 
         # --- critic ---
-        y, next_actions = self.critic_target(batch, noise_key)
-
-        def critic_loss_fn(critic_params):
-            q = critic.apply(critic_params, batch.observations, batch.actions)  # [2, B]
-            return jnp.sum(jnp.mean((q - y) ** 2, axis=1)), q
-
-        (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(self.critic_params)
-        updates, critic_opt_state = optax.adam(cfg.critic_lr).update(grads, self.critic_opt_state, self.critic_params)
-        critic_params = optax.apply_updates(self.critic_params, updates)
+        critic, next_actions, critic_metrics = self._critic_step(batch, noise_key)
 
         # --- regularizer's own update, with the updated critic ---
         reg_state, reg_metrics = reg.update(
-            self.reg_state, batch, self.critic_fns(critic_params, next_actions), self.coefs, context, reg_update_key
+            self.reg_state, batch, self.critic_fns(critic, next_actions), self.coefs, context, reg_update_key
         )
 
         # --- delayed actor and targets ---
         def actor_branch(_):
-            actor_params, actor_opt_state, metrics = self._actor_step(
-                critic_params, reg_state, batch, context, reg_loss_key
-            )
+            actor, metrics = self._actor_step(critic, reg_state, batch, context, reg_loss_key)
             tau = self.coefs["tau"]
-            return (
-                actor_params,
-                actor_opt_state,
-                optax.incremental_update(actor_params, self.target_actor_params, tau),
-                optax.incremental_update(critic_params, self.target_critic_params, tau),
-                metrics,
-            )
+            return actor.update_target(tau), critic.update_target(tau), metrics
 
         def skip_branch(_):
-            return (
-                self.actor_params,
-                self.actor_opt_state,
-                self.target_actor_params,
-                self.target_critic_params,
-                self.last_actor_metrics,
-            )
+            return self.actor, critic, self.last_actor_metrics
 
         do_actor = step % cfg.policy_freq == 0
-        actor_params, actor_opt_state, target_actor, target_critic, actor_metrics = jax.lax.cond(
-            do_actor, actor_branch, skip_branch, None
-        )
+        actor, critic, actor_metrics = jax.lax.cond(do_actor, actor_branch, skip_branch, None)
         agent = self.replace(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_actor_params=target_actor,
-            target_critic_params=target_critic,
-            actor_opt_state=actor_opt_state,
-            critic_opt_state=critic_opt_state,
-            reg_state=reg_state,
-            step=step,
-            last_actor_metrics=actor_metrics,
+            actor=actor, critic=critic, reg_state=reg_state, step=step, last_actor_metrics=actor_metrics
         )
         metrics = {
-            "critic_loss": critic_loss,
-            "q": jnp.mean(q),
-            "target_q": jnp.mean(y),
+            **critic_metrics,
             **reg_metrics,
             **actor_metrics,
             "actor_updated": do_actor.astype(jnp.float32),

@@ -22,6 +22,16 @@ from offreg.types import PRNGKey, Transitions
 REWARD_TRANSFORMS = ("none", "locomotion", "locomotion_iql", "antmaze", "affine")
 
 
+def normalize(observations: Any, mean: Any, std: Any) -> Any:
+    """``(observations - mean) / std``: the one observation normalization, on np or jnp arrays ``[..., obs]``.
+
+    The loader applies it to a dataset (:meth:`Dataset.normalize_observations`); an agent keeps
+    ``mean`` and ``std`` (:meth:`DatasetInfo.observation_stats`) and applies it to the raw
+    observations it acts on.
+    """
+    return (observations - mean) / std
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset is and how it was preprocessed. JSON round-trips with ``to_dict``/``from_dict``.
@@ -79,9 +89,16 @@ class DatasetInfo:
         """Apply this dataset's observation normalization (identity when it is off). Works on np/jnp."""
         if self.obs_mean is None:
             return observations
-        mean = np.asarray(self.obs_mean, np.float32)
-        std = np.asarray(self.obs_std, np.float32)
-        return (observations - mean) / std
+        return normalize(observations, np.asarray(self.obs_mean, np.float32), np.asarray(self.obs_std, np.float32))
+
+    def observation_stats(self) -> tuple[jax.Array, jax.Array]:
+        """``(mean, std)``, float32 ``[obs_dim]``, of the observation normalization; ``(0, 1)`` when off.
+
+        What an agent keeps to :func:`normalize` the raw observations it acts on.
+        """
+        if self.obs_mean is None:
+            return jnp.zeros(self.obs_dim, jnp.float32), jnp.ones(self.obs_dim, jnp.float32)
+        return jnp.asarray(self.obs_mean, jnp.float32), jnp.asarray(self.obs_std, jnp.float32)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -171,7 +188,8 @@ class Dataset:
             )
         t = self.transitions
         m, s = jnp.asarray(mean), jnp.asarray(std)
-        t = t.replace(observations=(t.observations - m) / s, next_observations=(t.next_observations - m) / s)
+        t = t.replace(observations=normalize(t.observations, m, s),
+                      next_observations=normalize(t.next_observations, m, s))
         info = dataclasses.replace(self.info, obs_mean=tuple(mean.tolist()), obs_std=tuple(std.tolist()))
         return dataclasses.replace(self, transitions=t, info=info)
 

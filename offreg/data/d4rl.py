@@ -186,6 +186,8 @@ def validate_d4rl_arrays(
 
     Raises:
       DatasetError: one line naming the key, what is wrong and what to do.
+
+    Long because: one check per D4RL array, each with its own message, in the file's order.
     """
     where = f" ({path})" if path else ""
     for key in REQUIRED_KEYS:

@@ -216,7 +216,10 @@ def _download(
 
 
 def _fetch(url: str, part: Path, *, size: int | None, timeout: float, progress: bool, label: str) -> None:
-    """One attempt: request from the partial file's length, append, check the total size."""
+    """One attempt: request from the partial file's length, append, check the total size.
+
+    Long because: one resumable HTTP attempt with its error mapping and size check, read best in one piece.
+    """
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "offreg", "Accept-Encoding": "identity"}
     if offset:

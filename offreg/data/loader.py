@@ -316,6 +316,8 @@ def load_dataset(
       DatasetError: a missing, corrupt or invalid file, or a name escaping the cache directory.
       DownloadError: the download failed.
       ConfigError: a bad preprocessing option, or ``env`` given for a name that has its own.
+
+    Long because: the public loader documents each of its eleven options here.
     """
     r = resolve(name_or_path)
     if env is not None and r.kind != "file":

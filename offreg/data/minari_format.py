@@ -64,6 +64,8 @@ def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
     Raises:
       DatasetError: the dataset is missing, not HDF5-format, has non-Box spaces, inconsistent
         episode arrays, NaN/Inf values, or no steps.
+
+    Long because: Minari's episode layout converted to D4RL's arrays step by step, with one message per bad input.
     """
     label = f"minari/{dataset_id}"
     data_dir = minari_dataset_dir(dataset_id, root)

@@ -20,9 +20,9 @@ ant           ``Ant-v4(use_contact_forces=False)`` + 84       the D4RL data has 
 
 All have a 1000-step time limit, as D4RL registers them. What remains different from D4RL is the
 simulator (``mujoco`` >= 2.1.3 instead of mujoco-py with MuJoCo 2.0), which shifts returns slightly;
-report :func:`env_versions` next to every score. Gymnasium warns that the ``-v4`` ids are out of date;
-the factories silence that one warning while they build the environment, and leave the process's
-warning state unchanged.
+report :func:`offreg.provenance.simulator_versions` next to every score. Gymnasium warns that the
+``-v4`` ids are out of date; the factories silence that one warning while they build the environment,
+and leave the process's warning state unchanged.
 """
 
 from __future__ import annotations
@@ -81,22 +81,6 @@ LOCOMOTION: dict[str, LocomotionEnv] = {
     "ant": LocomotionEnv("Ant-v4", {"use_contact_forces": False}, ANT_PADDING, -325.6, 3879.7),
 }
 """offreg environment name -> Gymnasium mapping and D4RL reference scores."""
-
-
-def env_versions() -> dict[str, str]:
-    """Versions of the simulator stack, to be reported next to every score.
-
-    Returns:
-      ``{"gymnasium": ..., "mujoco": ...}`` (``"not installed"`` for a missing package).
-    """
-    versions = {"gymnasium": gym.__version__}
-    try:
-        import mujoco
-
-        versions["mujoco"] = mujoco.__version__
-    except ImportError:  # pragma: no cover - mujoco is a core dependency
-        versions["mujoco"] = "not installed"
-    return versions
 
 
 class PadObservation(gym.ObservationWrapper):

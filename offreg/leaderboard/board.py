@@ -205,6 +205,8 @@ def load_leaderboard(
 
     Raises:
       CheckpointError: not a leaderboard directory, or an unreadable results file.
+
+    Long because: its docstring documents the board's options; the code is one short pipeline.
     """
     directory = Path(directory)
     matrix = read_matrix(directory) if directory.is_dir() else None

@@ -85,7 +85,10 @@ def _table(table_id: str, header: list[str], rows: list[str], sortable: bool = T
 
 
 def render(board: Leaderboard, figures: Mapping[str, bytes]) -> str:
-    """The HTML page of a :class:`~offreg.leaderboard.board.Leaderboard` with its PNG ``figures``."""
+    """The HTML page of a :class:`~offreg.leaderboard.board.Leaderboard` with its PNG ``figures``.
+
+    Long because: the page's sections, in the order they appear on it.
+    """
     c = f"{board.confidence:.0%}"
     rows = []
     for r in run_rows(board):

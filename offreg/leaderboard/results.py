@@ -22,13 +22,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from offreg.atomic import atomic_write_text
@@ -77,33 +75,6 @@ def evaluations_from_records(records: Sequence[Mapping[str, Any]], dataset_info:
             "scores": normalized_scores(returns, dataset_info), "length_mean": r.get("length_mean"),
         })
     return sorted(out, key=lambda e: (e["step"], e["seed"]))
-
-
-def hardware() -> dict[str, Any]:
-    """The machine a job ran on: CPU model, logical cores, memory (GiB), JAX backend and accelerators."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        pass
-    out: dict[str, Any] = {
-        "host": platform.node(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "memory_gib": None if mem is None else round(mem, 1),
-    }
-    try:
-        out["jax_backend"] = jax.default_backend()
-        out["accelerators"] = sorted({d.device_kind for d in jax.devices() if d.platform != "cpu"})
-    except Exception:  # noqa: BLE001  (hardware description is best effort)
-        out["accelerators"] = []
-    return out
 
 
 def make_result(

@@ -42,13 +42,12 @@ from offreg.leaderboard.results import (
     COMPLETE,
     FAILED,
     evaluations_from_records,
-    hardware,
     job_id,
     make_result,
     read_result,
     write_result,
 )
-from offreg.provenance import versions
+from offreg.provenance import hardware, versions
 
 MATRIX_FILE = "leaderboard.json"
 RUNS_DIR = "runs"

@@ -21,7 +21,6 @@ import hashlib
 import json
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import jax
@@ -42,28 +41,47 @@ EXCLUDED = ("last_actor_metrics",)
 # a function of the dataset that was never hashed) instead of in ``coefs`` beside alpha and tau.
 REGULARIZER_COEFS = {"prdc": ("beta",), "a2pr": ("mask", "vae_weight")}
 HASHED_WITH_REG_STATE = {"a2pr"}
+# Each network's parameters, optimizer state and target were then separate fields ``<net>_params``,
+# ``<net>_opt_state`` and ``target_<net>_params``; today they are one ``TrainState`` field ``<net>``.
+# BC's optimizer state was then called ``opt_state``.
+RENAMED = {"bc": {"actor_opt_state": "opt_state"}}
+
+
+def _fields(name: str, agent):
+    """``(group name, value)`` of each pytree field, a ``TrainState`` split into its recorded groups."""
+    import dataclasses
+
+    from offreg.networks import TrainState
+
+    renamed = RENAMED.get(name, {})
+    for f in dataclasses.fields(agent):
+        if not f.metadata.get("pytree_node", True) or f.name in EXCLUDED:
+            continue
+        value = getattr(agent, f.name)
+        if isinstance(value, TrainState):
+            for group, part in ((f"{f.name}_params", value.params), (f"target_{f.name}_params", value.target_params),
+                                (f"{f.name}_opt_state", value.opt_state)):
+                yield renamed.get(group, group), part
+        else:
+            yield f.name, value
 
 
 def groups(name: str, agent) -> dict[str, list[np.ndarray]]:
     """The agent's state as named groups of arrays, in the layout the golden hashes were recorded in.
 
     Each pytree field of the agent is one group (its leaves in ``tree_leaves`` order), mapped back to
-    the recorded layout by ``REGULARIZER_COEFS``.
+    the recorded layout by ``REGULARIZER_COEFS`` and ``RENAMED`` (a ``TrainState`` field is three groups).
     """
-    import dataclasses
-
     out = {}
-    for f in dataclasses.fields(agent):
-        if f.metadata.get("pytree_node", True) and f.name not in EXCLUDED:
-            value = getattr(agent, f.name)
-            if f.name == "coefs" and name in REGULARIZER_COEFS:
-                moved = REGULARIZER_COEFS[name]
-                value = {k: v for k, v in value.items() if k not in moved}
-                if name in HASHED_WITH_REG_STATE:
-                    out["reg_state"] = out.get("reg_state", []) + [np.asarray(agent.coefs[k]) for k in moved]
-            leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(value)]
-            if leaves:
-                out[f.name] = leaves + out.get(f.name, [])
+    for group, value in _fields(name, agent):
+        if group == "coefs" and name in REGULARIZER_COEFS:
+            moved = REGULARIZER_COEFS[name]
+            value = {k: v for k, v in value.items() if k not in moved}
+            if name in HASHED_WITH_REG_STATE:
+                out["reg_state"] = out.get("reg_state", []) + [np.asarray(agent.coefs[k]) for k in moved]
+        leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(value)]
+        if leaves:
+            out[group] = leaves + out.get(group, [])
     return out
 
 
@@ -105,6 +123,8 @@ def compute(name: str, data_dir: str | None = None) -> dict:
 
 def machine() -> dict:
     """What decides the bits besides the code: pinned library versions, the CPU and its features."""
+    from offreg.provenance import package_versions
+
     cpu, flags = platform.processor(), ""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -113,7 +133,7 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     simd = sorted(f for f in flags.split() if f.startswith(("avx", "sse4", "fma", "amx")))
-    return {"versions": {p: metadata.version(p) for p in PINNED}, "cpu": cpu, "simd": simd,
+    return {"versions": package_versions(PINNED), "cpu": cpu, "simd": simd,
             "backend": jax.default_backend()}
 
 

@@ -52,22 +52,14 @@ from offreg.data.generate.rollout import EnvPool, episode_returns, replay_until,
 from offreg.data.generate.sac import SACConfig, train_sac
 from offreg.data.generate.snapshots import Snapshot, actor_metadata, save_snapshot
 from offreg.envs import env_names
-from offreg.envs.mujoco import env_versions
 from offreg.errors import ConfigError, OffregError, unknown_name
-from offreg.provenance import versions
+from offreg.provenance import dataset_versions
 
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 """The D4RL levels ``collect`` writes, in D4RL's names."""
 
 REF_SCORES = LOCOMOTION_REF_SCORES
 """D4RL's ``(REF_MIN_SCORE, REF_MAX_SCORE)`` per environment (``d4rl/infos.py``)."""
-
-
-def simulator_versions() -> dict[str, str]:
-    """Versions that determine the dynamics: ``mujoco``, ``gymnasium`` (and offreg's)."""
-    v = env_versions()
-    offreg_version = versions().get("offreg", "unknown")
-    return {"mujoco_version": v["mujoco"], "gymnasium_version": v["gymnasium"], "offreg_version": offreg_version}
 
 
 def level_metadata(
@@ -85,7 +77,7 @@ def level_metadata(
         "num_episodes": int(len(rets)),
         "command": command,
         "seed": int(seed),
-        **simulator_versions(),
+        **dataset_versions(),
     }
     if env_name in REF_SCORES and len(rets):
         lo, hi = REF_SCORES[env_name]
@@ -195,6 +187,8 @@ def collect(
     Raises:
       UnknownNameError: unknown environment or level. ConfigError: a non-positive budget.
       OffregError: ``out`` is not a writable directory.
+
+    Long because: the whole collection pipeline in the order it runs, with its thirteen options documented.
     """
     todo = parse_levels(levels)
     config = config or SACConfig()

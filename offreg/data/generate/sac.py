@@ -13,18 +13,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from offreg.data.generate.policy import policy_actions, tanh_gaussian_sample
 from offreg.data.generate.rollout import EnvPool, evaluate_policy
 from offreg.data.generate.snapshots import Snapshot
-from offreg.networks import EnsembleCritic, TanhGaussianActor, polyak
+from offreg.networks import EnsembleCritic, TanhGaussianActor, TrainState, adam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,15 +58,18 @@ class SACConfig:
 
 
 class SACState(flax.struct.PyTreeNode):
-    """SAC's learnable and optimizer state; a pytree, updated functionally."""
+    """SAC's learnable and optimizer state; a pytree, updated functionally.
 
-    actor: Any
-    critic: Any
-    target_critic: Any
-    log_alpha: jax.Array
-    actor_opt: Any
-    critic_opt: Any
-    alpha_opt: Any
+    Attributes:
+      actor: the policy's parameters and Adam state.
+      critic: the twin critics' parameters, Adam state and Polyak-averaged target.
+      alpha: ``log_alpha`` (a scalar) and its Adam state.
+      step: number of updates taken.
+    """
+
+    actor: TrainState
+    critic: TrainState
+    alpha: TrainState
     step: jax.Array
 
 
@@ -80,9 +81,6 @@ class SAC:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.actor_net = TanhGaussianActor(config.hidden_dims, act_dim)
         self.critic_net = EnsembleCritic(config.hidden_dims, num=2)
-        self.actor_tx = optax.adam(config.actor_lr)
-        self.critic_tx = optax.adam(config.critic_lr)
-        self.alpha_tx = optax.adam(config.alpha_lr)
         self.target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
         self.update_phase = jax.jit(self._update_phase, static_argnums=(3,))
 
@@ -94,13 +92,9 @@ class SAC:
         critic = self.critic_net.init(k_critic, obs, act)
         log_alpha = jnp.asarray(np.log(self.config.init_alpha), jnp.float32)
         return SACState(
-            actor=actor,
-            critic=critic,
-            target_critic=critic,
-            log_alpha=log_alpha,
-            actor_opt=self.actor_tx.init(actor),
-            critic_opt=self.critic_tx.init(critic),
-            alpha_opt=self.alpha_tx.init(log_alpha),
+            actor=TrainState.create(actor, adam(self.config.actor_lr)),
+            critic=TrainState.create(critic, adam(self.config.critic_lr), target=True),
+            alpha=TrainState.create(log_alpha, adam(self.config.alpha_lr)),
             step=jnp.zeros((), jnp.int32),
         )
 
@@ -108,12 +102,12 @@ class SAC:
         """One SAC update on ``batch`` (critic, then actor, then temperature, then targets)."""
         cfg = self.config
         k_next, k_pi = jax.random.split(key)
-        alpha = jnp.exp(state.log_alpha)
+        alpha = jnp.exp(state.alpha.params)
 
         # --- critic ---
-        mean, log_std = self.actor_net.apply(state.actor, batch["next_observations"])
+        mean, log_std = self.actor_net.apply(state.actor.params, batch["next_observations"])
         next_a, next_logp = tanh_gaussian_sample(mean, log_std, k_next)
-        next_q = self.critic_net.apply(state.target_critic, batch["next_observations"], next_a).min(0)
+        next_q = self.critic_net.apply(state.critic.target_params, batch["next_observations"], next_a).min(0)
         target = batch["rewards"] + cfg.discount * (1.0 - batch["terminals"]) * (next_q - alpha * next_logp)
         target = jax.lax.stop_gradient(target)
 
@@ -121,35 +115,26 @@ class SAC:
             q = self.critic_net.apply(params, batch["observations"], batch["actions"])
             return jnp.mean((q - target[None]) ** 2, axis=1).sum(), q.mean()
 
-        (c_loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-        updates, critic_opt = self.critic_tx.update(grads, state.critic_opt, state.critic)
-        critic = optax.apply_updates(state.critic, updates)
+        (c_loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic.params)
+        critic = state.critic.apply_gradients(grads)
 
         # --- actor ---
         def actor_loss(params):
             mean, log_std = self.actor_net.apply(params, batch["observations"])
             a, logp = tanh_gaussian_sample(mean, log_std, k_pi)
-            q = self.critic_net.apply(critic, batch["observations"], a).min(0)
+            q = self.critic_net.apply(critic.params, batch["observations"], a).min(0)
             return jnp.mean(alpha * logp - q), logp
 
-        (a_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
-        updates, actor_opt = self.actor_tx.update(grads, state.actor_opt, state.actor)
-        actor = optax.apply_updates(state.actor, updates)
+        (a_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor.params)
 
         # --- temperature ---
         entropy_gap = jax.lax.stop_gradient(logp + self.target_entropy)
-        al_loss, grad = jax.value_and_grad(lambda la: -jnp.mean(la * entropy_gap))(state.log_alpha)
-        updates, alpha_opt = self.alpha_tx.update(grad, state.alpha_opt, state.log_alpha)
-        log_alpha = optax.apply_updates(state.log_alpha, updates)
+        al_loss, grad = jax.value_and_grad(lambda la: -jnp.mean(la * entropy_gap))(state.alpha.params)
 
         new = state.replace(
-            actor=actor,
-            critic=critic,
-            target_critic=polyak(state.target_critic, critic, cfg.tau),
-            log_alpha=log_alpha,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
+            actor=state.actor.apply_gradients(grads),
+            critic=critic.update_target(cfg.tau),
+            alpha=state.alpha.apply_gradients(grad),
             step=state.step + 1,
         )
         metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": alpha, "q": q_mean, "entropy": -logp.mean()}
@@ -195,6 +180,8 @@ def train_sac(
       The snapshots (every ``snapshot_every`` steps, and at the end) and the replay buffer as
       D4RL-layout arrays in the order the transitions were collected (a single environment, so
       episodes are contiguous).
+
+    Long because: rlkit's loop of environment steps, update phases, snapshots and logging, in its order.
     """
     pool = EnvPool(env_name, 1, seed)
     sac = SAC(config, pool.obs_dim, pool.act_dim)
@@ -227,7 +214,7 @@ def train_sac(
     metrics: dict[str, float] = {}
     for step in range(total_steps):
         key = jax.random.fold_in(k_act, step)
-        params = None if step < config.start_steps else state.actor
+        params = None if step < config.start_steps else state.actor.params
         a, lp = policy_actions(params, pool.obs, key, pool.act_low, pool.act_high)
         (rec,) = pool.step(a, lp)
         for k in buf:
@@ -238,7 +225,7 @@ def train_sac(
             state, m = sac.update_phase(state, device_buf, n, config.chunk, jax.random.fold_in(k_upd, n))
             metrics = {k: float(v) for k, v in m.items()}
         if n % snapshot_every == 0 or n == total_steps:
-            actor = jax.device_get(state.actor)
+            actor = jax.device_get(state.actor.params)
             rets = evaluate_policy(env_name, actor, eval_episodes, seed + 10_000 + n)
             snap = Snapshot(n, actor, float(rets.mean()), float(rets.std()))
             snapshots.append(snap)

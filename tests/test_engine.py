@@ -340,6 +340,21 @@ def test_bad_engine_settings_are_config_errors(probe_agents):
         offreg.train("test-probe", ds, steps=-1, progress=False)
 
 
+@pytest.mark.parametrize("log_every", [0, -5])
+def test_log_every_below_one_is_refused_not_replaced_by_the_default(probe_agents, capsys, tmp_path, monkeypatch,
+                                                                   log_every):
+    """Issue 16 item 12: 0 used to become 1000 silently; the API and the CLI give the same message."""
+    with pytest.raises(ConfigError) as e:
+        offreg.train("test-probe", _dataset(), steps=10, log_every=log_every, progress=False)
+    message = f"log_every must be >= 1, got {log_every}"
+    assert str(e.value) == message
+    from offreg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--agent", "bc", "--steps", "10", "--log-every", str(log_every), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n" and not list(tmp_path.iterdir())
+
+
 
 def test_tensorboard_and_wandb_get_every_scalar_and_missing_packages_fail_first(tmp_path, probe_agents, monkeypatch):
     scalars, logged = [], []

@@ -277,7 +277,7 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
         steps=DEFAULT_STEPS if steps is None else int(steps),
         eval_every=int(eval_every),
         eval_episodes=int(eval_episodes),
-        log_every=int(log_every) if log_every else _default_log_every(eval_every, ckpt_every),
+        log_every=_default_log_every(eval_every, ckpt_every) if log_every is None else int(log_every),
         checkpoint_every=int(ckpt_every),
         keep_checkpoints=int(keep_checkpoints),
         dataset_options=dict(dataset_options or {}),

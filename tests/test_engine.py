@@ -163,6 +163,26 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
         offreg.train("bc", ds, out_dir=run, **kw)
 
 
+def _bc_run(path, steps, **extra):
+    kw = dict(steps=steps, seeds=2, eval_every=0, log_every=4, checkpoint_every=4, progress=False,
+              overrides=dict(hidden_dims="[8]", batch_size=16))
+    return offreg.train("bc", _dataset(), out_dir=path, **{**kw, **extra})
+
+
+def test_resume_removes_the_temporary_files_a_killed_write_left(tmp_path):
+    """Issue 16 item 5: a kill -9 inside ``atomic_write`` leaves ``.step_*.msgpack.<random>.tmp``."""
+    run = tmp_path / "run"
+    _bc_run(run, steps=8)
+    stale = [run / "checkpoints" / ".step_000000012.msgpack.k3j_x9ab.tmp", run / ".summary.json.q1w2e3r4.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    mine = run / "checkpoints" / "notes.tmp"  # not a temporary file of offreg's: kept
+    mine.write_text("keep")
+    offreg.train(resume=run, dataset=_dataset(), steps=12, progress=False)
+    assert not any(p.exists() for p in stale) and mine.exists()
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8, 12]
+
+
 # --- test-only agents -------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class _ProbeConfig(AgentConfig):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from offreg.agents.names import get_spec
-from offreg.atomic import atomic_write_text
+from offreg.atomic import atomic_write_text, remove_temporaries
 from offreg.checkpoint import list_checkpoints, read_checkpoint
 from offreg.errors import CheckpointError, ConfigError, OffregError
 from offreg.provenance import versions
@@ -154,6 +154,8 @@ def _load_resume(
     if steps is not None:
         settings = dataclasses.replace(settings, steps=int(steps))
     raw = None if dataset is None or isinstance(dataset, str) else dataset
+    remove_temporaries(run_dir / "checkpoints", "step_*")  # left by a kill during a checkpoint write
+    remove_temporaries(run_dir)
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
         return settings, config, None, None, 0, raw

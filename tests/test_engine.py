@@ -183,6 +183,27 @@ def test_resume_removes_the_temporary_files_a_killed_write_left(tmp_path):
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8, 12]
 
 
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path):
+    """Issue 16 item 6: a corrupt newest checkpoint is skipped with one warning naming it."""
+    full = _bc_run(tmp_path / "full", steps=16)
+    run = tmp_path / "run"
+    _bc_run(run, steps=12)
+    newest = run / "checkpoints" / "step_000000012.msgpack"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk outside offreg
+    with pytest.warns(offreg.errors.OffregWarning) as caught:
+        resumed = offreg.train(resume=run, dataset=_dataset(), steps=16, progress=False)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "step_000000012.msgpack" in message and "step_000000008.msgpack (step 8)" in message
+    assert "\n" not in message and resumed.step == 16
+    for seed in (0, 1):  # steps 9..16 trained again from step 8: the uninterrupted run's agents
+        _assert_equal(resumed.agent(seed), full.agent(seed))
+    for bad in (run / "checkpoints").iterdir():
+        bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):  # nothing readable: the newest's error
+        offreg.train(resume=run, dataset=_dataset(), steps=20, progress=False)
+
+
 # --- test-only agents -------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class _ProbeConfig(AgentConfig):

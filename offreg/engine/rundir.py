@@ -18,6 +18,7 @@ import datetime
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from offreg.agents.names import get_spec
 from offreg.atomic import atomic_write_text, remove_temporaries
 from offreg.checkpoint import list_checkpoints, read_checkpoint
-from offreg.errors import CheckpointError, ConfigError, OffregError
+from offreg.errors import CheckpointError, ConfigError, OffregError, OffregWarning
 from offreg.provenance import versions
 
 CONFIG_FILE = "config.json"
@@ -159,7 +160,7 @@ def _load_resume(
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
         return settings, config, None, None, 0, raw
-    ckpt = read_checkpoint(found[-1][1])
+    ckpt = _newest_readable(found)
     if ckpt.seeds != list(settings.seeds) or ckpt.agent_name != settings.agent or ckpt.key is None:
         raise CheckpointError(f"checkpoint {ckpt.path} does not belong to the run in {run_dir}")
     if ckpt.step > settings.steps:
@@ -167,6 +168,27 @@ def _load_resume(
             f"run {run_dir} is at step {ckpt.step}, beyond the {settings.steps} steps asked; pass a larger --steps"
         )
     return settings, config, ckpt.agent, ckpt.key, ckpt.step, raw
+
+
+def _newest_readable(found: list[tuple[int, Path]]) -> Any:
+    """The newest checkpoint of ``found`` that reads, with a one-line warning naming the newer ones skipped.
+
+    Raises:
+      CheckpointError: none reads (the newest one's error).
+    """
+    errors = []
+    for step, path in reversed(found):
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as e:
+            errors.append((path, e))
+            continue
+        if errors:
+            skipped = ", ".join(p.name for p, _ in errors)
+            warnings.warn(f"checkpoint {skipped} of the run is unreadable (corrupt or truncated); resuming from "
+                          f"the newest readable one, {path.name} (step {step})", OffregWarning, stacklevel=3)
+        return ckpt
+    raise errors[0][1]
 
 
 def _check_same_data(run_dir: Path, info: Any) -> None:

@@ -3,8 +3,8 @@
 Either the old content or the complete new content is at the destination afterwards, never a
 half-written file; the temporary file is removed on failure. Only a process killed outright
 (``kill -9``, power loss) leaves one behind, named ``.<name>.<random><suffix>``;
-:func:`remove_temporaries` deletes those of a folder when the owner (e.g. a resumed run) comes back. Every file offreg writes for keeps
-(checkpoints, datasets, results, figures) goes through here.
+:func:`remove_temporaries` deletes those of a folder when the owner (e.g. a resumed run) comes back.
+Every file offreg writes for keeps (checkpoints, datasets, results, figures) goes through here.
 """
 
 from __future__ import annotations

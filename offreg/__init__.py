@@ -10,7 +10,7 @@ The public API::
     offreg.evaluate(result.agent(seed=0), dataset, episodes=10)
     offreg.save_agent(result.agent(), "agent.msgpack")
     agent = offreg.load_agent("runs/demo")          # a run directory or a checkpoint file
-    actions = agent.act(observations)
+    actions = agent.act(dataset.transitions.observations[:5])   # raw observations [B, obs_dim]
 
 Importing offreg changes no process state (no environment variables, no global seeding).
 """

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from offreg.defaults import DEFAULT_AGENT, DEFAULT_DATASET, DEFAULT_EVAL_EPISODES, DEFAULT_EVAL_EVERY, DEFAULT_STEPS
 from offreg.errors import ConfigError, EnvironmentError_, OffregError, OffregWarning, TrainingError
 from offreg.tables import text_table
 
@@ -48,14 +49,6 @@ class _Parser(argparse.ArgumentParser):
 # --- train ----------------------------------------------------------------------------------------
 @subcommand
 def add_train(sub: Any) -> None:
-    from offreg.engine import (
-        DEFAULT_AGENT,
-        DEFAULT_DATASET,
-        DEFAULT_EVAL_EPISODES,
-        DEFAULT_EVAL_EVERY,
-        DEFAULT_STEPS,
-    )
-
     p = sub.add_parser(
         "train",
         help="train an agent on a dataset (one or several seeds)",
@@ -130,13 +123,7 @@ def _default_out(agent: str, dataset: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from offreg.engine import (
-        DEFAULT_AGENT,
-        DEFAULT_DATASET,
-        DEFAULT_EVAL_EPISODES,
-        DEFAULT_EVAL_EVERY,
-        train,
-    )
+    from offreg.engine import train  # loads JAX: only when a command needs it
 
     overrides = parse_set(args.set)
     if args.resume:
@@ -325,9 +312,6 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 # --- collect --------------------------------------------------------------------------------------
 @subcommand
 def add_collect(sub: Any) -> None:
-    from offreg.data.generate.collect import LEVELS
-    from offreg.data.generate.sac import SACConfig
-
     p = sub.add_parser(
         "collect",
         help="generate D4RL-style datasets: train SAC, roll out its snapshots",
@@ -335,7 +319,8 @@ def add_collect(sub: Any) -> None:
         "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
     )
     p.add_argument("--env", required=True, help="environment: hopper, halfcheetah, walker2d, ant, ...")
-    p.add_argument("--levels", default=",".join(LEVELS), help=f"comma-separated levels (default: {','.join(LEVELS)})")
+    p.add_argument("--levels", help="comma-separated levels (default: all five, "
+                   "random,medium,medium-replay,expert,medium-expert)")
     p.add_argument("--out", required=True, help="output directory for <env>-<level>.hdf5 and snapshots/")
     p.add_argument("--train-steps", type=int, default=300_000, help="SAC environment steps (default: 300000)")
     p.add_argument("--level-steps", type=int, default=1_000_000,
@@ -347,16 +332,14 @@ def add_collect(sub: Any) -> None:
     p.add_argument("--snapshot-every", type=int, default=10_000, help="environment steps between snapshots")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per snapshot evaluation")
     p.add_argument("--num-envs", type=int, default=10, help="environments stepped in lockstep in rollouts")
-    p.add_argument("--start-steps", type=int, default=SACConfig.start_steps,
-                   help=f"uniform-action steps before SAC updates (default: {SACConfig.start_steps})")
-    p.add_argument("--chunk", type=int, default=SACConfig.chunk,
-                   help=f"environment steps per collect/update phase (default: {SACConfig.chunk})")
+    p.add_argument("--start-steps", type=int, help="uniform-action steps before SAC updates (default: SACConfig's)")
+    p.add_argument("--chunk", type=int, help="environment steps per collect/update phase (default: SACConfig's)")
     p.add_argument("--hidden", default="256,256", help="hidden widths of SAC's networks (default: 256,256)")
     p.set_defaults(run=cmd_collect)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from offreg.data.generate.collect import collect
+    from offreg.data.generate.collect import LEVELS, collect  # loads JAX: only when a command needs it
     from offreg.data.generate.sac import SACConfig
 
     try:
@@ -366,13 +349,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not hidden or min(hidden) <= 0:
         raise ConfigError(f"--hidden {args.hidden!r} must be positive widths, e.g. 256,256")
     for name in ("start_steps", "chunk"):
-        if getattr(args, name) < (0 if name == "start_steps" else 1):
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    config = SACConfig(hidden_dims=hidden, start_steps=args.start_steps, chunk=args.chunk)
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "start_steps" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    given = {k: getattr(args, k) for k in ("start_steps", "chunk") if getattr(args, k) is not None}
     collect(
-        args.env, args.levels, args.out, train_steps=args.train_steps, level_steps=args.level_steps,
+        args.env, args.levels or LEVELS, args.out, train_steps=args.train_steps, level_steps=args.level_steps,
         seed=args.seed, medium_fraction=args.medium_fraction, snapshot_every=args.snapshot_every,
-        eval_episodes=args.eval_episodes, num_envs=args.num_envs, config=config,
+        eval_episodes=args.eval_episodes, num_envs=args.num_envs, config=SACConfig(hidden_dims=hidden, **given),
         command=" ".join(["offreg", *sys.argv[1:]]),
     )
     return EXIT_OK

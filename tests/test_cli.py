@@ -152,3 +152,16 @@ def test_the_module_entry_point_sets_the_exit_status(tmp_path):
     script = Path(sys.executable).parent / "offreg"  # the console script `pip install` puts next to python
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == f"offreg {offreg.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["agents"]])
+def test_help_version_and_agents_import_no_jax(argv):
+    """Issue 13: the first commands a user types must not pay for importing JAX (seconds)."""
+    code = (
+        "import sys\nfrom offreg.cli import main\ntry:\n    status = main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    status = e.code\n"
+        "print('JAX LOADED' if 'jax' in sys.modules else 'NO JAX', file=sys.stderr)\nsys.exit(status)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip()
+    assert proc.stderr.strip().splitlines()[-1] == "NO JAX"

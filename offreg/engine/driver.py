@@ -30,6 +30,13 @@ from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.checkpoint import checkpoint_path, list_checkpoints, save_agent
 from offreg.data.loader import load_dataset
+from offreg.defaults import (  # noqa: F401  (re-exported by offreg.engine)
+    DEFAULT_AGENT,
+    DEFAULT_DATASET,
+    DEFAULT_EVAL_EPISODES,
+    DEFAULT_EVAL_EVERY,
+    DEFAULT_STEPS,
+)
 from offreg.engine.core import create_seeds, dataset_context, train_chunk
 from offreg.engine.rundir import (
     CONFIG_FILE,
@@ -58,22 +65,6 @@ from offreg.logging import (
 from offreg.provenance import versions
 from offreg.seeds import derived_seed, index_seed, seed_keys
 from offreg.types import Transitions
-
-DEFAULT_AGENT = "td3bc"
-
-
-DEFAULT_DATASET = "offreg/hopper-medium-replay-v0"
-
-
-DEFAULT_STEPS = 1_000_000
-"""Gradient updates of a run: the 1M steps of the TD3+BC/PRDC/A2PR/O-DICE papers' locomotion tables."""
-
-
-DEFAULT_EVAL_EVERY = 5000
-"""TD3+BC's and PRDC's evaluation period (``eval_freq = 5e3``)."""
-
-
-DEFAULT_EVAL_EPISODES = 10
 
 
 @dataclasses.dataclass

@@ -182,9 +182,12 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
         rows.append([str(p["seed"]), _fmt(p["final_return"]), _fmt(p["final_score"]), _fmt(p["best_score"]),
                      "-" if p["best_step"] is None else str(p["best_step"])])
     print(text_table(rows))
-    if summary["final_score_mean"] is not None:
-        print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
-              f"(mean +- std over {len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})")
+    mean, seeds = summary["final_score_mean"], len(summary["seeds"])
+    if mean is not None and seeds == 1:
+        print(f"final normalized score: {mean:.1f}")
+    elif mean is not None:
+        std = summary["final_score_std"]
+        print(f"final normalized score: {mean:.1f} +- {std:.1f} (mean +- std over {seeds} seeds)")
     if run_dir is not None:
         print(f"run directory: {run_dir}")
 

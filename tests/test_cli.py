@@ -165,3 +165,17 @@ def test_help_version_and_agents_import_no_jax(argv):
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip()
     assert proc.stderr.strip().splitlines()[-1] == "NO JAX"
+
+
+def test_datasets_list_says_cached_for_a_built_bundled_dataset(tmp_path, monkeypatch, capsys):
+    """Issue 16 item 15: a bundled dataset already in the cache is ``cached``, not ``bundled``."""
+    from offreg.data.loader import generated_path
+
+    monkeypatch.setenv("OFFREG_DATA_DIR", str(tmp_path))
+    path = generated_path("hopper-medium-replay-v0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"0" * 1024)
+    assert main(["datasets", "list"]) == 0
+    status = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()}
+    assert status["offreg/hopper-medium-replay-v0"] == "cached"
+    assert status["offreg/hopper-medium-v0"] == "bundled"

@@ -3,6 +3,7 @@ uninterrupted, NaN detection, evaluation cadence, summaries, gradient-free agent
 
 import dataclasses
 import json
+import re
 import sys
 import types
 from typing import ClassVar
@@ -369,6 +370,27 @@ def test_gradient_free_agent_is_evaluated_and_saved_without_updates(tmp_path, pr
     w, *_ = np.linalg.lstsq(obs, np.asarray(ds.transitions.actions, np.float64), rcond=None)
     np.testing.assert_allclose(np.asarray(offreg.load_agent(tmp_path / "run", seed=1).weights), w, rtol=1e-5)
     assert result.summary["gradient_free"] and result.summary["per_seed"][1]["final_step"] == 0
+
+
+def test_the_progress_bar_shows_one_rate_labelled_in_steps(probe_agents, capsys):
+    """Issue 16 item 15: tqdm's own ``step/s`` (compilation and evaluation included) and the chunk's
+    ``upd/s`` were both shown; now only the training speed, in the bar's unit."""
+    offreg.train("test-probe", _dataset(), steps=6, seeds=[0], eval_every=3, log_every=3, progress=True,
+                 evaluator=_fake_evaluator([]))
+    final = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if "6/6" in x][-1]
+    assert final.count("/s") == 1 and re.search(r"\d steps/s, score ", final), final
+
+
+def test_one_seed_prints_its_score_without_a_spread(capsys):
+    from offreg.cli import _print_summary
+
+    summary = {"agent": "bc", "dataset": "d", "step": 10, "wall_time_s": 1.0, "seeds": [0],
+               "final_score_mean": 42.25, "final_score_std": 0.0,
+               "per_seed": [dict(seed=0, final_return=1.0, final_score=42.25, best_score=42.25, best_step=10)]}
+    _print_summary(summary, None)
+    assert "final normalized score: 42.2\n" in capsys.readouterr().out
+    _print_summary({**summary, "seeds": [0, 1], "final_score_std": 1.5}, None)
+    assert "final normalized score: 42.2 +- 1.5 (mean +- std over 2 seeds)" in capsys.readouterr().out
 
 
 def test_bad_engine_settings_are_config_errors(probe_agents):

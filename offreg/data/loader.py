@@ -468,7 +468,8 @@ def catalogue_rows() -> list[dict[str, Any]]:
     """One row per known dataset, for ``offreg datasets list``.
 
     Keys: ``name``, ``source`` (``d4rl``/``offreg``/``minari``), ``env``, ``status`` (``cached``,
-    ``downloadable``, ``bundled``, ``generated``, ``local``), ``rows`` (file rows where known, else
+    ``downloadable``, ``local``, or for offreg's own data not yet built: ``bundled`` (built from files
+    shipped with offreg on first use) or ``generated``), ``rows`` (file rows where known, else
     ``None``), ``size_mb`` (of the cached file, else ``None``), ``path`` (where it is or will be).
     """
     out: list[dict[str, Any]] = []
@@ -482,7 +483,8 @@ def catalogue_rows() -> list[dict[str, Any]]:
     for name, spec in sorted(generated_specs().items()):
         path = generated_path(name)
         out.append({
-            "name": f"offreg/{name}", "source": "offreg", "env": spec.env_id, "status": spec.kind,
+            "name": f"offreg/{name}", "source": "offreg", "env": spec.env_id,
+            "status": "cached" if path.is_file() else spec.kind,
             "rows": None, "size_mb": _size_mb(path) if path.is_file() else None, "path": str(path),
         })
     root = minari_root()
@@ -548,9 +550,7 @@ def dataset_summary(name_or_path: str | os.PathLike, *, download: bool = False) 
     info = ds.info
     path = Path(info.extra["file"])
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    status = {"d4rl": "cached", "file": "local", "minari": "local"}.get(r.kind)
-    if r.kind == "offreg":
-        status = generated_specs()[r.key].kind
+    status = {"d4rl": "cached", "file": "local", "minari": "local", "offreg": "cached"}.get(r.kind)
     rets = ds.episode_returns
     out.update(
         env=info.env_id if r.kind != "d4rl" else out["env"], status=status, path=str(path),

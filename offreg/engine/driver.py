@@ -7,7 +7,8 @@ the seed, leaving the last good checkpoint in place (a checkpoint is only writte
 passed the check). The chunk's per-seed means are logged (``kind="train"``); every ``eval_every``
 steps and at the end each seed is evaluated (``kind="eval"``, raw returns and normalized scores);
 every ``checkpoint_every`` steps and at the end the multi-seed agent, the step and the keys are
-saved. A progress bar shows the step, updates/s and the latest mean score.
+saved. A progress bar shows the step, the training speed (steps per second of the last chunk, each
+step one update of every seed) and the latest mean score.
 """
 
 from __future__ import annotations
@@ -333,7 +334,8 @@ class _Engine:
         bar = tqdm(
             total=total, initial=self.step, unit="step", desc=f"{s.agent} {Path(s.dataset).name}",
             disable=not self.progress, dynamic_ncols=True, file=sys.stderr,
-        )
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+        )  # one rate, the postfix's: tqdm's own would count compilation and evaluation as training
         bar.set_postfix_str("compiling")
         try:
             while self.step < total:
@@ -412,7 +414,7 @@ class _Engine:
 
     def _postfix(self, ups: float) -> str:
         scores = [r for r in self.records if r["kind"] == "eval" and r["step"] == self._last_eval_step()]
-        text = f"{ups:,.0f} upd/s"
+        text = f"{ups:,.0f} steps/s"
         if scores:
             key = "score_mean" if scores[0]["score_mean"] is not None else "return_mean"
             text += f", {'score' if key == 'score_mean' else 'return'} {np.mean([r[key] for r in scores]):.1f}"

@@ -504,6 +504,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except OffregError as e:
         _error(str(e))
         return EXIT_USAGE
+    except OSError as e:  # the disk, not the input: full, read-only, removed under a running command
+        where = f" ({e.filename})" if e.filename else ""
+        _error(f"{e.strerror or e}{where}; check the path, its permissions and the free disk space")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _error("interrupted; continue a training run with offreg train --resume RUN_DIR")
         return 130

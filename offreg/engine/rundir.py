@@ -115,6 +115,21 @@ def _check_new_run_dir(run_dir: Path) -> None:
             f"run directory {run_dir} already exists and is not empty; continue it with --resume {run_dir} "
             "or choose another --out"
         )
+    _check_writable(run_dir)
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Fail before any work (loading data, compiling) when ``run_dir`` cannot be created or written."""
+    existing = run_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CheckpointError(f"cannot create the run directory {run_dir}: {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"cannot write the run directory {run_dir}: {existing} is not writable (permissions or a read-only "
+            "file system); choose another --out"
+        )
 
 
 def _write_run_files(run_dir: Path, settings: RunSettings, config: Any, info: Any, overwrite: bool) -> None:
@@ -152,6 +167,7 @@ def _load_resume(
     run_dir: Path, steps: int | None, dataset: Any
 ) -> tuple[RunSettings, Any, Any, Any, int, Any]:
     settings, config = read_run_config(run_dir)
+    _check_writable(run_dir / "checkpoints")
     if steps is not None:
         settings = dataclasses.replace(settings, steps=int(steps))
     raw = None if dataset is None or isinstance(dataset, str) else dataset

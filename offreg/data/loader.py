@@ -7,10 +7,12 @@ arrays -> D4RL ``qlearning_dataset`` semantics -> preprocessing -> transitions o
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from offreg.data.minari_format import (
     missing_minari,
     read_minari,
 )
-from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning
+from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning, unknown_name
 from offreg.tables import text_table
 from offreg.types import Transitions
 
@@ -267,6 +269,18 @@ def _locate(r: Resolved, *, download: bool, env: str | None, sha256: str | None,
             entry.max_episode_steps, entry.rows, {"file": str(path), "catalogue_name": entry.name},
         )
     return _Source(path, str(path), "file", None, None, None, None, 1000, None, {"file": str(path)})
+
+
+def check_dataset_options(options: Mapping[str, Any]) -> None:
+    """Check that ``options`` are keyword arguments of :func:`load_dataset` (before any work is done).
+
+    Raises:
+      UnknownNameError: an unknown option, with the closest names.
+    """
+    known = set(inspect.signature(load_dataset).parameters) - {"name_or_path"}
+    for name in options:
+        if name not in known:
+            raise unknown_name("dataset option", name, known, f"(options of load_dataset: {', '.join(sorted(known))})")
 
 
 def load_dataset(

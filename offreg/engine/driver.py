@@ -30,7 +30,7 @@ from offreg.agents.names import get_spec
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.checkpoint import checkpoint_path, list_checkpoints, save_agent
-from offreg.data.loader import load_dataset
+from offreg.data.loader import check_dataset_options, load_dataset
 from offreg.defaults import (  # noqa: F401  (re-exported by offreg.engine)
     DEFAULT_AGENT,
     DEFAULT_DATASET,
@@ -256,11 +256,12 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
                   checkpoint_every, keep_checkpoints, dataset_options) -> RunSettings:
     """The validated settings of a new run from :func:`train`'s arguments (see there)."""
     get_spec(agent)  # an unknown agent fails first
+    check_dataset_options(dataset_options or {})
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    ckpt_every = checkpoint_every or (eval_every if eval_every > 0 else 50_000)
-    if log_every and not checkpoint_every and ckpt_every % log_every:
+    ckpt_every = checkpoint_every if checkpoint_every is not None else (eval_every if eval_every > 0 else 50_000)
+    if log_every and checkpoint_every is None and ckpt_every % log_every:
         ckpt_every = log_every * -(-ckpt_every // log_every)  # the next multiple of log_every
     return RunSettings(
         agent=agent,

@@ -1,8 +1,10 @@
 """Atomic file writes: a temporary file beside the destination, then ``os.replace``.
 
 Either the old content or the complete new content is at the destination afterwards, never a
-half-written file; the temporary file is removed on failure. Every file offreg writes for keeps
-(checkpoints, datasets, results, figures) goes through here.
+half-written file; the temporary file is removed on failure. Only a process killed outright
+(``kill -9``, power loss) leaves one behind, named ``.<name>.<random><suffix>``;
+:func:`remove_temporaries` deletes those of a folder when the owner (e.g. a resumed run) comes back.
+Every file offreg writes for keeps (checkpoints, datasets, results, figures) goes through here.
 """
 
 from __future__ import annotations
@@ -56,3 +58,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_temporaries(directory: str | os.PathLike, name_glob: str = "*", suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``directory`` for ``name_glob`` destinations.
+
+    Call it only where no other process writes the same destinations (a run directory being resumed).
+
+    Returns:
+      The paths removed.
+    """
+    removed = []
+    for tmp in Path(directory).glob(f".{name_glob}.*{suffix}"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed

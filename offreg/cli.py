@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from offreg.defaults import DEFAULT_AGENT, DEFAULT_DATASET, DEFAULT_EVAL_EPISODES, DEFAULT_EVAL_EVERY, DEFAULT_STEPS
 from offreg.errors import ConfigError, EnvironmentError_, OffregError, OffregWarning, TrainingError
 from offreg.tables import text_table
 
@@ -48,14 +49,6 @@ class _Parser(argparse.ArgumentParser):
 # --- train ----------------------------------------------------------------------------------------
 @subcommand
 def add_train(sub: Any) -> None:
-    from offreg.engine import (
-        DEFAULT_AGENT,
-        DEFAULT_DATASET,
-        DEFAULT_EVAL_EPISODES,
-        DEFAULT_EVAL_EVERY,
-        DEFAULT_STEPS,
-    )
-
     p = sub.add_parser(
         "train",
         help="train an agent on a dataset (one or several seeds)",
@@ -155,13 +148,7 @@ def _default_out(agent: str, dataset: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from offreg.engine import (
-        DEFAULT_AGENT,
-        DEFAULT_DATASET,
-        DEFAULT_EVAL_EPISODES,
-        DEFAULT_EVAL_EVERY,
-        train,
-    )
+    from offreg.engine import train  # loads JAX: only when a command needs it
 
     overrides = parse_set(args.set)
     sweep = parse_sweep(args.sweep)
@@ -228,10 +215,15 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
         if p["final_score_mean"] is not None:
             where = ", ".join(f"{k}={v:g}" for k, v in p["sweep"].items())
             print(f"{where}: final normalized score {p['final_score_mean']:.1f} +- {p['final_score_std']:.1f} "
-                  f"over {len(summary['seeds'])} seed(s)")
-    if summary["final_score_mean"] is not None and not summary.get("per_point"):
-        print(f"final normalized score: {summary['final_score_mean']:.1f} +- {summary['final_score_std']:.1f} "
-              f"(mean +- std over {len(summary['seeds'])} seed{'s' if len(summary['seeds']) > 1 else ''})")
+                  f"(mean +- std over {len(summary['seeds'])} seeds)")
+    mean, seeds = summary["final_score_mean"], len(summary["seeds"])
+    if summary.get("per_point"):
+        return
+    if mean is not None and seeds == 1:
+        print(f"final normalized score: {mean:.1f}")
+    elif mean is not None:
+        std = summary["final_score_std"]
+        print(f"final normalized score: {mean:.1f} +- {std:.1f} (mean +- std over {seeds} seeds)")
     if run_dir is not None:
         print(f"run directory: {run_dir}")
 
@@ -361,9 +353,6 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 # --- collect --------------------------------------------------------------------------------------
 @subcommand
 def add_collect(sub: Any) -> None:
-    from offreg.data.generate.collect import LEVELS
-    from offreg.data.generate.sac import SACConfig
-
     p = sub.add_parser(
         "collect",
         help="generate D4RL-style datasets: train SAC, roll out its snapshots",
@@ -371,7 +360,8 @@ def add_collect(sub: Any) -> None:
         "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
     )
     p.add_argument("--env", required=True, help="environment: hopper, halfcheetah, walker2d, ant, ...")
-    p.add_argument("--levels", default=",".join(LEVELS), help=f"comma-separated levels (default: {','.join(LEVELS)})")
+    p.add_argument("--levels", help="comma-separated levels (default: all five, "
+                   "random,medium,medium-replay,expert,medium-expert)")
     p.add_argument("--out", required=True, help="output directory for <env>-<level>.hdf5 and snapshots/")
     p.add_argument("--train-steps", type=int, default=300_000, help="SAC environment steps (default: 300000)")
     p.add_argument("--level-steps", type=int, default=1_000_000,
@@ -383,16 +373,14 @@ def add_collect(sub: Any) -> None:
     p.add_argument("--snapshot-every", type=int, default=10_000, help="environment steps between snapshots")
     p.add_argument("--eval-episodes", type=int, default=10, help="episodes per snapshot evaluation")
     p.add_argument("--num-envs", type=int, default=10, help="environments stepped in lockstep in rollouts")
-    p.add_argument("--start-steps", type=int, default=SACConfig.start_steps,
-                   help=f"uniform-action steps before SAC updates (default: {SACConfig.start_steps})")
-    p.add_argument("--chunk", type=int, default=SACConfig.chunk,
-                   help=f"environment steps per collect/update phase (default: {SACConfig.chunk})")
+    p.add_argument("--start-steps", type=int, help="uniform-action steps before SAC updates (default: SACConfig's)")
+    p.add_argument("--chunk", type=int, help="environment steps per collect/update phase (default: SACConfig's)")
     p.add_argument("--hidden", default="256,256", help="hidden widths of SAC's networks (default: 256,256)")
     p.set_defaults(run=cmd_collect)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from offreg.data.generate.collect import collect
+    from offreg.data.generate.collect import LEVELS, collect  # loads JAX: only when a command needs it
     from offreg.data.generate.sac import SACConfig
 
     try:
@@ -402,13 +390,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not hidden or min(hidden) <= 0:
         raise ConfigError(f"--hidden {args.hidden!r} must be positive widths, e.g. 256,256")
     for name in ("start_steps", "chunk"):
-        if getattr(args, name) < (0 if name == "start_steps" else 1):
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    config = SACConfig(hidden_dims=hidden, start_steps=args.start_steps, chunk=args.chunk)
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "start_steps" else 1):
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    given = {k: getattr(args, k) for k in ("start_steps", "chunk") if getattr(args, k) is not None}
     collect(
-        args.env, args.levels, args.out, train_steps=args.train_steps, level_steps=args.level_steps,
+        args.env, args.levels or LEVELS, args.out, train_steps=args.train_steps, level_steps=args.level_steps,
         seed=args.seed, medium_fraction=args.medium_fraction, snapshot_every=args.snapshot_every,
-        eval_episodes=args.eval_episodes, num_envs=args.num_envs, config=config,
+        eval_episodes=args.eval_episodes, num_envs=args.num_envs, config=SACConfig(hidden_dims=hidden, **given),
         command=" ".join(["offreg", *sys.argv[1:]]),
     )
     return EXIT_OK
@@ -553,6 +542,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except OffregError as e:
         _error(str(e))
         return EXIT_USAGE
+    except OSError as e:  # the disk, not the input: full, read-only, removed under a running command
+        where = f" ({e.filename})" if e.filename else ""
+        _error(f"{e.strerror or e}{where}; check the path, its permissions and the free disk space")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _error("interrupted; continue a training run with offreg train --resume RUN_DIR")
         return 130

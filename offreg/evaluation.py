@@ -34,6 +34,7 @@ from offreg.envs.mujoco import LOCOMOTION
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
 from offreg.provenance import simulator_versions
+from offreg.seeds import seed_axes
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -258,8 +259,13 @@ def _act(agent: Any, observations: jax.Array) -> jax.Array:
 
 # Module-level jitted functions: their caches persist across calls, so evaluating the same kind of
 # agent every E training steps compiles once per (agent structure, batch size).
+def _act_seeds(agent: Any, observations: jax.Array) -> jax.Array:
+    """``act`` of every seed, vmapped over the seed axis (shared fields such as ``step`` unbatched)."""
+    return jax.vmap(_act, in_axes=(seed_axes(agent), 0))(agent, observations)
+
+
 _act_jit = jax.jit(_act)
-_act_seeds_jit = jax.jit(jax.vmap(_act))
+_act_seeds_jit = jax.jit(_act_seeds)
 
 
 def _is_jax_pytree(agent: Any) -> bool:
@@ -268,9 +274,12 @@ def _is_jax_pytree(agent: Any) -> bool:
 
 
 def _num_seeds(stacked_agent: Any) -> int:
-    leaves = jax.tree_util.tree_leaves(stacked_agent)
-    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
-    if not _is_jax_pytree(stacked_agent) or len(sizes) != 1 or None in sizes:
+    sizes: set[int | None] = set()
+    if _is_jax_pytree(stacked_agent):  # the seed-axis leaves (not the shared step) must agree
+        axes = jax.tree_util.tree_structure(stacked_agent).flatten_up_to(seed_axes(stacked_agent))
+        leaves = jax.tree_util.tree_leaves(stacked_agent)
+        sizes = {np.shape(x)[0] if np.ndim(x) else None for x, ax in zip(leaves, axes, strict=True) if ax is not None}
+    if len(sizes) != 1 or None in sizes:
         raise ConfigError(
             "evaluate_seeds needs a JAX pytree agent whose array leaves share a leading seed axis "
             f"(got leading sizes {sorted(map(str, sizes))}); use evaluate for a single agent"

@@ -164,3 +164,17 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("name", ["bc", "td3bc", "prdc", "a2pr", "odice"])
+def test_saved_without_dataset_info_loads_and_acts_identically(tmp_path, name):
+    """Issue 16 item 1: the file alone gives the template's dimensions (4-dim observations, 2-dim
+    actions here, not the 1 x 1 of a bare template), so the loaded agent acts exactly as the saved one."""
+    agent = offreg.make_agent(name, _dataset(), seed=0, batch_size=16)
+    path = offreg.save_agent(agent, tmp_path / "x.msgpack")
+    loaded = offreg.load_agent(path)
+    obs = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    expected = np.asarray(agent.act(obs))
+    assert expected.shape == (5, 2)
+    np.testing.assert_array_equal(np.asarray(loaded.act(obs)), expected)
+    _assert_same(loaded, agent)

@@ -152,3 +152,88 @@ def test_the_module_entry_point_sets_the_exit_status(tmp_path):
     script = Path(sys.executable).parent / "offreg"  # the console script `pip install` puts next to python
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == f"offreg {offreg.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["agents"]])
+def test_help_version_and_agents_import_no_jax(argv):
+    """Issue 13: the first commands a user types must not pay for importing JAX (seconds)."""
+    code = (
+        "import sys\nfrom offreg.cli import main\ntry:\n    status = main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    status = e.code\n"
+        "print('JAX LOADED' if 'jax' in sys.modules else 'NO JAX', file=sys.stderr)\nsys.exit(status)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip()
+    assert proc.stderr.strip().splitlines()[-1] == "NO JAX"
+
+
+def test_datasets_list_says_cached_for_a_built_bundled_dataset(tmp_path, monkeypatch, capsys):
+    """Issue 16 item 15: a bundled dataset already in the cache is ``cached``, not ``bundled``."""
+    from offreg.data.loader import generated_path
+
+    monkeypatch.setenv("OFFREG_DATA_DIR", str(tmp_path))
+    path = generated_path("hopper-medium-replay-v0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"0" * 1024)
+    assert main(["datasets", "list"]) == 0
+    status = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()}
+    assert status["offreg/hopper-medium-replay-v0"] == "cached"
+    assert status["offreg/hopper-medium-v0"] == "bundled"
+
+
+def _read_only(monkeypatch, folder):
+    """Make ``folder`` behave as on a read-only file system for this process (tests run as root,
+    where chmod denies nothing): os.access says no and creating anything inside raises EROFS."""
+    import errno
+    import os
+
+    real_access, real_mkdir, real_mkstemp = os.access, Path.mkdir, __import__("tempfile").mkstemp
+
+    def inside(path):
+        return str(Path(path).absolute()).startswith(str(folder))
+
+    def access(path, mode, **kw):
+        return False if inside(path) and mode & os.W_OK else real_access(path, mode, **kw)
+
+    def mkdir(self, *args, **kw):
+        if inside(self):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kw)
+
+    def mkstemp(*args, dir=None, **kw):
+        if dir is not None and inside(dir):
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real_mkstemp(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr("tempfile.mkstemp", mkstemp)
+
+
+def test_train_into_a_read_only_folder_fails_before_any_work(tmp_path, data_file, monkeypatch, capsys):
+    """Issue 16 item 3: the run directory's folder is checked before the dataset is loaded."""
+    import offreg.engine.driver as driver
+
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    _read_only(monkeypatch, readonly)
+    loads, load = [], driver.load_dataset
+    monkeypatch.setattr(driver, "load_dataset", lambda *a, **k: (loads.append(a), load(*a, **k))[1])
+    code = main(["train", "--agent", "bc", "--dataset", str(data_file), "--steps", "2", *TINY,
+                 "--out", str(readonly / "runs" / "x"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and loads == [] and not list(readonly.iterdir())
+    assert err.startswith("error: cannot write the run directory") and err.count("\n") == 1 and "--out" in err
+
+
+def test_an_os_error_in_any_command_is_one_line(tmp_path, monkeypatch, capsys):
+    import offreg.data
+
+    def disk_gone():
+        raise OSError(5, "Input/output error", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(offreg.data, "catalogue_rows", disk_gone)
+    assert main(["datasets", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: Input/output error ({tmp_path / 'cache'}); check the path, its permissions and the " \
+                  "free disk space\n"

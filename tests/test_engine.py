@@ -3,6 +3,7 @@ uninterrupted, NaN detection, evaluation cadence, summaries, gradient-free agent
 
 import dataclasses
 import json
+import re
 import sys
 import types
 from typing import ClassVar
@@ -161,6 +162,47 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
     assert summary["resumed"] and summary["step"] == 16
     with pytest.raises(CheckpointError, match="already exists"):
         offreg.train("bc", ds, out_dir=run, **kw)
+
+
+def _bc_run(path, steps, **extra):
+    kw = dict(steps=steps, seeds=2, eval_every=0, log_every=4, checkpoint_every=4, progress=False,
+              overrides=dict(hidden_dims="[8]", batch_size=16))
+    return offreg.train("bc", _dataset(), out_dir=path, **{**kw, **extra})
+
+
+def test_resume_removes_the_temporary_files_a_killed_write_left(tmp_path):
+    """Issue 16 item 5: a kill -9 inside ``atomic_write`` leaves ``.step_*.msgpack.<random>.tmp``."""
+    run = tmp_path / "run"
+    _bc_run(run, steps=8)
+    stale = [run / "checkpoints" / ".step_000000012.msgpack.k3j_x9ab.tmp", run / ".summary.json.q1w2e3r4.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    mine = run / "checkpoints" / "notes.tmp"  # not a temporary file of offreg's: kept
+    mine.write_text("keep")
+    offreg.train(resume=run, dataset=_dataset(), steps=12, progress=False)
+    assert not any(p.exists() for p in stale) and mine.exists()
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8, 12]
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path):
+    """Issue 16 item 6: a corrupt newest checkpoint is skipped with one warning naming it."""
+    full = _bc_run(tmp_path / "full", steps=16)
+    run = tmp_path / "run"
+    _bc_run(run, steps=12)
+    newest = run / "checkpoints" / "step_000000012.msgpack"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk outside offreg
+    with pytest.warns(offreg.errors.OffregWarning) as caught:
+        resumed = offreg.train(resume=run, dataset=_dataset(), steps=16, progress=False)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "step_000000012.msgpack" in message and "step_000000008.msgpack (step 8)" in message
+    assert "\n" not in message and resumed.step == 16
+    for seed in (0, 1):  # steps 9..16 trained again from step 8: the uninterrupted run's agents
+        _assert_equal(resumed.agent(seed), full.agent(seed))
+    for bad in (run / "checkpoints").iterdir():
+        bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):  # nothing readable: the newest's error
+        offreg.train(resume=run, dataset=_dataset(), steps=20, progress=False)
 
 
 # --- test-only agents -------------------------------------------------------------------------------
@@ -330,6 +372,27 @@ def test_gradient_free_agent_is_evaluated_and_saved_without_updates(tmp_path, pr
     assert result.summary["gradient_free"] and result.summary["per_seed"][1]["final_step"] == 0
 
 
+def test_the_progress_bar_shows_one_rate_labelled_in_steps(probe_agents, capsys):
+    """Issue 16 item 15: tqdm's own ``step/s`` (compilation and evaluation included) and the chunk's
+    ``upd/s`` were both shown; now only the training speed, in the bar's unit."""
+    offreg.train("test-probe", _dataset(), steps=6, seeds=[0], eval_every=3, log_every=3, progress=True,
+                 evaluator=_fake_evaluator([]))
+    final = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if "6/6" in x][-1]
+    assert final.count("/s") == 1 and re.search(r"\d steps/s, score ", final), final
+
+
+def test_one_seed_prints_its_score_without_a_spread(capsys):
+    from offreg.cli import _print_summary
+
+    summary = {"agent": "bc", "dataset": "d", "step": 10, "wall_time_s": 1.0, "seeds": [0],
+               "final_score_mean": 42.25, "final_score_std": 0.0,
+               "per_seed": [dict(seed=0, final_return=1.0, final_score=42.25, best_score=42.25, best_step=10)]}
+    _print_summary(summary, None)
+    assert "final normalized score: 42.2\n" in capsys.readouterr().out
+    _print_summary({**summary, "seeds": [0, 1], "final_score_std": 1.5}, None)
+    assert "final normalized score: 42.2 +- 1.5 (mean +- std over 2 seeds)" in capsys.readouterr().out
+
+
 def test_bad_engine_settings_are_config_errors(probe_agents):
     ds = _dataset()
     with pytest.raises(ConfigError, match="multiple of log_every"):
@@ -338,6 +401,21 @@ def test_bad_engine_settings_are_config_errors(probe_agents):
         offreg.train("test-probe", ds, steps=10, seeds=0, progress=False)
     with pytest.raises(ConfigError, match="steps must be >= 0"):
         offreg.train("test-probe", ds, steps=-1, progress=False)
+
+
+@pytest.mark.parametrize("log_every", [0, -5])
+def test_log_every_below_one_is_refused_not_replaced_by_the_default(probe_agents, capsys, tmp_path, monkeypatch,
+                                                                   log_every):
+    """Issue 16 item 12: 0 used to become 1000 silently; the API and the CLI give the same message."""
+    with pytest.raises(ConfigError) as e:
+        offreg.train("test-probe", _dataset(), steps=10, log_every=log_every, progress=False)
+    message = f"log_every must be >= 1, got {log_every}"
+    assert str(e.value) == message
+    from offreg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--agent", "bc", "--steps", "10", "--log-every", str(log_every), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n" and not list(tmp_path.iterdir())
 
 
 

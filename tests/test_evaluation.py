@@ -271,6 +271,24 @@ def test_make_env_leaves_warning_state_alone():
 
 
 # --- (e) stacked agents ------------------------------------------------------------------------------
+def test_evaluate_seeds_takes_an_engine_agent_with_a_shared_step():
+    """A multi-seed agent of the engine (``offreg.seeds``: the step is shared, not stacked) evaluates
+    like its seeds one by one; before, its unbatched step was taken for a mismatched seed axis."""
+    import offreg
+    from offreg.seeds import index_seed, stack_seeds
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(64, 11))
+    data = from_arrays(obs, rng.uniform(-1, 1, (64, 3)), rng.normal(size=64), obs, np.zeros(64), hopper_info())
+    small = dict(actor_hidden_dims="[8]", critic_hidden_dims="[8]", batch_size=16)
+    stacked = stack_seeds([offreg.make_agent("td3bc", data, seed=s, **small) for s in (0, 1)])
+    assert np.ndim(stacked.step) == 0
+    results = evaluate_seeds(stacked, hopper_info(), episodes=2, seed=5, max_episode_steps=30)
+    for i, result in enumerate(results):
+        single = evaluate(index_seed(stacked, i), hopper_info(), episodes=2, seed=5, max_episode_steps=30)
+        np.testing.assert_allclose(result.returns, single.returns, rtol=1e-6)
+
+
 def test_evaluate_seeds_equals_separate_evaluations():
     policies = [diagonal_policy(10, 3), diagonal_policy(11, 3)]
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *policies)

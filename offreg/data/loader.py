@@ -7,10 +7,12 @@ arrays -> D4RL ``qlearning_dataset`` semantics -> preprocessing -> transitions o
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from offreg.data.minari_format import (
     missing_minari,
     read_minari,
 )
-from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning
+from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning, unknown_name
 from offreg.tables import text_table
 from offreg.types import Transitions
 
@@ -269,6 +271,18 @@ def _locate(r: Resolved, *, download: bool, env: str | None, sha256: str | None,
     return _Source(path, str(path), "file", None, None, None, None, 1000, None, {"file": str(path)})
 
 
+def check_dataset_options(options: Mapping[str, Any]) -> None:
+    """Check that ``options`` are keyword arguments of :func:`load_dataset` (before any work is done).
+
+    Raises:
+      UnknownNameError: an unknown option, with the closest names.
+    """
+    known = set(inspect.signature(load_dataset).parameters) - {"name_or_path"}
+    for name in options:
+        if name not in known:
+            raise unknown_name("dataset option", name, known, f"(options of load_dataset: {', '.join(sorted(known))})")
+
+
 def load_dataset(
     name_or_path: str | os.PathLike,
     *,
@@ -470,7 +484,8 @@ def catalogue_rows() -> list[dict[str, Any]]:
     """One row per known dataset, for ``offreg datasets list``.
 
     Keys: ``name``, ``source`` (``d4rl``/``offreg``/``minari``), ``env``, ``status`` (``cached``,
-    ``downloadable``, ``bundled``, ``generated``, ``local``), ``rows`` (file rows where known, else
+    ``downloadable``, ``local``, or for offreg's own data not yet built: ``bundled`` (built from files
+    shipped with offreg on first use) or ``generated``), ``rows`` (file rows where known, else
     ``None``), ``size_mb`` (of the cached file, else ``None``), ``path`` (where it is or will be).
     """
     out: list[dict[str, Any]] = []
@@ -484,7 +499,8 @@ def catalogue_rows() -> list[dict[str, Any]]:
     for name, spec in sorted(generated_specs().items()):
         path = generated_path(name)
         out.append({
-            "name": f"offreg/{name}", "source": "offreg", "env": spec.env_id, "status": spec.kind,
+            "name": f"offreg/{name}", "source": "offreg", "env": spec.env_id,
+            "status": "cached" if path.is_file() else spec.kind,
             "rows": None, "size_mb": _size_mb(path) if path.is_file() else None, "path": str(path),
         })
     root = minari_root()
@@ -550,9 +566,7 @@ def dataset_summary(name_or_path: str | os.PathLike, *, download: bool = False) 
     info = ds.info
     path = Path(info.extra["file"])
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    status = {"d4rl": "cached", "file": "local", "minari": "local"}.get(r.kind)
-    if r.kind == "offreg":
-        status = generated_specs()[r.key].kind
+    status = {"d4rl": "cached", "file": "local", "minari": "local", "offreg": "cached"}.get(r.kind)
     rets = ds.episode_returns
     out.update(
         env=info.env_id if r.kind != "d4rl" else out["env"], status=status, path=str(path),

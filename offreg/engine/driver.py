@@ -7,7 +7,8 @@ the seed, leaving the last good checkpoint in place (a checkpoint is only writte
 passed the check). The chunk's per-seed means are logged (``kind="train"``); every ``eval_every``
 steps and at the end each seed is evaluated (``kind="eval"``, raw returns and normalized scores);
 every ``checkpoint_every`` steps and at the end the multi-seed agent, the step and the keys are
-saved. A progress bar shows the step, updates/s and the latest mean score.
+saved. A progress bar shows the step, the training speed (steps per second of the last chunk, each
+step one update of every seed) and the latest mean score.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from offreg.agents.names import get_spec
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.checkpoint import checkpoint_path, list_checkpoints, save_agent
-from offreg.data.loader import load_dataset
+from offreg.data.loader import check_dataset_options, load_dataset
+from offreg.defaults import (  # noqa: F401  (re-exported by offreg.engine)
+    DEFAULT_AGENT,
+    DEFAULT_DATASET,
+    DEFAULT_EVAL_EPISODES,
+    DEFAULT_EVAL_EVERY,
+    DEFAULT_STEPS,
+)
 from offreg.engine.core import create_seeds, dataset_context, expand_sweep, train_chunk
 from offreg.engine.rundir import (
     CONFIG_FILE,
@@ -62,22 +70,6 @@ from offreg.logging import (
 from offreg.provenance import versions
 from offreg.seeds import derived_seed, index_seed, seed_keys
 from offreg.types import Transitions
-
-DEFAULT_AGENT = "td3bc"
-
-
-DEFAULT_DATASET = "offreg/hopper-medium-replay-v0"
-
-
-DEFAULT_STEPS = 1_000_000
-"""Gradient updates of a run: the 1M steps of the TD3+BC/PRDC/A2PR/O-DICE papers' locomotion tables."""
-
-
-DEFAULT_EVAL_EVERY = 5000
-"""TD3+BC's and PRDC's evaluation period (``eval_freq = 5e3``)."""
-
-
-DEFAULT_EVAL_EPISODES = 10
 
 
 @dataclasses.dataclass
@@ -279,11 +271,12 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
                   checkpoint_every, keep_checkpoints, dataset_options) -> RunSettings:
     """The validated settings of a new run from :func:`train`'s arguments (see there)."""
     get_spec(agent)  # an unknown agent fails first
+    check_dataset_options(dataset_options or {})
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    ckpt_every = checkpoint_every or (eval_every if eval_every > 0 else 50_000)
-    if log_every and not checkpoint_every and ckpt_every % log_every:
+    ckpt_every = checkpoint_every if checkpoint_every is not None else (eval_every if eval_every > 0 else 50_000)
+    if log_every and checkpoint_every is None and ckpt_every % log_every:
         ckpt_every = log_every * -(-ckpt_every // log_every)  # the next multiple of log_every
     return RunSettings(
         agent=agent,
@@ -292,7 +285,7 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
         steps=DEFAULT_STEPS if steps is None else int(steps),
         eval_every=int(eval_every),
         eval_episodes=int(eval_episodes),
-        log_every=int(log_every) if log_every else _default_log_every(eval_every, ckpt_every),
+        log_every=_default_log_every(eval_every, ckpt_every) if log_every is None else int(log_every),
         checkpoint_every=int(ckpt_every),
         keep_checkpoints=int(keep_checkpoints),
         dataset_options=dict(dataset_options or {}),
@@ -385,7 +378,8 @@ class _Engine:
         bar = tqdm(
             total=total, initial=self.step, unit="step", desc=f"{s.agent} {Path(s.dataset).name}",
             disable=not self.progress, dynamic_ncols=True, file=sys.stderr,
-        )
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+        )  # one rate, the postfix's: tqdm's own would count compilation and evaluation as training
         bar.set_postfix_str("compiling")
         try:
             while self.step < total:
@@ -476,7 +470,7 @@ class _Engine:
 
     def _postfix(self, ups: float) -> str:
         scores = [r for r in self.records if r["kind"] == "eval" and r["step"] == self._last_eval_step()]
-        text = f"{ups:,.0f} upd/s"
+        text = f"{ups:,.0f} steps/s"
         if scores:
             key = "score_mean" if scores[0]["score_mean"] is not None else "return_mean"
             text += f", {'score' if key == 'score_mean' else 'return'} {np.mean([r[key] for r in scores]):.1f}"

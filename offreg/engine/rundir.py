@@ -19,14 +19,15 @@ import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from offreg.agents.names import get_spec
-from offreg.atomic import atomic_write_text
+from offreg.atomic import atomic_write_text, remove_temporaries
 from offreg.checkpoint import list_checkpoints, read_checkpoint
-from offreg.errors import CheckpointError, ConfigError, OffregError
+from offreg.errors import CheckpointError, ConfigError, OffregError, OffregWarning
 from offreg.provenance import versions
 
 CONFIG_FILE = "config.json"
@@ -123,6 +124,21 @@ def _check_new_run_dir(run_dir: Path) -> None:
             f"run directory {run_dir} already exists and is not empty; continue it with --resume {run_dir} "
             "or choose another --out"
         )
+    _check_writable(run_dir)
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Fail before any work (loading data, compiling) when ``run_dir`` cannot be created or written."""
+    existing = run_dir.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CheckpointError(f"cannot create the run directory {run_dir}: {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"cannot write the run directory {run_dir}: {existing} is not writable (permissions or a read-only "
+            "file system); choose another --out"
+        )
 
 
 def _write_run_files(run_dir: Path, settings: RunSettings, config: Any, info: Any, overwrite: bool) -> None:
@@ -160,13 +176,16 @@ def _load_resume(
     run_dir: Path, steps: int | None, dataset: Any
 ) -> tuple[RunSettings, Any, Any, Any, int, Any]:
     settings, config = read_run_config(run_dir)
+    _check_writable(run_dir / "checkpoints")
     if steps is not None:
         settings = dataclasses.replace(settings, steps=int(steps))
     raw = None if dataset is None or isinstance(dataset, str) else dataset
+    remove_temporaries(run_dir / "checkpoints", "step_*")  # left by a kill during a checkpoint write
+    remove_temporaries(run_dir)
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
         return settings, config, None, None, 0, raw
-    ckpt = read_checkpoint(found[-1][1])
+    ckpt = _newest_readable(found)
     runs = settings.runs()
     if ckpt.seeds != [seed for _, seed in runs] or ckpt.agent_name != settings.agent or ckpt.key is None or (
         settings.sweep and ckpt.extra.get("sweep") != [point for point, _ in runs]
@@ -177,6 +196,27 @@ def _load_resume(
             f"run {run_dir} is at step {ckpt.step}, beyond the {settings.steps} steps asked; pass a larger --steps"
         )
     return settings, config, ckpt.agent, ckpt.key, ckpt.step, raw
+
+
+def _newest_readable(found: list[tuple[int, Path]]) -> Any:
+    """The newest checkpoint of ``found`` that reads, with a one-line warning naming the newer ones skipped.
+
+    Raises:
+      CheckpointError: none reads (the newest one's error).
+    """
+    errors = []
+    for step, path in reversed(found):
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as e:
+            errors.append((path, e))
+            continue
+        if errors:
+            skipped = ", ".join(p.name for p, _ in errors)
+            warnings.warn(f"checkpoint {skipped} of the run is unreadable (corrupt or truncated); resuming from "
+                          f"the newest readable one, {path.name} (step {step})", OffregWarning, stacklevel=3)
+        return ckpt
+    raise errors[0][1]
 
 
 def _check_same_data(run_dir: Path, info: Any) -> None:

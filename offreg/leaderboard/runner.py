@@ -35,6 +35,7 @@ from offreg.agents.names import get_spec, registry
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.data.catalogue import is_file_path, resolve
+from offreg.data.loader import check_dataset_options
 from offreg.engine import train
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
 from offreg.evaluation import evaluate
@@ -123,8 +124,8 @@ def validate(spec: MatrixSpec) -> None:
     fails before any job runs or any file is written.
 
     Raises:
-      UnknownNameError: an unknown agent or dataset (with the closest names), an override field that
-        the agent's config (or, for ``"*"``, no agent's config) has.
+      UnknownNameError: an unknown agent, dataset or dataset option (with the closest names), an
+        override field that the agent's config (or, for ``"*"``, no agent's config) has.
       DatasetError: a dataset file that does not exist.
       ConfigError: no agents/datasets/seeds, bad step counts, overrides for an agent not in the matrix,
         an override value the config rejects.
@@ -157,6 +158,7 @@ def validate(spec: MatrixSpec) -> None:
                 raise DatasetError(f"dataset file {d} does not exist; check the path in --datasets")
         else:
             resolve(d)  # raises UnknownNameError with suggestions
+    check_dataset_options(spec.dataset_options)
     _validate_overrides(spec)
 
 

@@ -142,14 +142,13 @@ def save_agent(
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(SUFFIX)
-    name = agent_name or agent_name_of(agent)
     if step is None:
         raw = getattr(agent, "step", 0)
         step = int(np.asarray(raw).reshape(-1)[0]) if raw is not None else 0
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "agent": name,
+        "agent": agent_name or agent_name_of(agent),
         "config": agent.config.to_dict(),
         "dataset_info": None if dataset_info is None else dataset_info.to_dict(),
         "dims": _dims(agent, dataset_info),
@@ -161,14 +160,9 @@ def save_agent(
         meta_json = json.dumps(meta, sort_keys=True)
     except TypeError as e:
         raise CheckpointError(f"checkpoint metadata for {path} is not JSON-serializable: {e}") from None
-    state = jax.device_get(serialization.to_state_dict(agent))
-    payload = {
-        "meta": meta_json,
-        "state": state,
-        "key": None if key is None else np.asarray(jax.device_get(key), np.uint32),
-    }
-    data = serialization.msgpack_serialize(payload)
-    atomic_write_bytes(path, data)
+    key = None if key is None else np.asarray(jax.device_get(key), np.uint32)
+    payload = {"meta": meta_json, "state": jax.device_get(serialization.to_state_dict(agent)), "key": key}
+    atomic_write_bytes(path, serialization.msgpack_serialize(payload))
     return path
 
 

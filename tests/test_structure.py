@@ -17,12 +17,6 @@ MAX_AGENT_FILE_LINES = 350
 MAX_FUNCTION_LINES = 60
 MARKER = "Long because:"
 
-# Functions over the limit in code other engineers are reshaping (offreg/cli.py, offreg/engine/);
-# (path, qualified name) pairs, never a wildcard. Delete an entry when its function is split.
-KNOWN_LONG: set[tuple[str, str]] = {
-    ("offreg/engine/driver.py", "train"),
-}
-
 
 def _functions(tree: ast.AST, prefix: str = ""):
     """``(qualified name, node)`` of every function, nested ones included (``outer.inner``)."""
@@ -50,18 +44,8 @@ def long_functions(root: Path = PACKAGE) -> set[tuple[str, str]]:
 
 def test_no_function_longer_than_the_limit_without_a_reason():
     found = long_functions()
-    new = sorted(found - KNOWN_LONG)
+    new = sorted(found)
     assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them, or say why with {MARKER!r}): {new}"
-
-
-def test_known_exceptions_are_still_exceptions():
-    # a fixed function must leave the list, so that the list only shrinks
-    fixed = sorted(KNOWN_LONG - long_functions())
-    assert not fixed, f"no longer over the limit; delete from KNOWN_LONG: {fixed}"
-
-
-def test_known_exceptions_are_only_in_the_code_of_others():
-    assert all(p == "offreg/cli.py" or p.startswith("offreg/engine/") for p, _ in KNOWN_LONG)
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "agents").rglob("*.py")), ids=lambda p: p.name)

@@ -74,8 +74,8 @@ def test_the_values_really_differ(sweep_run):
     out, _ = sweep_run
     ckpt = offreg.checkpoint.read_checkpoint(out)
     a, b = ckpt.run_agent(0), ckpt.run_agent(2)  # seed 0 at lambda 0.4 and 0.6
-    assert not np.array_equal(np.asarray(jax.tree_util.tree_leaves(a.value_params)[0]),
-                              np.asarray(jax.tree_util.tree_leaves(b.value_params)[0]))
+    assert not np.array_equal(np.asarray(jax.tree_util.tree_leaves(a.value.params)[0]),
+                              np.asarray(jax.tree_util.tree_leaves(b.value.params)[0]))
 
 
 def test_eval_and_resume_of_a_sweep(sweep_run, tmp_path, capsys):

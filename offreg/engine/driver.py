@@ -151,6 +151,8 @@ def train(
 ) -> TrainResult:
     """Train an agent on a dataset for one or several seeds.
 
+    Long because: the public entry point documents each of its arguments; the work is in the helpers below.
+
     Args:
       agent: registered agent name (``offreg agents``).
       dataset: catalogue name, file path or a loaded :class:`~offreg.data.Dataset` (raw, unprepared).

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 import offreg
+from offreg.agents import names
 from offreg.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +78,10 @@ def test_python_block_runs(where, code, tmp_path, monkeypatch):
     if TAG.match(code.lstrip()):
         return
     monkeypatch.chdir(tmp_path)
-    exec(compiled, {"__name__": "__doc_example__"})
+    monkeypatch.setattr(names, "_ENTRIES", dict(names._ENTRIES))  # agents a block registers leave with it
+    module = types.ModuleType("__doc_example__")  # a real module, as a script has (dataclasses look it up)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compiled, module.__dict__)
 
 
 def _commands(code: str) -> list[list[str]]:

@@ -207,8 +207,8 @@ def _value_net(config: ODICEConfig) -> EnsembleValue:
 
 def _policy_net(config: ODICEConfig, act_dim: int) -> GaussianPolicy:
     return GaussianPolicy(
-        config.policy_hidden_dims, act_dim, config.tanh_mean, config.log_std_min, config.log_std_max, "relu",
-        config.init,
+        config.policy_hidden_dims, act_dim, config.log_std_min, config.log_std_max, "relu", config.init,
+        tanh_mean=config.tanh_mean,
     )
 
 

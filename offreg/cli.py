@@ -35,6 +35,14 @@ def subcommand(add: Callable[[Any], None]) -> Callable[[Any], None]:
     return add
 
 
+def _add_parser(sub: Any, name: str, run: Callable[[argparse.Namespace], int], help: str,
+                description: str) -> argparse.ArgumentParser:
+    """Add the (sub)command ``name`` to ``sub``, run by ``run(args) -> exit code``."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(run=run)
+    return p
+
+
 class _UsageError(Exception):
     pass
 
@@ -49,10 +57,9 @@ class _Parser(argparse.ArgumentParser):
 # --- train ----------------------------------------------------------------------------------------
 @subcommand
 def add_train(sub: Any) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train an agent on a dataset (one or several seeds)",
-        description="Train an agent on a dataset. Writes a run directory with config.json, dataset_info.json, "
+    p = _add_parser(
+        sub, "train", cmd_train, "train an agent on a dataset (one or several seeds)",
+        "Train an agent on a dataset. Writes a run directory with config.json, dataset_info.json, "
         "metrics.jsonl, checkpoints/, curve.png and summary.json.",
     )
     p.add_argument("--agent", help=f"agent name, see 'offreg agents' (default {DEFAULT_AGENT})")
@@ -79,7 +86,6 @@ def add_train(sub: Any) -> None:
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard (offreg[tb])")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to this W&B project (offreg[wandb])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=cmd_train)
 
 
 def parse_set(items: Sequence[str]) -> dict[str, str]:
@@ -231,15 +237,13 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
 # --- eval -----------------------------------------------------------------------------------------
 @subcommand
 def add_eval(sub: Any) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a run's newest checkpoint (every seed) in its environment",
-        description="Evaluate the newest checkpoint of RUN_DIR (or a checkpoint file) for every seed, print "
+    p = _add_parser(
+        sub, "eval", cmd_eval, "evaluate a run's newest checkpoint (every seed) in its environment",
+        "Evaluate the newest checkpoint of RUN_DIR (or a checkpoint file) for every seed, print "
         "returns and normalized scores, and write RUN_DIR/eval.json.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or checkpoint file)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per seed (default 10)")
-    p.set_defaults(run=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -289,8 +293,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 # --- agents ---------------------------------------------------------------------------------------
 @subcommand
 def add_agents(sub: Any) -> None:
-    p = sub.add_parser("agents", help="list the agents and their papers", description="List the registered agents.")
-    p.set_defaults(run=cmd_agents)
+    _add_parser(sub, "agents", cmd_agents, "list the agents and their papers", "List the registered agents.")
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -305,21 +308,15 @@ def cmd_agents(args: argparse.Namespace) -> int:
 # --- datasets -------------------------------------------------------------------------------------
 @subcommand
 def add_datasets(sub: Any) -> None:
-    p = sub.add_parser(
-        "datasets", help="list, describe or download datasets", description="List, describe or download datasets."
-    )
+    p = _add_parser(sub, "datasets", lambda args: _missing_subcommand(p), "list, describe or download datasets",
+                    "List, describe or download datasets.")
     dsub = p.add_subparsers(dest="datasets_command", metavar="{list,info,download}", parser_class=_Parser)
-    p_list = dsub.add_parser("list", help="the dataset catalogue", description="List every known dataset.")
-    p_list.set_defaults(run=cmd_datasets_list)
-    p_info = dsub.add_parser("info", help="describe one dataset", description="Describe one dataset.")
-    p_info.add_argument("name", help="dataset name or file")
-    p_info.set_defaults(run=cmd_datasets_info)
-    p_dl = dsub.add_parser(
-        "download", help="download a dataset into the cache", description="Download a dataset into the cache."
+    _add_parser(dsub, "list", cmd_datasets_list, "the dataset catalogue", "List every known dataset.")
+    _add_parser(dsub, "info", cmd_datasets_info, "describe one dataset", "Describe one dataset.").add_argument(
+        "name", help="dataset name or file"
     )
-    p_dl.add_argument("name", help="dataset name")
-    p_dl.set_defaults(run=cmd_datasets_download)
-    p.set_defaults(run=lambda args: _missing_subcommand(p))
+    _add_parser(dsub, "download", cmd_datasets_download, "download a dataset into the cache",
+                "Download a dataset into the cache.").add_argument("name", help="dataset name")
 
 
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -353,10 +350,9 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 # --- collect --------------------------------------------------------------------------------------
 @subcommand
 def add_collect(sub: Any) -> None:
-    p = sub.add_parser(
-        "collect",
-        help="generate D4RL-style datasets: train SAC, roll out its snapshots",
-        description="Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
+    p = _add_parser(
+        sub, "collect", cmd_collect, "generate D4RL-style datasets: train SAC, roll out its snapshots",
+        "Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
         "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
     )
     p.add_argument("--env", required=True, help="environment: hopper, halfcheetah, walker2d, ant, ...")
@@ -376,7 +372,6 @@ def add_collect(sub: Any) -> None:
     p.add_argument("--start-steps", type=int, help="uniform-action steps before SAC updates (default: SACConfig's)")
     p.add_argument("--chunk", type=int, help="environment steps per collect/update phase (default: SACConfig's)")
     p.add_argument("--hidden", default="256,256", help="hidden widths of SAC's networks (default: 256,256)")
-    p.set_defaults(run=cmd_collect)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -406,14 +401,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
 # --- leaderboard ----------------------------------------------------------------------------------
 @subcommand
 def add_leaderboard(sub: Any) -> None:
-    p = sub.add_parser(
-        "leaderboard", help="run agents x datasets x seeds and report the comparison",
-        description="Run a leaderboard matrix (locally or on Ray) and write its report (md, csv, html).",
+    p = _add_parser(
+        sub, "leaderboard", lambda args: _missing_subcommand(p), "run agents x datasets x seeds and report the "
+        "comparison", "Run a leaderboard matrix (locally or on Ray) and write its report (md, csv, html).",
     )
     lsub = p.add_subparsers(dest="leaderboard_command", metavar="{run,report}", parser_class=_Parser)
-    r = lsub.add_parser(
-        "run", help="train every agent on every dataset (seeds vmapped per job)",
-        description="Train every agent on every dataset, all seeds of a job together with vmap. Rerunning with "
+    r = _add_parser(
+        lsub, "run", cmd_leaderboard_run, "train every agent on every dataset (seeds vmapped per job)",
+        "Train every agent on every dataset, all seeds of a job together with vmap. Rerunning with "
         "the same --out skips finished jobs and resumes interrupted ones from their checkpoints.",
     )
     r.add_argument("--agents", required=True, help="comma-separated agent names, e.g. a2pr,prdc,odice,td3bc,bc")
@@ -440,10 +435,9 @@ def add_leaderboard(sub: Any) -> None:
     r.add_argument("--cpus-per-job", type=float, default=1.0, help="CPUs each Ray task declares (default 1)")
     r.add_argument("--gpus-per-job", type=float, default=0.0, help="GPUs each Ray task declares (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
-    r.set_defaults(run=cmd_leaderboard_run)
-    rep = lsub.add_parser(
-        "report", help="tables, statistics, plots and an HTML page from a leaderboard directory",
-        description="Write the report of a leaderboard directory: final and best scores, IQM with bootstrap CIs, "
+    rep = _add_parser(
+        lsub, "report", cmd_leaderboard_report, "tables, statistics, plots and an HTML page from a leaderboard "
+        "directory", "Write the report of a leaderboard directory: final and best scores, IQM with bootstrap CIs, "
         "performance profiles, learning curves and the papers' scores.",
     )
     rep.add_argument("dir", metavar="DIR", help="the leaderboard directory (--out of leaderboard run)")
@@ -451,8 +445,6 @@ def add_leaderboard(sub: Any) -> None:
     rep.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
     rep.add_argument("--reference", metavar="CSV", help="papers' scores (default experiments/reference_scores.csv)")
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (default 2000)")
-    rep.set_defaults(run=cmd_leaderboard_report)
-    p.set_defaults(run=lambda args: _missing_subcommand(p))
 
 
 def _names(text: str) -> tuple[str, ...]:

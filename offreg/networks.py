@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -99,64 +99,43 @@ class DeterministicActor(nn.Module):
         return self.max_action * jnp.tanh(x)
 
 
-class Critic(nn.Module):
-    """``Q(s, a) = MLP([s || a])``, output squeezed to ``[...]``."""
+class _ScalarHead(nn.Module):
+    """The fields of :class:`Critic` and :class:`ValueNet`: an :class:`MLP` with one output, squeezed."""
 
     hidden_dims: Sequence[int]
     activation: str = "relu"
     layer_norm: bool = False
     init_scheme: str = "torch"
 
-    @nn.compact
-    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
-        x = jnp.concatenate([observations, actions], axis=-1)
+    def head(self, x: jax.Array) -> jax.Array:
+        """``MLP(x)[..., 0]``: ``[..., in] -> [...]`` (call it from a compact ``__call__``)."""
         return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(x)[..., 0]
 
 
-def _ensemble(module_cls: type[nn.Module], num: int) -> type[nn.Module]:
-    """``module_cls`` lifted to ``num`` independently initialised members, stacked on a leading axis."""
-    return nn.vmap(
-        module_cls, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=num
-    )
-
-
-class EnsembleCritic(nn.Module):
-    """``num`` independent critics evaluated in one vmapped call; output ``[num, ...]``.
-
-    Each member has its own parameters (as two separate ``nn.Module`` critics in PyTorch); the
-    first member is TD3's ``Q1``.
-    """
-
-    hidden_dims: Sequence[int]
-    num: int = 2
-    activation: str = "relu"
-    layer_norm: bool = False
-    init_scheme: str = "torch"
+class Critic(_ScalarHead):
+    """``Q(s, a) = MLP([s || a])``, output squeezed to ``[...]``."""
 
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
-        members = _ensemble(Critic, self.num)(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)
-        return members(observations, actions)
+        return self.head(jnp.concatenate([observations, actions], axis=-1))
 
 
-class ValueNet(nn.Module):
+class ValueNet(_ScalarHead):
     """``V(s) = MLP(s)``, output squeezed to ``[...]``."""
-
-    hidden_dims: Sequence[int]
-    activation: str = "relu"
-    layer_norm: bool = False
-    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return MLP(self.hidden_dims, 1, self.activation, self.layer_norm, self.init_scheme)(observations)[..., 0]
+        return self.head(observations)
 
 
-class EnsembleValue(nn.Module):
-    """``num`` independent value nets in one vmapped call: ``[..., obs] -> [num, ...]``.
+class _Ensemble(nn.Module):
+    """``num`` independently initialised copies of the scalar head ``member``, stacked on a leading axis.
 
-    O-DICE's twin V (``num=2``): each member has its own parameters, as two ``nn.Module`` nets.
+    Each member has its own parameters (as separate ``nn.Module`` nets in PyTorch), all evaluated in
+    one vmapped call.
     """
+
+    member: ClassVar[type[_ScalarHead]]
 
     hidden_dims: Sequence[int]
     num: int = 2
@@ -164,35 +143,75 @@ class EnsembleValue(nn.Module):
     layer_norm: bool = False
     init_scheme: str = "torch"
 
+    def members(self) -> nn.Module:
+        """The lifted ``member`` (call it from a compact ``__call__``): outputs ``[num, ...]``."""
+        lifted = nn.vmap(
+            self.member, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
+            axis_size=self.num,
+        )
+        return lifted(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)
+
+
+class EnsembleCritic(_Ensemble):
+    """``num`` :class:`Critic` s: ``([..., obs], [..., act]) -> [num, ...]``; member 0 is TD3's ``Q1``."""
+
+    member = Critic
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        return self.members()(observations, actions)
+
+
+class EnsembleValue(_Ensemble):
+    """``num`` :class:`ValueNet` s: ``[..., obs] -> [num, ...]`` (O-DICE's twin V, ``num=2``)."""
+
+    member = ValueNet
+
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        members = _ensemble(ValueNet, self.num)(self.hidden_dims, self.activation, self.layer_norm, self.init_scheme)
-        return members(observations)
+        return self.members()(observations)
 
 
-class GaussianPolicy(nn.Module):
-    """Diagonal Gaussian with a state-independent learnable ``log_std`` (IQL/O-DICE's policy).
+class _Gaussian(nn.Module):
+    """The fields of the Gaussian policies: ``act_dim`` means from ``hidden_dims``, a clipped log-std.
 
-    ``mean = MLP(s)`` (``tanh(MLP(s))`` if ``tanh_mean``); ``log_std`` is a ``[act_dim]`` parameter
-    initialised to 0 and clipped to ``[log_std_min, log_std_max]`` (zero gradient outside).
-    Returns ``(mean [..., act], log_std [act])``; see :func:`gaussian_log_prob`.
+    Attributes:
+      hidden_dims: widths of the hidden layers.
+      act_dim: action dimension.
+      log_std_min: lower clip of the log-std (see :meth:`clip`).
+      log_std_max: upper clip of the log-std.
+      activation: a key of :data:`ACTIVATIONS`.
+      init_scheme: ``torch`` or ``flax`` (see the module docstring).
     """
 
     hidden_dims: Sequence[int]
     act_dim: int
-    tanh_mean: bool = False
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     activation: str = "relu"
     init_scheme: str = "torch"
+
+    def clip(self, log_std: jax.Array) -> jax.Array:
+        """``log_std`` clipped to ``[log_std_min, log_std_max]`` (zero gradient outside)."""
+        return jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+class GaussianPolicy(_Gaussian):
+    """Diagonal Gaussian with a state-independent learnable ``log_std`` (IQL/O-DICE's policy).
+
+    ``mean = MLP(s)`` (``tanh(MLP(s))`` if ``tanh_mean``); ``log_std`` is a ``[act_dim]`` parameter
+    initialised to 0 and clipped. Returns ``(mean [..., act], log_std [act])``; see
+    :func:`gaussian_log_prob`.
+    """
+
+    tanh_mean: bool = False
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
         mean = MLP(self.hidden_dims, self.act_dim, self.activation, False, self.init_scheme)(observations)
         if self.tanh_mean:
             mean = jnp.tanh(mean)
-        log_std = self.param("log_std", nn.initializers.zeros, (self.act_dim,))
-        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+        return mean, self.clip(self.param("log_std", nn.initializers.zeros, (self.act_dim,)))
 
 
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
@@ -206,7 +225,7 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -
     return -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(log_std, axis=-1) - 0.5 * d * jnp.log(2.0 * jnp.pi)
 
 
-class TanhGaussianActor(nn.Module):
+class TanhGaussianActor(_Gaussian):
     """SAC's policy (rlkit's ``TanhGaussianPolicy``, the behaviour policy of D4RL's locomotion data).
 
     ``a = tanh(u)``, ``u ~ N(mean(s), diag(exp(log_std(s)))^2)``: a ReLU trunk (``fc0, fc1, ...``)
@@ -215,12 +234,7 @@ class TanhGaussianActor(nn.Module):
     of the pre-tanh Gaussian.
     """
 
-    hidden_dims: Sequence[int]
-    act_dim: int
     log_std_min: float = -20.0
-    log_std_max: float = 2.0
-    activation: str = "relu"
-    init_scheme: str = "torch"
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -228,8 +242,7 @@ class TanhGaussianActor(nn.Module):
         for h in self.hidden_dims:
             x = ACTIVATIONS[self.activation](Linear(h, self.init_scheme)(x))
         mean = Linear(self.act_dim, self.init_scheme, name="mean")(x)
-        log_std = Linear(self.act_dim, self.init_scheme, name="log_std")(x)
-        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+        return mean, self.clip(Linear(self.act_dim, self.init_scheme, name="log_std")(x))
 
 
 # --- training state ------------------------------------------------------------------------------

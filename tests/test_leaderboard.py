@@ -253,7 +253,7 @@ def test_unknown_agent_and_dataset_give_suggestions(capsys, tmp_path):
 @pytest.mark.parametrize(("setting", "message"), [
     ("td3bc.nosuch=1", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3Config field 'nosuch'"),
     ("td3bc.alpha=abc", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3Config.alpha must be float"),
-    ("batch_size=0", "--set for agent 'bc' on offreg/hopper-medium-replay-v0: batch_size must be positive"),
+    ("batch_size=0", "--set for agent 'bc' on offreg/hopper-medium-replay-v0: BCConfig.batch_size must be positive"),
     ("alph=2.5", "unknown config field 'alph'; did you mean 'alpha'? No agent in --agents ['bc', 'td3bc'] has it"),
 ])
 def test_bad_set_fails_before_any_job_or_file(capsys, tmp_path, setting, message):

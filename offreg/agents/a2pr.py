@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from offreg.agents.base import NON_NEGATIVE, POSITIVE, WIDTHS
 from offreg.agents.regularizers import CriticFns, Regularizer, RegularizerConfig, no_context
 from offreg.errors import ConfigError
 from offreg.networks import Linear, TrainState, ValueNet, adam
@@ -133,16 +134,9 @@ class A2PR(RegularizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for f in ("value_hidden_dims", "vae_hidden_dims"):
-            dims = getattr(self, f)
-            if not dims or min(dims) <= 0:
-                raise ConfigError(f"A2PR {f} must be a non-empty tuple of positive widths, got {dims!r}")
-        for f in ("value_lr", "vae_lr"):
-            if getattr(self, f) <= 0:
-                raise ConfigError(f"A2PR {f} must be > 0, got {getattr(self, f)}")
-        for f in ("vae_latent_dim", "mask", "vae_weight", "kl_weight"):
-            if getattr(self, f) < 0:
-                raise ConfigError(f"A2PR {f} must be >= 0, got {getattr(self, f)}")
+        self.require(WIDTHS, "value_hidden_dims", "vae_hidden_dims")
+        self.require(POSITIVE, "value_lr", "vae_lr")
+        self.require(NON_NEGATIVE, "vae_latent_dim", "mask", "vae_weight", "kl_weight")
 
     def build(self, backbone) -> Regularizer:
         """``update`` needs ``critic.next_actions`` (the TD3 backbone passes them)."""

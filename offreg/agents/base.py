@@ -28,13 +28,34 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 
 from offreg.errors import ConfigError, unknown_name
 from offreg.types import Metrics, PRNGKey, Transitions
+
+
+class Rule(NamedTuple):
+    """What a config field must be: ``ok(value)``, or the error says ``must be <expected>``."""
+
+    expected: str
+    ok: Callable[[Any], bool]
+
+
+POSITIVE = Rule("positive", lambda v: v > 0)
+NON_NEGATIVE = Rule(">= 0", lambda v: v >= 0)
+AT_LEAST_ONE = Rule(">= 1", lambda v: v >= 1)
+UNIT_INTERVAL = Rule("in [0, 1]", lambda v: 0 <= v <= 1)
+WIDTHS = Rule("a non-empty tuple of positive widths", lambda v: len(v) > 0 and min(v) > 0)
+
+
+def one_of(options: Iterable[Any]) -> Rule:
+    """The field is one of ``options`` (listed in the error as given, e.g. ``sorted(ACTIVATIONS)``)."""
+    options = tuple(options)
+    return Rule(f"one of {options}", lambda v: v in options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +77,17 @@ class Config:
         types_ = _field_types(type(self))
         for f in dataclasses.fields(self):
             _check_type(type(self).__name__, f.name, getattr(self, f.name), types_[f.name])
+
+    def require(self, rule: Rule, *names: str) -> None:
+        """Check the fields ``names`` against ``rule`` (in ``__post_init__``; see :data:`POSITIVE`, ...).
+
+        Raises:
+          ConfigError: ``<Config>.<field> must be <rule.expected>, got <value>`` for the first that fails.
+        """
+        for name in names:
+            value = getattr(self, name)
+            if not rule.ok(value):
+                raise _field_error(type(self).__name__, name, rule.expected, value)
 
     def __getattr__(self, name: str) -> Any:
         """A part's field read through the config (``config.beta`` for ``config.regularizer.beta``)."""
@@ -163,10 +195,8 @@ class AgentConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size <= 0:
-            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
-        if self.obs_norm_eps < 0:
-            raise ConfigError(f"obs_norm_eps must be >= 0, got {self.obs_norm_eps}")
+        self.require(POSITIVE, "batch_size")
+        self.require(NON_NEGATIVE, "obs_norm_eps")
 
     def prepare(self, dataset: Any) -> Any:
         """The dataset this config trains on (see :func:`prepare_dataset`); agents may add transforms."""
@@ -237,7 +267,11 @@ def _jsonable(v: Any) -> Any:
 
 def _check_type(owner: str, name: str, value: Any, tp: Any) -> None:
     if not _matches(value, tp):
-        raise ConfigError(f"{owner}.{name} must be {_type_name(tp)}, got {value!r}")
+        raise _field_error(owner, name, _type_name(tp), value)
+
+
+def _field_error(owner: str, name: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{owner}.{name} must be {expected}, got {value!r}")
 
 
 def _matches(value: Any, tp: Any) -> bool:

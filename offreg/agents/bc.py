@@ -13,7 +13,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.base import AgentConfig, coefficients
+from offreg.agents.base import POSITIVE, WIDTHS, AgentConfig, coefficients, one_of
 from offreg.data.core import normalize
 from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, DeterministicActor, TrainState, adam
@@ -40,14 +40,10 @@ class BCConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"BCConfig.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.init not in INITS:
-            raise ConfigError(f"BCConfig.init must be one of {INITS}, got {self.init!r}")
-        if not self.hidden_dims or min(self.hidden_dims) <= 0:
-            raise ConfigError(f"BCConfig.hidden_dims must be positive widths, got {self.hidden_dims!r}")
-        if self.lr <= 0 or self.max_action <= 0:
-            raise ConfigError(f"BCConfig.lr and max_action must be > 0, got {self.lr}, {self.max_action}")
+        self.require(one_of(sorted(ACTIVATIONS)), "activation")
+        self.require(one_of(INITS), "init")
+        self.require(WIDTHS, "hidden_dims")
+        self.require(POSITIVE, "lr", "max_action")
 
 
 def _actor(config: BCConfig, act_dim: int) -> DeterministicActor:

@@ -30,7 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from offreg.agents.base import AgentConfig, coefficients
+from offreg.agents.base import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_INTERVAL,
+    WIDTHS,
+    AgentConfig,
+    Rule,
+    coefficients,
+    one_of,
+)
 from offreg.agents.odice_losses import UPDATE_RULES, bc_weight, value_gradient
 from offreg.data.core import from_arrays, normalize
 from offreg.errors import ConfigError, DatasetError
@@ -103,27 +112,16 @@ class ODICEConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.update_rule not in UPDATE_RULES:
-            raise ConfigError(f"update_rule must be one of {UPDATE_RULES}, got {self.update_rule!r}")
-        checks = [
-            ("lambda_", 0.0 < self.lambda_ <= 1.0, "in (0, 1]"),
-            ("eta", self.eta >= 0.0, ">= 0"),
-            ("discount", 0.0 <= self.discount <= 1.0, "in [0, 1]"),
-            ("beta", 0.0 < self.beta <= 1.0, "in (0, 1]"),
-            ("value_lr", self.value_lr > 0.0, "> 0"),
-            ("policy_lr", self.policy_lr > 0.0, "> 0"),
-            ("policy_weight_decay", self.policy_weight_decay >= 0.0, ">= 0"),
-            ("weight_max", self.weight_max > 0.0, "> 0"),
-            ("projection_eps", self.projection_eps > 0.0, "> 0"),
-            ("log_std_max", self.log_std_min < self.log_std_max, "greater than log_std_min"),
-            ("init", self.init in INITS, f"one of {INITS}"),
-            ("expert_trajectory", self.expert_trajectory >= -1, ">= 0 (imitation) or -1 (offline RL)"),
-            ("value_hidden_dims", len(self.value_hidden_dims) > 0 and min(self.value_hidden_dims) > 0, "positive"),
-            ("policy_hidden_dims", len(self.policy_hidden_dims) > 0 and min(self.policy_hidden_dims) > 0, "positive"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"ODICEConfig.{name} must be {expected}, got {getattr(self, name)!r}")
+        self.require(one_of(UPDATE_RULES), "update_rule")
+        self.require(Rule("in (0, 1]", lambda v: 0 < v <= 1), "lambda_", "beta")
+        self.require(UNIT_INTERVAL, "discount")
+        self.require(NON_NEGATIVE, "eta", "policy_weight_decay")
+        self.require(POSITIVE, "value_lr", "policy_lr", "weight_max", "projection_eps")
+        self.require(Rule(f"greater than log_std_min ({self.log_std_min})", lambda v: v > self.log_std_min),
+                     "log_std_max")
+        self.require(one_of(INITS), "init")
+        self.require(Rule(">= 0 (imitation) or -1 (offline RL)", lambda v: v >= -1), "expert_trajectory")
+        self.require(WIDTHS, "value_hidden_dims", "policy_hidden_dims")
 
     def prepare(self, dataset: Any) -> Any:
         """The data this config trains on: in imitation mode, :func:`imitation_dataset` (idempotent)."""
@@ -207,8 +205,8 @@ def _value_net(config: ODICEConfig) -> EnsembleValue:
 
 def _policy_net(config: ODICEConfig, act_dim: int) -> GaussianPolicy:
     return GaussianPolicy(
-        config.policy_hidden_dims, act_dim, config.tanh_mean, config.log_std_min, config.log_std_max, "relu",
-        config.init,
+        config.policy_hidden_dims, act_dim, config.log_std_min, config.log_std_max, "relu", config.init,
+        tanh_mean=config.tanh_mean,
     )
 
 

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.agents.base import AT_LEAST_ONE, POSITIVE, Rule
 from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex, build_index
 from offreg.agents.neighbours import nearest
 from offreg.agents.regularizers import Regularizer, RegularizerConfig, no_state, no_update
-from offreg.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +54,10 @@ class PRDC(RegularizerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.beta <= 0:
-            raise ConfigError(f"PRDC beta must be > 0, got {self.beta}")
-        if self.k != 1:
-            raise ConfigError(f"PRDC k must be 1 (the nearest neighbour, as every published command), got {self.k}")
-        for f in ("index_candidates", "search_chunk", "search_block"):
-            if getattr(self, f) < 1:
-                raise ConfigError(f"PRDC {f} must be >= 1, got {getattr(self, f)}")
-        if self.search_block > MAX_BLOCK:
-            raise ConfigError(f"PRDC search_block must be <= {MAX_BLOCK}, got {self.search_block}")
+        self.require(POSITIVE, "beta")
+        self.require(Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1), "k")
+        self.require(AT_LEAST_ONE, "index_candidates", "search_chunk")
+        self.require(Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK), "search_block")
 
     def build(self, backbone) -> Regularizer:
         """``context`` builds the index over the prepared dataset; ``loss`` reports ``dc_loss``,

@@ -50,7 +50,7 @@ import numpy as np
 
 from offreg.agents import r2pvi_duals as duals
 from offreg.agents import r2pvi_model as linear
-from offreg.agents.base import AgentConfig
+from offreg.agents.base import NON_NEGATIVE, POSITIVE, AgentConfig, Rule
 from offreg.errors import ConfigError
 from offreg.types import Metrics, PRNGKey, Transitions
 
@@ -83,17 +83,10 @@ class LinearVIConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.beta < 0:
-            raise ConfigError(f"{type(self).__name__}.beta must be >= 0, got {self.beta}")
-        if self.gamma <= 0:
-            raise ConfigError(f"{type(self).__name__}.gamma (ridge) must be > 0, got {self.gamma}")
-        if self.feature_dim < 0:
-            raise ConfigError(f"{type(self).__name__}.feature_dim must be >= 0, got {self.feature_dim}")
-        if self.normalize_observations:
-            raise ConfigError(
-                f"{type(self).__name__}.normalize_observations must be False: the feature map reads raw "
-                "observations (state, step)"
-            )
+        self.require(NON_NEGATIVE, "beta", "feature_dim")
+        self.require(Rule("positive (a ridge coefficient)", POSITIVE.ok), "gamma")
+        self.require(Rule("False: the feature map reads raw observations (state, step)", lambda v: not v),
+                     "normalize_observations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +105,9 @@ class R2PVIConfig(LinearVIConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.lam < 0 or (self.lam == 0 and self.divergence != "tv"):
-            raise ConfigError(
-                f"{type(self).__name__}.lam must be > 0 for divergence {self.divergence!r} (>= 0 for tv), "
-                f"got {self.lam}"
-            )
+        tv = self.divergence == "tv"
+        self.require(Rule(f"> 0 for divergence {self.divergence!r} (>= 0 for tv)", lambda v: v > 0 or tv and v == 0),
+                     "lam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,8 +152,7 @@ class DRPVIConfig(LinearVIConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.rho < 0:
-            raise ConfigError(f"{type(self).__name__}.rho must be >= 0, got {self.rho}")
+        self.require(NON_NEGATIVE, "rho")
 
 
 @dataclasses.dataclass(frozen=True)

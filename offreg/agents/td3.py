@@ -32,7 +32,16 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.base import AgentConfig, coefficients
+from offreg.agents.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_INTERVAL,
+    WIDTHS,
+    AgentConfig,
+    coefficients,
+    one_of,
+)
 from offreg.agents.regularizers import BC, CriticFns, RegularizerConfig
 from offreg.data.core import normalize
 from offreg.errors import ConfigError
@@ -80,26 +89,13 @@ class TD3Config(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        name = type(self).__name__
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"{name}.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.init not in INITS:
-            raise ConfigError(f"{name}.init must be one of {INITS}, got {self.init!r}")
-        for f in ("actor_hidden_dims", "critic_hidden_dims"):
-            dims = getattr(self, f)
-            if not dims or min(dims) <= 0:
-                raise ConfigError(f"{name}.{f} must be a non-empty tuple of positive widths, got {dims!r}")
-        for f in ("actor_lr", "critic_lr", "max_action"):
-            if getattr(self, f) <= 0:
-                raise ConfigError(f"{name}.{f} must be > 0, got {getattr(self, f)}")
-        for f in ("discount", "tau"):
-            if not 0.0 <= getattr(self, f) <= 1.0:
-                raise ConfigError(f"{name}.{f} must be in [0, 1], got {getattr(self, f)}")
-        for f in ("policy_noise", "noise_clip", "alpha"):
-            if getattr(self, f) < 0:
-                raise ConfigError(f"{name}.{f} must be >= 0, got {getattr(self, f)}")
-        if self.policy_freq < 1:
-            raise ConfigError(f"{name}.policy_freq must be >= 1, got {self.policy_freq}")
+        self.require(one_of(sorted(ACTIVATIONS)), "activation")
+        self.require(one_of(INITS), "init")
+        self.require(WIDTHS, "actor_hidden_dims", "critic_hidden_dims")
+        self.require(POSITIVE, "actor_lr", "critic_lr", "max_action")
+        self.require(UNIT_INTERVAL, "discount", "tau")
+        self.require(NON_NEGATIVE, "policy_noise", "noise_clip", "alpha")
+        self.require(AT_LEAST_ONE, "policy_freq")
 
 
 # --- networks ------------------------------------------------------------------------------------

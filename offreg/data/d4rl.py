@@ -17,6 +17,7 @@ without holding ``infos/*`` or float64 copies in memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,30 +73,38 @@ def read_d4rl_file(path: str | os.PathLike, name: str | None = None) -> dict[str
 
 
 def _read_hdf5(path: Path, label: str) -> dict[str, Any]:
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DatasetError(
-            f"dataset {label!r}: {path} is not a readable HDF5 file (truncated or corrupt: {_short(e)}); {_fix(path)}"
-        ) from None
+    f = open_hdf5(path, label, _fix(path))
     out: dict[str, Any] = {}
-    try:
-        with f:
-            for key in REQUIRED_KEYS + OPTIONAL_KEYS:
-                if key not in f:
-                    continue
-                d = f[key]
-                if not isinstance(d, h5py.Dataset):
-                    raise DatasetError(f"dataset {label!r}: {key!r} is a group, expected an array; {_fix(path)}")
-                out[key] = _read_array(d, key, label)
-            out["metadata"] = _read_metadata(f)
-    except DatasetError:
-        raise
-    except (OSError, RuntimeError, ValueError, KeyError) as e:
-        raise DatasetError(
-            f"dataset {label!r}: cannot read {path} (truncated or corrupt: {_short(e)}); {_fix(path)}"
-        ) from None
+    with read_errors(label, f"cannot read {path}", (OSError, RuntimeError, ValueError, KeyError), _fix(path)), f:
+        for key in REQUIRED_KEYS + OPTIONAL_KEYS:
+            if key not in f:
+                continue
+            d = f[key]
+            if not isinstance(d, h5py.Dataset):
+                raise DatasetError(f"dataset {label!r}: {key!r} is a group, expected an array; {_fix(path)}")
+            out[key] = _read_array(d, key, label)
+        out["metadata"] = _read_metadata(f)
     return out
+
+
+def open_hdf5(path: Path, label: str, fix: str) -> h5py.File:
+    """``h5py.File(path, "r")``; a file h5py cannot open is a :class:`DatasetError` ending in ``fix``."""
+    with read_errors(label, f"{path} is not a readable HDF5 file", (OSError,), fix):
+        return h5py.File(path, "r")
+
+
+@contextlib.contextmanager
+def read_errors(label: str, what: str, errors: tuple[type[Exception], ...], fix: str) -> Iterator[None]:
+    """Turn ``errors`` raised inside into one :class:`DatasetError`.
+
+    Its message is ``dataset <label>: <what> (truncated or corrupt: <error>); <fix>``, so the errors
+    of a damaged file (h5py's ``OSError``, numpy's ``ValueError``, ...) read as one line naming the
+    file and what to do; a :class:`DatasetError` raised inside passes unchanged.
+    """
+    try:
+        yield
+    except errors as e:
+        raise DatasetError(f"dataset {label!r}: {what} (truncated or corrupt: {_short(e)}); {fix}") from None
 
 
 def _read_array(d: h5py.Dataset, key: str, label: str) -> np.ndarray:
@@ -137,29 +146,23 @@ def _read_metadata(f: h5py.File) -> dict[str, Any]:
 
 
 def _read_npz(path: Path, label: str) -> dict[str, Any]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out: dict[str, Any] = {}
-            for key in REQUIRED_KEYS + OPTIONAL_KEYS:
-                if key in z.files:
-                    v = z[key]
-                    if key in _FLOAT_KEYS and v.dtype.kind != "f":
-                        raise DatasetError(
-                            f"dataset {label!r}: {key!r} has dtype {v.dtype}, expected float32 or float64; "
-                            "rewrite the file with floating-point arrays"
-                        )
-                    if key in _FLAG_KEYS and v.dtype.kind not in "biuf":
-                        raise DatasetError(
-                            f"dataset {label!r}: {key!r} has dtype {v.dtype}, expected bool; "
-                            "rewrite the file with bool flags"
-                        )
-                    out[key] = v.astype(np.float32, copy=False) if key in _FLOAT_KEYS else v
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError) as e:
-        raise DatasetError(
-            f"dataset {label!r}: {path} is not a readable .npz file (truncated or corrupt: {_short(e)}); {_fix(path)}"
-        ) from None
+    what, errors = f"{path} is not a readable .npz file", (OSError, ValueError, EOFError, KeyError)
+    with read_errors(label, what, errors, _fix(path)), np.load(path, allow_pickle=False) as z:
+        out: dict[str, Any] = {}
+        for key in REQUIRED_KEYS + OPTIONAL_KEYS:
+            if key in z.files:
+                v = z[key]
+                if key in _FLOAT_KEYS and v.dtype.kind != "f":
+                    raise DatasetError(
+                        f"dataset {label!r}: {key!r} has dtype {v.dtype}, expected float32 or float64; "
+                        "rewrite the file with floating-point arrays"
+                    )
+                if key in _FLAG_KEYS and v.dtype.kind not in "biuf":
+                    raise DatasetError(
+                        f"dataset {label!r}: {key!r} has dtype {v.dtype}, expected bool; "
+                        "rewrite the file with bool flags"
+                    )
+                out[key] = v.astype(np.float32, copy=False) if key in _FLOAT_KEYS else v
     out["metadata"] = {}
     return out
 

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from offreg.data.catalogue import check_safe_name, minari_root
+from offreg.data.d4rl import open_hdf5
 from offreg.errors import DatasetError
 
 
@@ -85,12 +86,7 @@ def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
     h5_path = data_dir / "main_data.hdf5"
     if not h5_path.is_file():
         raise missing_minari(dataset_id, h5_path)
-    try:
-        f = h5py.File(h5_path, "r")
-    except OSError as e:
-        raise DatasetError(
-            f"dataset {label!r}: {h5_path} is not a readable HDF5 file ({e}); download the dataset again"
-        ) from None
+    f = open_hdf5(h5_path, label, "download the dataset again")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "next", "act", "rew", "term")}
     lengths, returns = [], []
     with f:

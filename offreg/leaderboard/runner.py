@@ -53,8 +53,6 @@ from offreg.provenance import hardware, versions
 MATRIX_FILE = "leaderboard.json"
 RUNS_DIR = "runs"
 RESULTS_DIR = "results"
-RAY_CONNECT_TIMEOUT_S = 5.0
-"""Seconds to wait for a Ray address to accept a TCP connection before reporting it unreachable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,6 +382,10 @@ def _run_ray(
                               executor="ray", error=f"Ray task failed: {type(e).__name__}: {e}".split("\n")[0])
             write_result(out / RESULTS_DIR / f"{job_id(agent, dataset)}.json", doc)
         _record(doc, bar, outcome)
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a Ray address to accept a TCP connection before reporting it unreachable."""
 
 
 def connect_ray(address: str | None) -> Any:

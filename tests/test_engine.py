@@ -108,6 +108,7 @@ def test_vmapped_seed_equals_single_run_and_chunking_does_not_matter():
     _assert_equal(one_chunk.agent(1), single.agent(1))
 
 
+@pytest.mark.slow  # TD3+BC's vmapped seeds against single runs and a Python loop (~20 s); the golden test pins td3bc
 def test_td3bc_seeds_agree_exactly_across_multi_seed_runs_and_to_rounding_with_one():
     ds = _dataset()
     kw = dict(steps=6, eval_every=0, log_every=6, overrides=TINY, progress=False)

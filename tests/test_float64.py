@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from offreg.agents.names import registry
 
 TESTS = Path(__file__).parent
@@ -77,11 +79,20 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_every_agent_updates_in_float64(tmp_path):
-    names = sorted(n for n, s in registry().items() if not s.agent_cls.gradient_free) + ["r2pvi-chi2"]
+def _run(names, tmp_path):
     env = dict(os.environ, OFFREG_DATA_DIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
         [str(TESTS.parent), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(TESTS), *names], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-4000:]
     assert out.stdout.split() == [w for n in names for w in (n, "ok")]
+
+
+def test_prdc_search_and_updates_in_float64(tmp_path):
+    """The failure the float32 scan carries caused: PRDC's search and updates in float64 mode."""
+    _run(["prdc"], tmp_path)
+
+
+@pytest.mark.slow  # every agent's compile in float64: ~40 s; `python -m pytest -m slow tests/test_float64.py`
+def test_every_agent_updates_in_float64(tmp_path):
+    _run(sorted(n for n, s in registry().items() if not s.agent_cls.gradient_free) + ["r2pvi-chi2"], tmp_path)

@@ -325,6 +325,7 @@ def test_terminal_transitions_give_no_backward_gradient():
 
 
 # --- agent contract, imitation, config -----------------------------------------------------------
+@pytest.mark.slow  # O-DICE at its full network size (~24 s); tests/test_sweep.py checks one trace for a vmapped grid
 def test_update_compiles_once_and_vmaps_over_seeds_and_coefficients():
     cfg = ODICEConfig(**SMALL)
     ds = _dataset()
@@ -459,6 +460,7 @@ def _toy_gap(rule, steps, seed):
     return (v[inside].mean() - v[~inside].mean()) / v[inside].std()
 
 
+@pytest.mark.slow  # a learning property on the toy MDP (~15 s)
 def test_toy_orthogonal_values_lower_outside_support_than_semi():
     """O-DICE's backward gradient reaches next states just off the corridor; S-DICE's never does."""
     semi, orth = _toy_gap("semi", 1200, 0), _toy_gap("orthogonal", 1200, 0)

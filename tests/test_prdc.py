@@ -141,11 +141,11 @@ def test_each_vmapped_seed_equals_its_single_run_and_no_index_in_the_agent():
     ds = toy_dataset()
     kw = dict(steps=6, eval_every=0, log_every=6, progress=False,
               overrides={k: (list(v) if isinstance(v, tuple) else v) for k, v in {**TINY, **TINY_SEARCH}.items()})
-    many = offreg.train("prdc", ds, seeds=[0, 1, 2], **kw)
+    many = offreg.train("prdc", ds, seeds=[0, 1], **kw)
     single = offreg.train("prdc", ds, seeds=[1], **kw)
     # every array of the agent has the seed axis: nothing of the dataset's size is held per seed or at all
     for leaf in jax.tree_util.tree_leaves(many.agents):
-        assert leaf.ndim == 0 or leaf.shape[0] == 3, leaf.shape
+        assert leaf.ndim == 0 or leaf.shape[0] == 2, leaf.shape
         assert max(leaf.shape, default=0) < len(ds), leaf.shape
     for x, y in zip(jax.tree_util.tree_leaves(many.agent(1)), jax.tree_util.tree_leaves(single.agent(1)), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)

@@ -34,7 +34,9 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+# bc and prdc (whose neighbour index is rebuilt on resume) run by default; the others with `-m slow`
+@pytest.mark.parametrize("name", [n if n in ("bc", "prdc") else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(SMALL)])
 def test_resume_after_a_kill_is_bit_identical(name, tmp_path):
     kw = dict(steps=8, seeds=2, eval_every=0, log_every=2, checkpoint_every=4, progress=False,
               overrides={**SMALL[name], "batch_size": 16})
@@ -53,6 +55,7 @@ def test_resume_after_a_kill_is_bit_identical(name, tmp_path):
     assert strip(resumed.records) == strip(full.records)
 
 
+@pytest.mark.slow  # a real kill -9 and two CLI runs (~25 s); the in-process kills above run by default
 def test_kill_minus_9_of_a_prdc_run_resumes_bit_identically(tmp_path):
     args = ["train", "--agent", "prdc", "--dataset", DATASET, "--steps", "400", "--log-every", "20",
             "--checkpoint-every", "20", "--eval-every", "0", "--quiet", "--set", "actor_hidden_dims=[8]",

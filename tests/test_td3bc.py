@@ -234,6 +234,7 @@ def test_scan_equals_python_loop():
     assert int(scanned.step) == K
 
 
+@pytest.mark.slow  # ~14 s; tests/test_engine.py and the golden test cover the seed vmap
 def test_vmapped_seeds_equal_single_runs():
     ds = TINY.prepare(_dataset())
     keys = jax.random.split(jax.random.PRNGKey(3), 2)

@@ -53,6 +53,16 @@ def test_a_regularizer_in_one_module_trains_through_the_cli(tmp_path, monkeypatc
     del sys.modules["sampled_nearest_example"]
 
 
+def _install(where, monkeypatch, dist_name: str, entry_point: str) -> None:
+    """A distribution on ``sys.path`` with one ``offreg.agents`` entry point; the registry reads it anew."""
+    dist = where / f"{dist_name.replace('-', '_')}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[offreg.agents]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(where))
+    monkeypatch.setattr(names, "_LOADED_ENTRY_POINTS", False)
+
+
 def test_entry_point_agents_are_registered(tmp_path, monkeypatch, registry_snapshot):
     """A package installed elsewhere registers an agent through the documented entry-point group."""
     (tmp_path / "offreg_demo_agents.py").write_text(
@@ -60,12 +70,7 @@ def test_entry_point_agents_are_registered(tmp_path, monkeypatch, registry_snaps
         "ENTRIES = [AgentEntry('td3-demo', agent='offreg.agents.td3:TD3Agent', config='offreg.agents.td3:TD3Config',\n"
         "                      regularizer='offreg.agents.regularizers:BC', description='a demo entry point')]\n"
     )
-    dist = tmp_path / "offreg_demo_agents-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: offreg-demo-agents\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[offreg.agents]\ndemo = offreg_demo_agents:ENTRIES\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(names, "_LOADED_ENTRY_POINTS", False)
+    _install(tmp_path, monkeypatch, "offreg-demo-agents", "demo = offreg_demo_agents:ENTRIES")
     assert "td3-demo" not in names._ENTRIES
     assert names.registry()["td3-demo"].description == "a demo entry point"
     out = tmp_path / "run"
@@ -75,12 +80,7 @@ def test_entry_point_agents_are_registered(tmp_path, monkeypatch, registry_snaps
 
 
 def test_a_broken_entry_point_is_one_clear_error(tmp_path, monkeypatch, registry_snapshot, capsys):
-    dist = tmp_path / "offreg_broken-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: offreg-broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[offreg.agents]\nbroken = no_such_module_here:ENTRIES\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(names, "_LOADED_ENTRY_POINTS", False)
+    _install(tmp_path, monkeypatch, "offreg-broken", "broken = no_such_module_here:ENTRIES")
     assert main(["agents"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "'broken'" in err[-1] and "uninstall" in err[-1]

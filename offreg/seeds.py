@@ -67,6 +67,14 @@ def stack_seeds(agents: list[Any]) -> Any:
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def repeat_seeds(agents: Any, times: int) -> Any:
+    """A multi-seed agent whose seed axis is the given one repeated ``times`` times (shared fields once)."""
+    treedef = jax.tree_util.tree_structure(agents)
+    leaves = jax.tree_util.tree_leaves(agents)
+    out = [x if ax is None else jnp.concatenate([x] * times) for x, ax in zip(leaves, _leaf_axes(agents), strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
 def index_seed(agents: Any, index: int) -> Any:
     """The unbatched agent at position ``index`` of a multi-seed agent."""
     treedef = jax.tree_util.tree_structure(agents)

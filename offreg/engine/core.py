@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from offreg.data.core import sample
-from offreg.seeds import SEED_AXIS, seed_axes, seed_keys, stack_seeds
+from offreg.seeds import SEED_AXIS, repeat_seeds, seed_axes, seed_keys, stack_seeds
 from offreg.types import Metrics, PRNGKey, Transitions
 
 
@@ -154,11 +154,7 @@ def expand_sweep(agents: Any, keys: PRNGKey, points: Sequence[Mapping[str, float
     """
     if not points or points == [{}]:
         return agents, keys
-    axes = seed_axes(agents)
-    leaves, treedef = jax.tree_util.tree_flatten(agents)
-    leaf_axes = treedef.flatten_up_to(axes)
-    tiled = [x if ax is None else jnp.concatenate([x] * len(points)) for x, ax in zip(leaves, leaf_axes, strict=True)]
-    agents = jax.tree_util.tree_unflatten(treedef, tiled)
+    agents = repeat_seeds(agents, len(points))
     num_seeds = keys.shape[0]
     coefs = dict(agents.coefs)
     for name in points[0]:

@@ -428,6 +428,12 @@ def add_leaderboard(sub: Any) -> None:
     )
     r.add_argument("--dataset-option", metavar="KEY=VALUE", action="append", default=[],
                    help="load_dataset option for every dataset, e.g. env=hopper for a local file (repeatable)")
+    r.add_argument(
+        "--sweep", metavar="[AGENT:]COEF=V1,V2,...", action="append", default=[],
+        help="a coefficient grid for one agent (odice:lambda=0.4,0.6) or for every agent that sweeps it "
+        "(alpha=1,2.5): each job trains its grid for every seed in one program, each point a row of its own "
+        "(repeatable)",
+    )
     r.add_argument("--out", metavar="DIR", required=True, help="leaderboard directory (reuse it to continue)")
     r.add_argument("--executor", choices=("local", "ray"), default="local", help="where jobs run (default local)")
     r.add_argument("--address", help="Ray cluster address (host:port, ray://host:port, auto); default: start a "
@@ -451,6 +457,16 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def _agent_sweeps(items: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    """``["odice:lambda=0.4,0.6", "alpha=1,2"]`` -> ``{"odice": {"lambda": [...]}, "*": {"alpha": [...]}}``."""
+    by_agent: dict[str, list[str]] = {}
+    for item in items:
+        head, colon, rest = item.partition(":")
+        agent, grid = (head.strip(), rest) if colon and "=" not in head else ("*", item)
+        by_agent.setdefault(agent, []).append(grid)
+    return {agent: parse_sweep(grid) for agent, grid in by_agent.items()}
+
+
 def cmd_leaderboard_run(args: argparse.Namespace) -> int:
     from offreg.leaderboard.runner import MatrixSpec, run_matrix
 
@@ -465,7 +481,7 @@ def cmd_leaderboard_run(args: argparse.Namespace) -> int:
         seeds=tuple(range(args.seed, args.seed + args.seeds)), steps=args.steps, eval_every=args.eval_every,
         eval_episodes=args.eval_episodes, eval_max_steps=args.eval_max_steps, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, overrides=overrides,
-        dataset_options=parse_set(args.dataset_option),
+        dataset_options=parse_set(args.dataset_option), sweeps=_agent_sweeps(args.sweep),
     )
     outcome = run_matrix(spec, args.out, executor=args.executor, address=args.address, num_cpus=args.cpus_per_job,
                          num_gpus=args.gpus_per_job, progress=not args.quiet)

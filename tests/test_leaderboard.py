@@ -361,3 +361,46 @@ def test_learning_curves_text_never_overlaps_across_panels(tmp_path):
     clashes = [(a, b) for k, (a, box_a) in enumerate(boxes) for b, box_b in boxes[k + 1:]
                if a != b and box_a.overlaps(box_b)]
     assert clashes == []
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+def test_sweep_trains_one_job_and_reports_each_point(local_run, tiny_file, tmp_path):
+    out = tmp_path / "lb"
+    code = cli.main(["leaderboard", "run", "--agents", "td3bc", "--datasets", tiny_file, "--seeds", "2",
+                     "--steps", "20", "--eval-every", "10", "--eval-episodes", "2", "--eval-max-steps", "10",
+                     "--log-every", "10", "--set", "batch_size=16", "--set", "td3bc.actor_hidden_dims=[8]",
+                     "--set", "td3bc.critic_hidden_dims=[8]", "--dataset-option", "env=hopper",
+                     "--sweep", "td3bc:alpha=1,2.5", "--out", str(out), "--quiet"])
+    assert code == 0
+    assert [p.name for p in (out / "results").iterdir()] == [f"{job_id('td3bc', tiny_file)}.json"]  # one job
+    doc = read_result(out / "results" / f"{job_id('td3bc', tiny_file)}.json")
+    assert doc["sweep"] == {"alpha": [1.0, 2.5]}
+    # the alpha=2.5 point is the unswept run (alpha's default) of the same seeds
+    _, plain = _evaluations(local_run, "td3bc", tiny_file)
+    point = [(e["step"], e["seed"], e["returns"]) for e in doc["evaluations"] if e["sweep"] == {"alpha": 2.5}]
+    assert [x[:2] for x in point] == [x[:2] for x in plain]
+    for (_, _, a), (_, _, b) in zip(point, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4)
+    write_report(out, ["csv", "md"], out=tmp_path / "rep", reps=100)
+    rows = {r["agent"]: r for r in csv.DictReader((tmp_path / "rep" / "leaderboard.csv").open())}
+    assert set(rows) == {"td3bc[alpha=1]", "td3bc[alpha=2.5]"}
+    for value in (1.0, 2.5):
+        final = [np.mean(e["scores"]) for e in doc["evaluations"] if e["sweep"] == {"alpha": value} and e["step"] == 20]
+        assert len(final) == 2
+        assert float(rows[f"td3bc[alpha={value:g}]"]["final_mean"]) == pytest.approx(np.mean(final), rel=1e-9)
+
+
+@pytest.mark.parametrize(("sweep", "message"), [
+    ("bc:alpha=1,2", "--sweep for agent 'bc': agent 'bc' has no coefficients to sweep"),
+    ("nosuch=1,2", "--sweep nosuch: no agent in --agents ['bc', 'td3bc'] sweeps it"),
+    ("odice:lambda=0.4", "--sweep is given for agent 'odice', which is not in --agents ['bc', 'td3bc']"),
+    ("td3bc:alpha=1,x", "--sweep alpha: values must be numbers separated by commas"),
+])
+def test_bad_sweep_fails_before_any_job_or_file(capsys, tmp_path, sweep, message):
+    out = tmp_path / "lb"
+    out.mkdir()
+    code = cli.main(["leaderboard", "run", "--agents", "bc,td3bc", "--datasets", "offreg/hopper-medium-replay-v0",
+                     "--sweep", sweep, "--out", str(out)])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and message in last
+    assert list(out.iterdir()) == []

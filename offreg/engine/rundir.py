@@ -38,6 +38,12 @@ SUMMARY_FILE = "summary.json"
 DEFAULT_LOG_EVERY = 1000
 
 
+def grid_points(sweep: Mapping[str, Any]) -> list[dict[str, float]]:
+    """The points of a coefficient grid: the product of its values, first coefficient slowest; ``[{}]`` for ``{}``."""
+    names = list(sweep)
+    return [dict(zip(names, map(float, values), strict=True)) for values in itertools.product(*sweep.values())]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
     """The engine settings of a run, saved in ``config.json`` next to the agent config.
@@ -59,9 +65,8 @@ class RunSettings:
     sweep: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     def points(self) -> list[dict[str, float]]:
-        """The grid of ``sweep`` (the product of its values, first coefficient slowest); ``[{}]`` without one."""
-        names = list(self.sweep)
-        return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.sweep.values())]
+        """The grid of ``sweep`` (see :func:`grid_points`)."""
+        return grid_points(self.sweep)
 
     def runs(self) -> list[tuple[dict[str, float], int]]:
         """``(point, seed)`` of every run on the engine's run axis: for each grid point, every seed."""

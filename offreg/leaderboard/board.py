@@ -33,13 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from offreg.errors import CheckpointError, ConfigError
+from offreg.agents.names import get_spec
+from offreg.errors import CheckpointError, ConfigError, OffregError
 from offreg.leaderboard.aggregate import aggregate_mean, iqm, mean_std, stratified_bootstrap_ci
-from offreg.leaderboard.results import COMPLETE, per_seed_scores, read_result
+from offreg.leaderboard.results import COMPLETE, per_seed_scores, read_result, split_variants
 from offreg.leaderboard.runner import RESULTS_DIR, read_matrix
 
 REFERENCE_FILE = Path("experiments") / "reference_scores.csv"
 NOT_COMPARABLE = "offreg-generated data, not the papers' D4RL dataset: not comparable"
+OFF_PRESET = "a sweep point away from the preset coefficients the paper's row used: not comparable"
 
 
 # --- the data model -------------------------------------------------------------------------------
@@ -55,7 +57,9 @@ class Entry:
       curve: ``(steps [T], mean [T], std [T])`` of the mean episode score over seeds, or None.
       result: the results document (None when missing).
       reference: the matching row of the reference scores, or None.
-      comparable: whether the reference row is for this very dataset (False for offreg's data).
+      comparable: whether the reference row is for this very dataset (False for offreg's data) and
+        setting (False for a sweep point away from the preset coefficients).
+      not_comparable: why not, when not comparable (:data:`NOT_COMPARABLE` or :data:`OFF_PRESET`).
     """
 
     agent: str
@@ -67,6 +71,7 @@ class Entry:
     result: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
     comparable: bool = False
+    not_comparable: str = ""
 
     @property
     def final_mean_std(self) -> tuple[float, float]:
@@ -178,6 +183,19 @@ def match_reference(agent: str, dataset: str, refs: Sequence[Mapping[str, Any]])
     return None, False
 
 
+def _at_preset_point(result: Mapping[str, Any]) -> bool:
+    """Whether a sweep point's row ran the config the paper's row is for (every swept coefficient at its
+    preset value); True for a row that is not a sweep point."""
+    point = result.get("point") or {}
+    if not point:
+        return True
+    try:
+        config = get_spec(result["base_agent"]).config_from_dict(result["config"]["agent_config"])
+    except (OffregError, KeyError):
+        return False
+    return all(float(getattr(config, k)) == v for k, v in point.items())
+
+
 def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     by_step: dict[int, list[float]] = {}
     for e in result.get("evaluations", []):
@@ -218,10 +236,11 @@ def load_leaderboard(
         )
     docs = {}
     for path in sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []:
-        doc = read_result(path)
-        docs[(doc["agent"], doc["dataset"])] = doc
-    agents = list(matrix.agents) if matrix else []
+        for doc in split_variants(read_result(path)):  # a sweep's points are rows of their own
+            docs[(doc["agent"], doc["dataset"])] = doc
+    agents = [v for a in matrix.agents for v in matrix.variants(a)] if matrix else []
     datasets = list(matrix.datasets) if matrix else []
+    n_matrix = len(agents)
     for a, d in docs:  # results outside the saved matrix are listed too
         if a not in agents:
             agents.append(a)
@@ -232,12 +251,15 @@ def load_leaderboard(
     for a in agents:
         for d in datasets:
             doc = docs.get((a, d))
-            expected = matrix is None or (a in matrix.agents and d in matrix.datasets)
+            expected = matrix is None or (a in agents[:n_matrix] and d in matrix.datasets)
             if doc is None and not expected:
                 continue
-            ref, comparable = match_reference(a, d, refs)
+            ref, comparable = match_reference(a.partition("[")[0], d, refs)
+            why = "" if comparable else NOT_COMPARABLE
+            if comparable and doc is not None and not _at_preset_point(doc):
+                comparable, why = False, OFF_PRESET
             entry = Entry(a, d, "missing" if doc is None else doc["status"], result=doc,
-                          reference=ref, comparable=comparable)
+                          reference=ref, comparable=comparable, not_comparable=why)
             if doc is not None and doc["status"] == COMPLETE:
                 scores = per_seed_scores(doc)
                 entry.final, entry.best, entry.curve = scores["final"], scores["best"], _curve(doc)
@@ -278,6 +300,7 @@ def run_rows(board: Leaderboard) -> list[dict[str, Any]]:
             "paper_std": None if e.reference is None else e.reference["std"],
             "paper_source": None if e.reference is None else e.reference["source"],
             "comparable_with_paper": None if e.reference is None else e.comparable,
+            "not_comparable_because": e.not_comparable if e.reference is not None and not e.comparable else "",
             "generated_data": e.dataset.startswith("offreg/"),
             "note": note,
         })

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from offreg.leaderboard.board import NOT_COMPARABLE, Leaderboard, environment_text, run_rows, settings_text
+from offreg.leaderboard.board import Leaderboard, environment_text, run_rows, settings_text
 from offreg.leaderboard.results import COMPLETE
 
 _STYLE = """
@@ -102,7 +102,7 @@ def render(board: Leaderboard, figures: Mapping[str, bytes]) -> str:
         elif r["comparable_with_paper"]:
             comp, comp_cls = "yes", ""
         else:
-            comp, comp_cls = "NO: " + NOT_COMPARABLE, "warn"
+            comp, comp_cls = "NO: " + r["not_comparable_because"], "warn"
         rows.append(
             "<tr>" + _td(r["agent"]) + _td(r["dataset"]) + _td(r["status"], cls=status_cls)
             + _td(r["seeds"], r["seeds"]) + _td(final, r["final_mean"]) + _td(best, r["best_mean"])

@@ -18,7 +18,6 @@ from typing import Any
 from offreg.atomic import atomic_write_bytes, atomic_write_text
 from offreg.errors import ConfigError
 from offreg.leaderboard.board import (
-    NOT_COMPARABLE,
     Entry,
     Leaderboard,
     aggregate_rows,
@@ -93,12 +92,13 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
         "## Papers' reported scores",
         "",
         "From `experiments/reference_scores.csv`. Rows on offreg-generated datasets (`offreg/...`) are "
-        "marked: that data is not the papers' D4RL data, so the numbers are not comparable.",
+        "marked: that data is not the papers' D4RL data, so the numbers are not comparable; so are the "
+        "rows of sweep points away from the preset coefficients the papers used.",
         "",
         markdown_table(
             ["agent", "dataset", "offreg final", "paper", "source", "comparable"],
             [[e.agent, e.dataset, _cell(e), _ref_text(e), e.reference["source"],
-              "yes" if e.comparable else "NO: " + NOT_COMPARABLE]
+              "yes" if e.comparable else "NO: " + e.not_comparable]
              for e in board.entries if e.reference is not None],
         ) if any(e.reference is not None for e in board.entries) else "(no reference scores for these agents)",
         "",

@@ -6,7 +6,9 @@ name, then a rename), so a file that exists is complete. It holds:
 - ``status``: ``"complete"`` (training and the final evaluation finished) or ``"failed"``
   (``error`` then says why); a rerun of the leaderboard skips only complete jobs;
 - ``agent``, ``dataset``, ``seeds``, ``steps`` and ``step`` (updates done);
-- ``evaluations``: one entry per (evaluation step, seed) with the per-episode undiscounted
+- ``sweep``: the job's coefficient grid (``{}`` without one); each point is a row of its own
+  (:func:`variant`, :func:`split_variants`);
+- ``evaluations``: one entry per (evaluation step, seed[, sweep point]) with the per-episode undiscounted
   ``returns`` and D4RL normalized ``scores`` (``100 (R - ref_min) / (ref_max - ref_min)``, computed
   with the dataset's reference scores saved in ``dataset``'s info; ``None`` without them);
 - ``config``: the full resolved run (engine settings and agent config, the run's ``config.json``);
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from offreg.atomic import atomic_write_text
+from offreg.engine.rundir import grid_points
 from offreg.errors import CheckpointError
 
 FORMAT = "offreg-leaderboard-result/1"
@@ -63,7 +66,8 @@ def evaluations_from_records(records: Sequence[Mapping[str, Any]], dataset_info:
       dataset_info: the run's ``dataset_info.json`` content.
 
     Returns:
-      ``[{"step", "seed", "returns": [E], "scores": [E] | None, "length_mean"}]`` sorted by (step, seed).
+      ``[{"step", "seed", "returns": [E], "scores": [E] | None, "length_mean"}]`` sorted by (step, seed),
+      with the run's ``"sweep"`` point when the job sweeps coefficients.
     """
     out = []
     for r in records:
@@ -73,8 +77,33 @@ def evaluations_from_records(records: Sequence[Mapping[str, Any]], dataset_info:
         out.append({
             "step": int(r["step"]), "seed": int(r["seed"]), "returns": returns,
             "scores": normalized_scores(returns, dataset_info), "length_mean": r.get("length_mean"),
+            **({"sweep": {k: float(v) for k, v in r["sweep"].items()}} if r.get("sweep") else {}),
         })
     return sorted(out, key=lambda e: (e["step"], e["seed"]))
+
+
+def variant(agent: str, point: Mapping[str, float]) -> str:
+    """The row name of one sweep point: ``odice[lambda=0.4]`` (``agent`` itself without a point).
+
+    A coefficient's trailing ``_`` (``lambda_``, a Python keyword's field name) is dropped.
+    """
+    if not point:
+        return agent
+    return f"{agent}[{','.join(f'{k.rstrip(chr(95))}={float(v):g}' for k, v in point.items())}]"
+
+
+def split_variants(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One results document per sweep point: ``agent`` renamed by :func:`variant`, only that point's
+    evaluations (the document itself, alone, when the job sweeps nothing)."""
+    grid = result.get("sweep") or {}
+    if not grid:
+        return [dict(result)]
+    out = []
+    for point in grid_points(grid):
+        evals = [e for e in result.get("evaluations", []) if e.get("sweep") == point]
+        out.append({**result, "agent": variant(result["agent"], point), "base_agent": result["agent"],
+                    "point": point, "evaluations": evals})
+    return out
 
 
 def make_result(
@@ -85,6 +114,7 @@ def make_result(
     steps: int,
     status: str,
     step: int = 0,
+    sweep: Mapping[str, Sequence[float]] | None = None,
     evaluations: Sequence[Mapping[str, Any]] = (),
     config: Mapping[str, Any] | None = None,
     dataset_info: Mapping[str, Any] | None = None,
@@ -106,6 +136,7 @@ def make_result(
         "seeds": [int(s) for s in seeds],
         "steps": int(steps),
         "step": int(step),
+        "sweep": {k: [float(x) for x in v] for k, v in (sweep or {}).items()},
         "evaluations": [dict(e) for e in evaluations],
         "config": dict(config or {}),
         "dataset_info": dict(dataset_info or {}),

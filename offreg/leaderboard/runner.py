@@ -31,12 +31,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from offreg.agents.base import coefficients
 from offreg.agents.names import get_spec, registry
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
 from offreg.data.catalogue import is_file_path, resolve
 from offreg.data.loader import check_dataset_options
 from offreg.engine import train
+from offreg.engine.driver import resolve_sweep
+from offreg.engine.rundir import grid_points
 from offreg.errors import ConfigError, DatasetError, OffregError, unknown_name
 from offreg.evaluation import evaluate
 from offreg.leaderboard.results import (
@@ -46,6 +49,7 @@ from offreg.leaderboard.results import (
     job_id,
     make_result,
     read_result,
+    variant,
     write_result,
 )
 from offreg.provenance import hardware, versions
@@ -74,6 +78,9 @@ class MatrixSpec:
         agent whose config has the field (a field that no agent of the matrix has is an error).
       dataset_options: keyword arguments of :func:`offreg.data.load_dataset` for every dataset
         (e.g. ``{"env": "hopper"}`` for a local file, so it is evaluated in that environment).
+      sweeps: coefficient grids, ``{agent: {coefficient: [values]}}`` (the key ``"*"`` applies to every
+        agent that sweeps the coefficient): each point is trained for every seed in the job's one
+        compiled program, and reported as its own row, ``odice[lambda=0.4]`` (see :func:`variant`).
     """
 
     agents: tuple[str, ...]
@@ -87,11 +94,13 @@ class MatrixSpec:
     checkpoint_every: int | None = None
     overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     dataset_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sweeps: Mapping[str, Mapping[str, Sequence[float]]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.update(agents=list(self.agents), datasets=list(self.datasets), seeds=list(self.seeds),
-                 overrides={k: dict(v) for k, v in self.overrides.items()}, dataset_options=dict(self.dataset_options))
+                 overrides={k: dict(v) for k, v in self.overrides.items()}, dataset_options=dict(self.dataset_options),
+                 sweeps={a: {k: [float(x) for x in v] for k, v in g.items()} for a, g in self.sweeps.items()})
         return d
 
     @classmethod
@@ -112,6 +121,18 @@ class MatrixSpec:
         out = {k: v for k, v in dict(self.overrides.get("*", {})).items() if k in fields}
         out.update(dict(self.overrides.get(agent, {})))
         return out
+
+    def agent_sweep(self, agent: str) -> dict[str, list[float]]:
+        """The coefficient grid of one agent: the ``"*"`` coefficients it sweeps, then its own."""
+        sweepable = {k.rstrip("_") for k in coefficients(get_spec(agent).default_config())}
+        out = {k: list(v) for k, v in dict(self.sweeps.get("*", {})).items() if k.rstrip("_") in sweepable}
+        out.update({k: list(v) for k, v in dict(self.sweeps.get(agent, {})).items()})
+        return out
+
+    def variants(self, agent: str) -> list[str]:
+        """The rows one agent contributes: its name, or one :func:`variant` per point of its grid."""
+        grid = self.agent_sweep(agent)
+        return [variant(agent, point) for point in grid_points(grid)] if grid else [agent]
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -158,6 +179,7 @@ def validate(spec: MatrixSpec) -> None:
             resolve(d)  # raises UnknownNameError with suggestions
     check_dataset_options(spec.dataset_options)
     _validate_overrides(spec)
+    _validate_sweeps(spec)
 
 
 def _validate_overrides(spec: MatrixSpec) -> None:
@@ -172,6 +194,22 @@ def _validate_overrides(spec: MatrixSpec) -> None:
                 resolve_config(a, d, spec.agent_overrides(a))
             except OffregError as e:
                 raise type(e)(f"--set for agent {a!r} on {d}: {e}") from None
+
+
+def _validate_sweeps(spec: MatrixSpec) -> None:
+    for key in spec.sweeps:
+        if key != "*" and key not in spec.agents:
+            raise ConfigError(f"--sweep is given for agent {key!r}, which is not in --agents {list(spec.agents)}")
+    for name in spec.sweeps.get("*", {}):
+        if not any(name in spec.agent_sweep(a) for a in spec.agents):
+            raise ConfigError(f"--sweep {name}: no agent in --agents {list(spec.agents)} sweeps it; "
+                              "name the agent (--sweep AGENT:COEF=...) or list its coefficients with `offreg agents`")
+    for a in spec.agents:
+        if spec.agent_sweep(a):
+            try:
+                resolve_sweep(a, get_spec(a).default_config(), spec.agent_sweep(a))
+            except OffregError as e:
+                raise type(e)(f"--sweep for agent {a!r}: {e}") from None
 
 
 # --- one job --------------------------------------------------------------------------------------
@@ -214,6 +252,7 @@ def run_job(
         config = json.loads((run_dir / "config.json").read_text())
         doc = make_result(
             agent=agent, dataset=dataset, seeds=res.seeds, steps=spec.steps, status=COMPLETE, step=res.step,
+            sweep=config.get("sweep") or {},
             evaluations=evaluations_from_records(res.records, info), config=config, dataset_info=info,
             versions=versions(), hardware_info=hardware(), attempts=previous["attempts"] + 1, executor=executor,
             wall_time_s=previous["wall_time_s"] + time.perf_counter() - tic,
@@ -251,7 +290,7 @@ def _train_job(spec: MatrixSpec, agent: str, dataset: str, run_dir: Path, callba
         agent, dataset, steps=spec.steps, seeds=list(spec.seeds), eval_every=spec.eval_every,
         eval_episodes=spec.eval_episodes, log_every=spec.log_every, checkpoint_every=spec.checkpoint_every,
         overrides=spec.agent_overrides(agent), dataset_options=spec.dataset_options, out_dir=run_dir,
-        progress=False, evaluator=evaluator, callback=callback,
+        progress=False, evaluator=evaluator, callback=callback, sweep=spec.agent_sweep(agent) or None,
     )
 
 

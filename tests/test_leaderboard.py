@@ -404,3 +404,24 @@ def test_bad_sweep_fails_before_any_job_or_file(capsys, tmp_path, sweep, message
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and message in last
     assert list(out.iterdir()) == []
+
+
+def test_sweep_point_is_comparable_with_the_paper_only_at_the_preset(tmp_path):
+    from offreg.agents.presets import resolve_config
+
+    config = resolve_config("odice", "hopper-medium-v2", {})
+    preset, other = float(config.lambda_), float(config.lambda_) + 0.1
+    evals = [{"step": 100, "seed": 0, "returns": [50.0], "scores": [50.0], "sweep": {"lambda_": v}}
+             for v in (preset, other)]
+    _write_matrix(tmp_path, MatrixSpec(agents=("odice",), datasets=("hopper-medium-v2",), seeds=(0,), steps=100,
+                                       eval_every=100, sweeps={"odice": {"lambda": [preset, other]}}))
+    write_result(tmp_path / "results" / f"{job_id('odice', 'hopper-medium-v2')}.json", make_result(
+        agent="odice", dataset="hopper-medium-v2", seeds=[0], steps=100, step=100, status="complete",
+        sweep={"lambda_": [preset, other]}, evaluations=evals, config={"agent_config": config.to_dict()},
+        dataset_info={"ref_min_score": 0.0, "ref_max_score": 100.0}))
+    board = load_leaderboard(tmp_path, reps=10)
+    at, off = board.entry(f"odice[lambda={preset:g}]", "hopper-medium-v2"), board.entry(
+        f"odice[lambda={other:g}]", "hopper-medium-v2")
+    assert at.reference is not None and at.comparable and at.status == "complete"
+    assert off.reference is not None and not off.comparable and "away from the preset" in off.not_comparable
+    assert [e.agent for e in board.entries] == [at.agent, off.agent]  # no stray 'missing' row for the base name

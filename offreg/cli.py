@@ -10,7 +10,9 @@ and exit with status 2; a diverged training run exits with 1. An
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import functools
 import json
 import re
 import sys
@@ -25,22 +27,32 @@ from offreg.tables import text_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMANDS: list[Callable[[Any], None]] = []
-"""Functions ``add_<name>(subparsers)``, in the order ``offreg --help`` lists them."""
+@dataclasses.dataclass(frozen=True)
+class _Command:
+    help: str
+    description: str
+    run: Callable[[argparse.Namespace], int] | None  # None: a group of subcommands
+    arguments: Callable[[argparse.ArgumentParser], None] | None
 
 
-def subcommand(add: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Register ``add(subparsers)``, which adds one subcommand's parser with ``set_defaults(run=...)``."""
-    SUBCOMMANDS.append(add)
-    return add
+COMMANDS: dict[str, _Command] = {}
+"""Subcommands by path (``"train"``, ``"datasets list"``), in the order ``offreg --help`` lists them."""
 
 
-def _add_parser(sub: Any, name: str, run: Callable[[argparse.Namespace], int], help: str,
-                description: str) -> argparse.ArgumentParser:
-    """Add the (sub)command ``name`` to ``sub``, run by ``run(args) -> exit code``."""
-    p = sub.add_parser(name, help=help, description=description)
-    p.set_defaults(run=run)
-    return p
+def command(
+    name: str, help: str, description: str, arguments: Callable[[argparse.ArgumentParser], None] | None = None
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register the decorated ``run(args) -> exit code`` as the subcommand ``name`` (``"datasets list"``:
+    ``list`` under the group ``datasets``, see :func:`group`); ``arguments(parser)`` adds its options."""
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = _Command(help, description, run, arguments)
+        return run
+    return register
+
+
+def group(name: str, help: str, description: str) -> None:
+    """Register ``name`` as a group of subcommands (``offreg datasets list|info|download``)."""
+    COMMANDS[name] = _Command(help, description, None, None)
 
 
 class _UsageError(Exception):
@@ -55,13 +67,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- train ----------------------------------------------------------------------------------------
-@subcommand
-def add_train(sub: Any) -> None:
-    p = _add_parser(
-        sub, "train", cmd_train, "train an agent on a dataset (one or several seeds)",
-        "Train an agent on a dataset. Writes a run directory with config.json, dataset_info.json, "
-        "metrics.jsonl, checkpoints/, curve.png and summary.json.",
-    )
+def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", help=f"agent name, see 'offreg agents' (default {DEFAULT_AGENT})")
     p.add_argument("--dataset", help=f"dataset name or D4RL-format file (default {DEFAULT_DATASET})")
     p.add_argument("--steps", type=int, help=f"gradient updates per seed (default {DEFAULT_STEPS:,})")
@@ -153,6 +159,11 @@ def _default_out(agent: str, dataset: str) -> str:
     return str(Path("runs") / f"{agent}-{slug}-{stamp}")
 
 
+@command(
+    "train", "train an agent on a dataset (one or several seeds)",
+    "Train an agent on a dataset. Writes a run directory with config.json, dataset_info.json, "
+    "metrics.jsonl, checkpoints/, curve.png and summary.json.", train_arguments,
+)
 def cmd_train(args: argparse.Namespace) -> int:
     from offreg.engine import train  # loads JAX: only when a command needs it
 
@@ -235,17 +246,16 @@ def _print_summary(summary: dict[str, Any], run_dir: Path | None) -> None:
 
 
 # --- eval -----------------------------------------------------------------------------------------
-@subcommand
-def add_eval(sub: Any) -> None:
-    p = _add_parser(
-        sub, "eval", cmd_eval, "evaluate a run's newest checkpoint (every seed) in its environment",
-        "Evaluate the newest checkpoint of RUN_DIR (or a checkpoint file) for every seed, print "
-        "returns and normalized scores, and write RUN_DIR/eval.json.",
-    )
+def eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or checkpoint file)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per seed (default 10)")
 
 
+@command(
+    "eval", "evaluate a run's newest checkpoint (every seed) in its environment",
+    "Evaluate the newest checkpoint of RUN_DIR (or a checkpoint file) for every seed, print "
+    "returns and normalized scores, and write RUN_DIR/eval.json.", eval_arguments,
+)
 def cmd_eval(args: argparse.Namespace) -> int:
     from offreg.atomic import atomic_write_text
     from offreg.checkpoint import read_checkpoint
@@ -291,11 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # --- agents ---------------------------------------------------------------------------------------
-@subcommand
-def add_agents(sub: Any) -> None:
-    _add_parser(sub, "agents", cmd_agents, "list the agents and their papers", "List the registered agents.")
-
-
+@command("agents", "list the agents and their papers", "List the registered agents.")
 def cmd_agents(args: argparse.Namespace) -> int:
     from offreg.agents.names import registry
 
@@ -306,23 +312,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 # --- datasets -------------------------------------------------------------------------------------
-@subcommand
-def add_datasets(sub: Any) -> None:
-    p = _add_parser(sub, "datasets", lambda args: _missing_subcommand(p), "list, describe or download datasets",
-                    "List, describe or download datasets.")
-    dsub = p.add_subparsers(dest="datasets_command", metavar="{list,info,download}", parser_class=_Parser)
-    _add_parser(dsub, "list", cmd_datasets_list, "the dataset catalogue", "List every known dataset.")
-    _add_parser(dsub, "info", cmd_datasets_info, "describe one dataset", "Describe one dataset.").add_argument(
-        "name", help="dataset name or file"
-    )
-    _add_parser(dsub, "download", cmd_datasets_download, "download a dataset into the cache",
-                "Download a dataset into the cache.").add_argument("name", help="dataset name")
+group("datasets", "list, describe or download datasets", "List, describe or download datasets.")
 
 
-def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
-    raise _UsageError(f"{parser.prog}: choose a subcommand (see '{parser.prog} --help')")
-
-
+@command("datasets list", "the dataset catalogue", "List every known dataset.")
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     from offreg import data
 
@@ -330,6 +323,8 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("datasets info", "describe one dataset", "Describe one dataset.",
+         lambda p: p.add_argument("name", help="dataset name or file"))
 def cmd_datasets_info(args: argparse.Namespace) -> int:
     from offreg import data
 
@@ -339,6 +334,8 @@ def cmd_datasets_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("datasets download", "download a dataset into the cache", "Download a dataset into the cache.",
+         lambda p: p.add_argument("name", help="dataset name"))
 def cmd_datasets_download(args: argparse.Namespace) -> int:
     from offreg import data
 
@@ -348,13 +345,7 @@ def cmd_datasets_download(args: argparse.Namespace) -> int:
 
 
 # --- collect --------------------------------------------------------------------------------------
-@subcommand
-def add_collect(sub: Any) -> None:
-    p = _add_parser(
-        sub, "collect", cmd_collect, "generate D4RL-style datasets: train SAC, roll out its snapshots",
-        "Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
-        "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.",
-    )
+def collect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", required=True, help="environment: hopper, halfcheetah, walker2d, ant, ...")
     p.add_argument("--levels", help="comma-separated levels (default: all five, "
                    "random,medium,medium-replay,expert,medium-expert)")
@@ -374,6 +365,11 @@ def add_collect(sub: Any) -> None:
     p.add_argument("--hidden", default="256,256", help="hidden widths of SAC's networks (default: 256,256)")
 
 
+@command(
+    "collect", "generate D4RL-style datasets: train SAC, roll out its snapshots",
+    "Train a SAC behaviour policy on a Gymnasium MuJoCo task and write D4RL-format HDF5 files "
+    "(random, medium, medium-replay, expert, medium-expert) following D4RL's recipe.", collect_arguments,
+)
 def cmd_collect(args: argparse.Namespace) -> int:
     from offreg.data.generate.collect import LEVELS, collect  # loads JAX: only when a command needs it
     from offreg.data.generate.sac import SACConfig
@@ -399,18 +395,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 # --- leaderboard ----------------------------------------------------------------------------------
-@subcommand
-def add_leaderboard(sub: Any) -> None:
-    p = _add_parser(
-        sub, "leaderboard", lambda args: _missing_subcommand(p), "run agents x datasets x seeds and report the "
-        "comparison", "Run a leaderboard matrix (locally or on Ray) and write its report (md, csv, html).",
-    )
-    lsub = p.add_subparsers(dest="leaderboard_command", metavar="{run,report}", parser_class=_Parser)
-    r = _add_parser(
-        lsub, "run", cmd_leaderboard_run, "train every agent on every dataset (seeds vmapped per job)",
-        "Train every agent on every dataset, all seeds of a job together with vmap. Rerunning with "
-        "the same --out skips finished jobs and resumes interrupted ones from their checkpoints.",
-    )
+group("leaderboard", "run agents x datasets x seeds and report the comparison",
+      "Run a leaderboard matrix (locally or on Ray) and write its report (md, csv, html).")
+
+
+def leaderboard_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--agents", required=True, help="comma-separated agent names, e.g. a2pr,prdc,odice,td3bc,bc")
     r.add_argument("--datasets", required=True, help="comma-separated dataset names or D4RL-format files")
     r.add_argument("--seeds", type=int, default=5, help="seeds per job: seed, seed+1, ... (default 5)")
@@ -441,11 +430,9 @@ def add_leaderboard(sub: Any) -> None:
     r.add_argument("--cpus-per-job", type=float, default=1.0, help="CPUs each Ray task declares (default 1)")
     r.add_argument("--gpus-per-job", type=float, default=0.0, help="GPUs each Ray task declares (default 0)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
-    rep = _add_parser(
-        lsub, "report", cmd_leaderboard_report, "tables, statistics, plots and an HTML page from a leaderboard "
-        "directory", "Write the report of a leaderboard directory: final and best scores, IQM with bootstrap CIs, "
-        "performance profiles, learning curves and the papers' scores.",
-    )
+
+
+def leaderboard_report_arguments(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("dir", metavar="DIR", help="the leaderboard directory (--out of leaderboard run)")
     rep.add_argument("--format", default="md,csv,html", help="comma-separated: md, csv, html (default all)")
     rep.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
@@ -467,6 +454,12 @@ def _agent_sweeps(items: Sequence[str]) -> dict[str, dict[str, list[float]]]:
     return {agent: parse_sweep(grid) for agent, grid in by_agent.items()}
 
 
+@command(
+    "leaderboard run", "train every agent on every dataset (seeds vmapped per job)",
+    "Train every agent on every dataset, all seeds of a job together with vmap. Rerunning with "
+    "the same --out skips finished jobs and resumes interrupted ones from their checkpoints.",
+    leaderboard_run_arguments,
+)
 def cmd_leaderboard_run(args: argparse.Namespace) -> int:
     from offreg.leaderboard.runner import MatrixSpec, run_matrix
 
@@ -493,6 +486,11 @@ def cmd_leaderboard_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if outcome.failed else EXIT_OK
 
 
+@command(
+    "leaderboard report", "tables, statistics, plots and an HTML page from a leaderboard directory",
+    "Write the report of a leaderboard directory: final and best scores, IQM with bootstrap CIs, "
+    "performance profiles, learning curves and the papers' scores.", leaderboard_report_arguments,
+)
 def cmd_leaderboard_report(args: argparse.Namespace) -> int:
     from offreg.leaderboard.report import write_report
 
@@ -512,10 +510,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="JAX offline RL with policy regularization toward the data: train, evaluate, compare.",
     )
     parser.add_argument("--version", action="version", version=f"offreg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in SUBCOMMANDS:
-        add(sub)
+    subparsers = {"": parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)}
+    for name, c in COMMANDS.items():
+        parent, _, leaf = name.rpartition(" ")
+        p = subparsers[parent].add_parser(leaf, help=c.help, description=c.description)
+        p.set_defaults(run=c.run or functools.partial(_missing_subcommand, p))
+        if c.run is None:
+            children = [n.rpartition(" ")[2] for n in COMMANDS if n.rpartition(" ")[0] == name]
+            subparsers[name] = p.add_subparsers(dest=f"{name}_command", metavar="{" + ",".join(children) + "}",
+                                                parser_class=_Parser)
+        if c.arguments is not None:
+            c.arguments(p)
     return parser
+
+
+def _missing_subcommand(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    raise _UsageError(f"{parser.prog}: choose a subcommand (see '{parser.prog} --help')")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from offreg.agents.base import is_gradient_free
 from offreg.agents.names import registry
 from offreg.agents.presets import load_presets, resolve_config
 from offreg.checkpoint import load_agent, save_agent
@@ -59,7 +60,7 @@ def built(tmp_path_factory):
             context = dataset_context(spec.agent_cls, config, prepared)
             agent = spec.agent_cls.create(config, prepared, jax.random.PRNGKey(0), context)
             trained = None
-            if not spec.agent_cls.gradient_free:
+            if not is_gradient_free(spec.agent_cls):
                 run = jax.jit(scan_updates, static_argnums=3)
                 trained = run(agent, prepared.transitions, jax.random.PRNGKey(1), 3, context)
             cache[name] = (spec, dataset, prepared, agent, trained)
@@ -78,7 +79,7 @@ def test_agent_contract(name, built):
     assert type(config).from_dict(json.loads(config.to_json())) == config  # nested parts round-trip alone
 
     # --- updates in the engine's scan, jitted
-    if not spec.agent_cls.gradient_free:
+    if not is_gradient_free(spec.agent_cls):
         trained, _, metrics = trained
         assert metrics, f"{name} reports no metrics"
         for k, v in metrics.items():

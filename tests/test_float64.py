@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from offreg.agents.base import is_gradient_free
 from offreg.agents.names import registry
 
 TESTS = Path(__file__).parent
@@ -64,7 +65,7 @@ SCRIPT = textwrap.dedent("""
         prepared = config.prepare(dataset)
         context = dataset_context(spec.agent_cls, config, prepared)
         agent = f64(spec.agent_cls.create(config, prepared, jax.random.PRNGKey(0), context))
-        if not spec.agent_cls.gradient_free:
+        if not is_gradient_free(spec.agent_cls):
             before = floats(agent)
             agent, _, metrics = jax.jit(scan_updates, static_argnums=3)(
                 agent, f64(prepared.transitions), jax.random.PRNGKey(1), 3, f64(context))
@@ -95,4 +96,4 @@ def test_prdc_search_and_updates_in_float64(tmp_path):
 
 @pytest.mark.slow  # every agent's compile in float64: ~40 s; `python -m pytest -m slow tests/test_float64.py`
 def test_every_agent_updates_in_float64(tmp_path):
-    _run(sorted(n for n, s in registry().items() if not s.agent_cls.gradient_free) + ["r2pvi-chi2"], tmp_path)
+    _run(sorted(n for n, s in registry().items() if not is_gradient_free(s.agent_cls)) + ["r2pvi-chi2"], tmp_path)

@@ -132,11 +132,10 @@ class A2PR(RegularizerConfig):
     vae_weight: float = 1.0
     kl_weight: float = 0.5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(WIDTHS, "value_hidden_dims", "vae_hidden_dims")
-        self.require(POSITIVE, "value_lr", "vae_lr")
-        self.require(NON_NEGATIVE, "vae_latent_dim", "mask", "vae_weight", "kl_weight")
+    checks = {
+        "value_hidden_dims": WIDTHS, "vae_hidden_dims": WIDTHS, "value_lr": POSITIVE, "vae_lr": POSITIVE,
+        "vae_latent_dim": NON_NEGATIVE, "mask": NON_NEGATIVE, "vae_weight": NON_NEGATIVE, "kl_weight": NON_NEGATIVE,
+    }
 
     def build(self, backbone) -> Regularizer:
         """``update`` needs ``critic.next_actions`` (the TD3 backbone passes them)."""

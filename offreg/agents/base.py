@@ -13,8 +13,8 @@ is a static field. Its three functions are pure, so the engine can ``jit``, ``la
 - ``agent.act(observations) -> actions`` on *raw* environment observations (the agent applies its
   dataset's observation normalization itself), deterministic.
 
-Agents fitted in closed form rather than by gradient steps (R2PVI) set ``gradient_free = True``:
-``create`` fits, and the engine runs no updates.
+Agents fitted in closed form rather than by gradient steps (R2PVI) set ``gradient_free = True``
+(absent: False, see :func:`is_gradient_free`): ``create`` fits, and the engine runs no updates.
 
 Optional: ``Agent.template(config, info) -> agent``, a classmethod building an agent of the right
 tree structure without training data, for agents whose ``create`` only accepts their own kind of
@@ -28,7 +28,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
@@ -72,11 +72,16 @@ class Config:
     """
 
     sweepable: ClassVar[tuple[str, ...]] = ()
+    checks: ClassVar[Mapping[str, Rule]] = {}
+    """``{field: Rule}`` that each class adds to its bases' (checked after the types, bases first)."""
 
     def __post_init__(self) -> None:
         types_ = _field_types(type(self))
         for f in dataclasses.fields(self):
             _check_type(type(self).__name__, f.name, getattr(self, f.name), types_[f.name])
+        for cls in reversed(type(self).__mro__):
+            for name, rule in vars(cls).get("checks", {}).items():
+                self.require(rule, name)
 
     def require(self, rule: Rule, *names: str) -> None:
         """Check the fields ``names`` against ``rule`` (in ``__post_init__``; see :data:`POSITIVE`, ...).
@@ -193,10 +198,7 @@ class AgentConfig(Config):
     reward_shift: float = 0.0
     batch_size: int = 256
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(POSITIVE, "batch_size")
-        self.require(NON_NEGATIVE, "obs_norm_eps")
+    checks = {"batch_size": POSITIVE, "obs_norm_eps": NON_NEGATIVE}
 
     def prepare(self, dataset: Any) -> Any:
         """The dataset this config trains on (see :func:`prepare_dataset`); agents may add transforms."""
@@ -250,6 +252,21 @@ class Agent(Protocol):
     def update(self, batch: Transitions, key: PRNGKey, context: Any = ()) -> tuple[Agent, Metrics]: ...
 
     def act(self, observations: jax.Array) -> jax.Array: ...
+
+
+def is_gradient_free(agent_cls: type) -> bool:
+    """Whether the agent class is fitted in ``create`` (its ``gradient_free``, False when absent)."""
+    return bool(getattr(agent_cls, "gradient_free", False))
+
+
+def check_config(agent_cls: type, config: Any, config_cls: type) -> None:
+    """The check at the top of ``create``: ``config`` is a ``config_cls``.
+
+    Raises:
+      ConfigError: ``<Agent>.create needs a <Config>, got <type>``.
+    """
+    if not isinstance(config, config_cls):
+        raise ConfigError(f"{agent_cls.__name__}.create needs a {config_cls.__name__}, got {type(config).__name__}")
 
 
 # --- config helpers ------------------------------------------------------------------------------

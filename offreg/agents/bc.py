@@ -7,15 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.base import POSITIVE, WIDTHS, AgentConfig, coefficients, one_of
+from offreg.agents.base import POSITIVE, WIDTHS, AgentConfig, check_config, coefficients, one_of
 from offreg.data.core import normalize
-from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, DeterministicActor, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
 
@@ -38,12 +37,8 @@ class BCConfig(AgentConfig):
     lr: float = 3e-4
     max_action: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(one_of(sorted(ACTIVATIONS)), "activation")
-        self.require(one_of(INITS), "init")
-        self.require(WIDTHS, "hidden_dims")
-        self.require(POSITIVE, "lr", "max_action")
+    checks = {"activation": one_of(sorted(ACTIVATIONS)), "init": one_of(INITS), "hidden_dims": WIDTHS,
+              "lr": POSITIVE, "max_action": POSITIVE}
 
 
 def _actor(config: BCConfig, act_dim: int) -> DeterministicActor:
@@ -71,13 +66,10 @@ class BCAgent(flax.struct.PyTreeNode):
     act_dim: int = flax.struct.field(pytree_node=False)
     config: BCConfig = flax.struct.field(pytree_node=False)
 
-    gradient_free: ClassVar[bool] = False
-
     @classmethod
     def create(cls, config: BCConfig, dataset: Any, key: PRNGKey, context: Any = ()) -> BCAgent:
         """Initialise the actor and Adam; ``config.prepare(dataset)`` gives the normalization."""
-        if not isinstance(config, BCConfig):
-            raise ConfigError(f"BCAgent.create needs a BCConfig, got {type(config).__name__}")
+        check_config(cls, config, BCConfig)
         info = config.prepare(dataset).info
         params = _actor(config, info.act_dim).init(key, jnp.zeros((1, info.obs_dim), jnp.float32))
         mean, std = info.observation_stats()

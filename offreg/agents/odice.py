@@ -37,6 +37,7 @@ from offreg.agents.base import (
     WIDTHS,
     AgentConfig,
     Rule,
+    check_config,
     coefficients,
     one_of,
 )
@@ -46,8 +47,10 @@ from offreg.errors import ConfigError, DatasetError
 from offreg.networks import INITS, EnsembleValue, GaussianPolicy, TrainState, adam, gaussian_log_prob
 from offreg.types import Metrics, PRNGKey, Transitions
 
-
 # --- config --------------------------------------------------------------------------------------
+UNIT_OPEN_CLOSED = Rule("in (0, 1]", lambda v: 0 < v <= 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class ODICEConfig(AgentConfig):
     """O-DICE hyperparameters (offline-RL defaults of ``configs/offline_RL.yaml``).
@@ -110,18 +113,18 @@ class ODICEConfig(AgentConfig):
     init: str = "torch"
     expert_trajectory: int = -1
 
+    checks = {
+        "update_rule": one_of(UPDATE_RULES), "lambda_": UNIT_OPEN_CLOSED, "beta": UNIT_OPEN_CLOSED,
+        "discount": UNIT_INTERVAL, "eta": NON_NEGATIVE, "policy_weight_decay": NON_NEGATIVE, "value_lr": POSITIVE,
+        "policy_lr": POSITIVE, "weight_max": POSITIVE, "projection_eps": POSITIVE, "init": one_of(INITS),
+        "expert_trajectory": Rule(">= 0 (imitation) or -1 (offline RL)", lambda v: v >= -1),
+        "value_hidden_dims": WIDTHS, "policy_hidden_dims": WIDTHS,
+    }
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.require(one_of(UPDATE_RULES), "update_rule")
-        self.require(Rule("in (0, 1]", lambda v: 0 < v <= 1), "lambda_", "beta")
-        self.require(UNIT_INTERVAL, "discount")
-        self.require(NON_NEGATIVE, "eta", "policy_weight_decay")
-        self.require(POSITIVE, "value_lr", "policy_lr", "weight_max", "projection_eps")
         self.require(Rule(f"greater than log_std_min ({self.log_std_min})", lambda v: v > self.log_std_min),
                      "log_std_max")
-        self.require(one_of(INITS), "init")
-        self.require(Rule(">= 0 (imitation) or -1 (offline RL)", lambda v: v >= -1), "expert_trajectory")
-        self.require(WIDTHS, "value_hidden_dims", "policy_hidden_dims")
 
     def prepare(self, dataset: Any) -> Any:
         """The data this config trains on: in imitation mode, :func:`imitation_dataset` (idempotent)."""
@@ -237,14 +240,11 @@ class ODICE(flax.struct.PyTreeNode):
     config: ODICEConfig = flax.struct.field(pytree_node=False)
     act_dim: int = flax.struct.field(pytree_node=False)
 
-    gradient_free: ClassVar[bool] = False
-
     @classmethod
     def create(cls, config: ODICEConfig, dataset: Any, key: PRNGKey, context: Any = ()) -> ODICE:
         """Initialise from the dataset the engine trains on (``config.prepare`` is applied: in
         imitation mode the expert episode, see :func:`imitation_dataset`)."""
-        if not isinstance(config, ODICEConfig):
-            raise ConfigError(f"ODICE.create needs an ODICEConfig, got {type(config).__name__}")
+        check_config(cls, config, ODICEConfig)
         info = config.prepare(dataset).info
         obs_dim, act_dim = info.obs_dim, info.act_dim
         mean, std = info.observation_stats()

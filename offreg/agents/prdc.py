@@ -52,12 +52,11 @@ class PRDC(RegularizerConfig):
     search_chunk: int = 8
     search_block: int = 256
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(POSITIVE, "beta")
-        self.require(Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1), "k")
-        self.require(AT_LEAST_ONE, "index_candidates", "search_chunk")
-        self.require(Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK), "search_block")
+    checks = {
+        "beta": POSITIVE, "k": Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1),
+        "index_candidates": AT_LEAST_ONE, "search_chunk": AT_LEAST_ONE,
+        "search_block": Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK),
+    }
 
     def build(self, backbone) -> Regularizer:
         """``context`` builds the index over the prepared dataset; ``loss`` reports ``dc_loss``,

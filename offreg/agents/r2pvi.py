@@ -81,12 +81,10 @@ class LinearVIConfig(AgentConfig):
     feature_dim: int = 0
     normalize_observations: bool = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(NON_NEGATIVE, "beta", "feature_dim")
-        self.require(Rule("positive (a ridge coefficient)", POSITIVE.ok), "gamma")
-        self.require(Rule("False: the feature map reads raw observations (state, step)", lambda v: not v),
-                     "normalize_observations")
+    checks = {
+        "beta": NON_NEGATIVE, "feature_dim": NON_NEGATIVE, "gamma": Rule("positive (a ridge coefficient)", POSITIVE.ok),
+        "normalize_observations": Rule("False: the feature map reads raw observations (state, step)", lambda v: not v),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +148,7 @@ class DRPVIConfig(LinearVIConfig):
     rho_steps: tuple[int, ...] = ()
     subtract_min: bool = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(NON_NEGATIVE, "rho")
+    checks = {"rho": NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,12 +39,12 @@ from offreg.agents.base import (
     UNIT_INTERVAL,
     WIDTHS,
     AgentConfig,
+    check_config,
     coefficients,
     one_of,
 )
 from offreg.agents.regularizers import BC, CriticFns, RegularizerConfig
 from offreg.data.core import normalize
-from offreg.errors import ConfigError
 from offreg.networks import ACTIVATIONS, INITS, Critic, DeterministicActor, EnsembleCritic, TrainState, adam
 from offreg.types import Metrics, PRNGKey, Transitions
 
@@ -87,15 +87,12 @@ class TD3Config(AgentConfig):
     alpha: float = 2.5
     max_action: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require(one_of(sorted(ACTIVATIONS)), "activation")
-        self.require(one_of(INITS), "init")
-        self.require(WIDTHS, "actor_hidden_dims", "critic_hidden_dims")
-        self.require(POSITIVE, "actor_lr", "critic_lr", "max_action")
-        self.require(UNIT_INTERVAL, "discount", "tau")
-        self.require(NON_NEGATIVE, "policy_noise", "noise_clip", "alpha")
-        self.require(AT_LEAST_ONE, "policy_freq")
+    checks = {
+        "activation": one_of(sorted(ACTIVATIONS)), "init": one_of(INITS), "actor_hidden_dims": WIDTHS,
+        "critic_hidden_dims": WIDTHS, "actor_lr": POSITIVE, "critic_lr": POSITIVE, "max_action": POSITIVE,
+        "discount": UNIT_INTERVAL, "tau": UNIT_INTERVAL, "policy_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
+        "alpha": NON_NEGATIVE, "policy_freq": AT_LEAST_ONE,
+    }
 
 
 # --- networks ------------------------------------------------------------------------------------
@@ -143,8 +140,6 @@ class TD3Agent(flax.struct.PyTreeNode):
     act_dim: int = flax.struct.field(pytree_node=False)
     config: TD3Config = flax.struct.field(pytree_node=False)
 
-    gradient_free: ClassVar[bool] = False
-
     # --- create --------------------------------------------------------------------------------
     @classmethod
     def context(cls, config: TD3Config, dataset: Any) -> Any:
@@ -164,8 +159,7 @@ class TD3Agent(flax.struct.PyTreeNode):
           context: :meth:`context` of the dataset, used only to trace the actor metrics' shapes;
             built here when None.
         """
-        if not isinstance(config, TD3Config):
-            raise ConfigError(f"{cls.__name__}.create needs a TD3Config, got {type(config).__name__}")
+        check_config(cls, config, TD3Config)
         dataset = config.prepare(dataset)
         if context is None:
             context = cls.context(config, dataset)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from offreg.agents.base import coefficients
+from offreg.agents.base import coefficients, is_gradient_free
 from offreg.agents.names import get_spec
 from offreg.agents.presets import resolve_config
 from offreg.atomic import atomic_write_text
@@ -239,7 +239,7 @@ def train(
     engine = _Engine(
         settings=settings, agents=agents, keys=keys, step=start_step, transitions=prepared.transitions, context=context,
         dataset=prepared, evaluate_fn=evaluate_fn, logger=logger, records=records, run_dir=run_dir,
-        gradient_free=bool(getattr(spec.agent_cls, "gradient_free", False)), progress=progress, callback=callback,
+        gradient_free=is_gradient_free(spec.agent_cls), progress=progress, callback=callback,
     )
     try:
         engine.run()
@@ -304,7 +304,7 @@ def resolve_sweep(agent: str, config: Any, sweep: Mapping[str, Sequence[float]] 
     if not sweep:
         return {}
     names = list(coefficients(config))
-    if get_spec(agent).agent_cls.gradient_free or not names:
+    if is_gradient_free(get_spec(agent).agent_cls) or not names:
         raise ConfigError(f"agent {agent!r} has no coefficients to sweep; train it once per value instead")
     out = {}
     for name, values in sweep.items():

@@ -338,6 +338,7 @@ def load_dataset(
       DatasetError: a missing, corrupt or invalid file, or a name escaping the cache directory.
       DownloadError: the download failed.
       ConfigError: a bad preprocessing option, or ``env`` given for a name that has its own.
+      EnvironmentError_: D4RL-format data paired with a Gymnasium-Robotics ``AntMaze_*`` id (another world).
 
     Long because: the public loader documents each of its eleven options here.
     """

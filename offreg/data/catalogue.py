@@ -32,19 +32,39 @@ ENV_DIMS: dict[str, tuple[int, int]] = {
     "walker2d": (17, 6),
     "ant": (111, 8),
     "antmaze": (29, 8),
+    "antmaze-umaze": (29, 8),
+    "antmaze-medium": (29, 8),
+    "antmaze-large": (29, 8),
 }
-"""(observation dim, action dim) of each environment the D4RL data was collected in."""
+"""(observation dim, action dim) of each environment the D4RL data was collected in (``antmaze``: any maze)."""
 
 ENV_ACTION_BOUNDS: dict[str, tuple[float, float]] = {
     "hopper": (-1.0, 1.0),
     "halfcheetah": (-1.0, 1.0),
     "walker2d": (-1.0, 1.0),
     "ant": (-1.0, 1.0),
+    "antmaze-umaze": (-1.0, 1.0),
+    "antmaze-medium": (-1.0, 1.0),
+    "antmaze-large": (-1.0, 1.0),
 }
 """Action space ``Box(low, high)`` of each offreg environment that evaluates D4RL data (the Gymnasium
-environments of :mod:`offreg.envs.mujoco`, which ``tests/test_data_loader.py`` builds to check this
-table). AntMaze has none: offreg has no AntMaze environment (D4RL's ant model takes controls in
-[-30, 30] before its wrapper rescales them), so AntMaze actions are not checked."""
+environments of :mod:`offreg.envs.mujoco` and :mod:`offreg.envs.antmaze`, which
+``tests/test_data_loader.py`` builds to check this table). AntMaze's ``[-1, 1]`` is D4RL's
+``NormalizedBoxEnv`` view of the ant's [-30, 30] motor controls."""
+
+
+def antmaze_env_id(name: str) -> str:
+    """The offreg environment of a D4RL AntMaze dataset: its maze (``antmaze-medium-play-v2`` -> ``antmaze-medium``).
+
+    umaze and umaze-diverse share D4RL's ``U_MAZE_TEST``, medium-* ``BIG_MAZE_TEST``, large-*
+    ``HARDEST_MAZE_TEST``; v0, v1 and v2 share the maze (see :mod:`offreg.envs.antmaze`).
+    """
+    return "antmaze-" + name.removeprefix("antmaze-").split("-")[0]
+
+
+def antmaze_max_episode_steps(env_id: str) -> int:
+    """D4RL's time limit of an AntMaze maze: 700 steps for ``antmaze-umaze``, 1000 otherwise."""
+    return 700 if env_id == "antmaze-umaze" else 1000
 
 LOCOMOTION_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
@@ -109,7 +129,7 @@ class CatalogueEntry:
       name: D4RL's name (``hopper-medium-v2``).
       path: the file's path under the base URL; its basename is the file name in the cache.
       env: environment name for the dims table (:data:`ENV_DIMS`): ``hopper``, ..., ``antmaze``.
-      env_id: the offreg environment used for evaluation (``None`` for AntMaze: no faithful port).
+      env_id: the offreg environment used for evaluation (AntMaze: its maze, :func:`antmaze_env_id`).
       ref_min_score: D4RL ``REF_MIN_SCORE`` (normalized score 0).
       ref_max_score: D4RL ``REF_MAX_SCORE`` (normalized score 100).
       max_episode_steps: the registered time limit.
@@ -155,8 +175,8 @@ def _build() -> dict[str, CatalogueEntry]:
             path = f"gym_mujoco_v2/{env}_{kind.replace('-', '_')}-v2.hdf5"
             out[name] = CatalogueEntry(name, path, env, env, lo, hi, 1000, _LOCOMOTION_ROWS.get(name))
     for name, path in _ANTMAZE_FILES.items():
-        steps = 700 if name.startswith("antmaze-umaze") else 1000
-        out[name] = CatalogueEntry(name, path, "antmaze", None, 0.0, 1.0, steps)
+        env_id = antmaze_env_id(name)
+        out[name] = CatalogueEntry(name, path, "antmaze", env_id, 0.0, 1.0, antmaze_max_episode_steps(env_id))
     return out
 
 

@@ -30,6 +30,7 @@ from offreg.data.catalogue import (
     LOCOMOTION_REF_SCORES,
     CatalogueEntry,
     Resolved,
+    antmaze_max_episode_steps,
     check_dataset_file,
     d4rl_cache_dir,
     entry_for_file,
@@ -259,9 +260,14 @@ def _locate(r: Resolved, *, download: bool, env: str | None, sha256: str | None,
     path = Path(r.key).expanduser()
     entry = entry_for_file(path)
     if env is not None:
-        refs = LOCOMOTION_REF_SCORES.get(env) or ((0.0, 1.0) if env == "antmaze" else (None, None))
+        env_id: str | None = env
+        if env == "antmaze":  # any maze: D4RL's file name says which one, else evaluation is off
+            env_id = entry.env_id if entry is not None and entry.env == "antmaze" else None
+        antmaze = env.startswith("antmaze")
+        refs = LOCOMOTION_REF_SCORES.get(env) or ((0.0, 1.0) if antmaze else (None, None))
         steps = entry.max_episode_steps if entry is not None and entry.env == env else 1000
-        env_id = None if env == "antmaze" else env
+        if antmaze and env_id is not None:
+            steps = antmaze_max_episode_steps(env_id)
         return _Source(path, str(path), "file", env, env_id, *refs, steps, None, {"file": str(path)})
     if entry is not None:  # a D4RL file under its own name: same env, scores and time limit
         return _Source(
@@ -311,9 +317,11 @@ def load_dataset(
         other kind :meth:`Dataset.transform_rewards` accepts.
       reward_scale, reward_shift: for ``antmaze``/``affine`` (``None``: 1 and the kind's default shift,
         -1 for ``antmaze`` and 0 otherwise).
-      env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``): its
-        dims are checked and its reference scores recorded. Files named like a D4RL download
-        (``hopper_medium-v2.hdf5``) get their catalogue entry's environment automatically.
+      env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``, or an
+        AntMaze maze ``antmaze-umaze``/``-medium``/``-large``): its dims are checked and its reference
+        scores recorded. Files named like a D4RL download (``hopper_medium-v2.hdf5``) get their
+        catalogue entry's environment automatically; ``antmaze`` evaluates only such a file (its name
+        says the maze). A Gymnasium-Robotics ``AntMaze_*`` id is refused (another world).
       sha256: expected SHA-256 of a D4RL file that has to be downloaded.
       progress: show a download progress bar.
 
@@ -330,10 +338,16 @@ def load_dataset(
       DatasetError: a missing, corrupt or invalid file, or a name escaping the cache directory.
       DownloadError: the download failed.
       ConfigError: a bad preprocessing option, or ``env`` given for a name that has its own.
+      EnvironmentError_: D4RL-format data paired with a Gymnasium-Robotics ``AntMaze_*`` id (another world).
 
     Long because: the public loader documents each of its eleven options here.
     """
     r = resolve(name_or_path)
+    if env is not None and r.kind in ("d4rl", "file"):  # D4RL-format data in Gymnasium-Robotics' AntMaze: refused
+        from offreg.envs.antmaze import check_gymnasium_robotics_pairing  # (imports gymnasium: only here)
+
+        entry = r.entry or entry_for_file(Path(r.key))
+        check_gymnasium_robotics_pairing(entry.name if entry is not None else r.name, env)
     if env is not None and r.kind != "file":
         known = r.entry.env if r.entry is not None else None
         if known is None or env != known:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from offreg.envs import eval_path
 from offreg.errors import CheckpointError, ConfigError
 from offreg.leaderboard.aggregate import aggregate_mean, iqm, mean_std, stratified_bootstrap_ci
 from offreg.leaderboard.results import COMPLETE, per_seed_scores, read_result
@@ -257,7 +258,9 @@ def load_leaderboard(
 
 # --- rows of the tables ---------------------------------------------------------------------------
 def run_rows(board: Leaderboard) -> list[dict[str, Any]]:
-    """One row per job: agent, dataset, status, seeds, steps, wall time, scores, reference, notes."""
+    """One row per job: agent, dataset, status, seeds, steps, wall time, scores, reference, notes, and
+    ``eval_path``, the evaluation path of its scores (:func:`offreg.envs.eval_path`: ``d4rl-env``,
+    ``recorded-env``, ...; None when the run had no environment)."""
     rows = []
     for e in board.entries:
         fm, fs = e.final_mean_std
@@ -279,6 +282,7 @@ def run_rows(board: Leaderboard) -> list[dict[str, Any]]:
             "paper_source": None if e.reference is None else e.reference["source"],
             "comparable_with_paper": None if e.reference is None else e.comparable,
             "generated_data": e.dataset.startswith("offreg/"),
+            "eval_path": eval_path((doc.get("dataset_info") or {}).get("env_id")),
             "note": note,
         })
     return rows

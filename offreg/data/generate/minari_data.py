@@ -58,6 +58,8 @@ def write_minari_dataset(
 
     Raises:
       DatasetError: the dataset exists already, or writing it failed (nothing is left behind).
+
+    Long because: the docstring documents each of its ten arguments; the work is in :func:`_collect`.
     """
     try:
         import minari
@@ -73,19 +75,8 @@ def write_minari_dataset(
     if env_id not in gym.registry:
         register_robotics(env_id)
     env = minari.DataCollector(gym.make(env_id, **kwargs), record_infos=False)
-    env.action_space.seed(seed)
-    steps: list[dict[str, Any]] = []
     try:
-        for k in range(episodes):
-            obs, _ = env.reset(seed=seed + k)
-            while True:
-                action = env.action_space.sample() if policy is None else policy(obs)
-                nxt, reward, terminated, truncated, _ = env.step(action)
-                steps.append({"obs": obs, "action": action, "reward": float(reward), "next_obs": nxt,
-                              "terminated": bool(terminated), "truncated": bool(truncated), "episode": k})
-                obs = nxt
-                if terminated or truncated:
-                    break
+        steps = _collect(env, episodes, policy, seed)
         env.create_dataset(
             dataset_id=dataset_id, eval_env=eval_env, algorithm_name="random" if policy is None else "scripted",
             code_permalink="https://github.com/offreg/offreg", author="offreg", author_email="offreg@example.org",
@@ -97,4 +88,21 @@ def write_minari_dataset(
         raise DatasetError(f"writing Minari dataset {dataset_id!r} under {minari_root()} failed: {e}") from e
     finally:
         env.close()
+    return steps
+
+
+def _collect(env: gym.Env, episodes: int, policy: Callable[[Any], np.ndarray] | None, seed: int) -> list[dict]:
+    """Step ``env`` for ``episodes`` episodes (episode ``k`` reset with ``seed + k``), recording every step."""
+    env.action_space.seed(seed)
+    steps: list[dict[str, Any]] = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        while True:
+            action = env.action_space.sample() if policy is None else policy(obs)
+            nxt, reward, terminated, truncated, _ = env.step(action)
+            steps.append({"obs": obs, "action": action, "reward": float(reward), "next_obs": nxt,
+                          "terminated": bool(terminated), "truncated": bool(truncated), "episode": k})
+            obs = nxt
+            if terminated or truncated:
+                break
     return steps

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
-from offreg.envs import env_names, eval_path, make_env
+from offreg.envs import RECORDED, env_names, eval_path, make_env
 from offreg.envs.mujoco import LOCOMOTION
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
@@ -101,7 +101,8 @@ def evaluate(
         agent structure and batch size); other objects are called as they are.
       dataset_or_env: a :class:`~offreg.data.Dataset` or :class:`~offreg.data.DatasetInfo` (its
         ``env_id``, reference scores and time limit are used), or an offreg environment name
-        (``hopper``, ...; D4RL reference scores for the four locomotion environments, none otherwise).
+        (``hopper``, ...; D4RL reference scores for the four locomotion environments, none otherwise),
+        or ``gymnasium:<id>`` (``gymnasium.make(<id>)``, no reference scores).
       episodes: number of episodes E; environment ``i`` is reset with seed ``seed + i``.
       seed: base reset seed.
       max_episode_steps: step limit per episode; default: the dataset's ``max_episode_steps``, else
@@ -209,7 +210,7 @@ def _resolve(dataset_or_env: Any) -> _Target:
         return _Target(info.env_id, info.name, info.obs_dim, info.max_episode_steps, info, ref, kwargs)
     if isinstance(dataset_or_env, str):
         names = env_names()
-        if dataset_or_env not in names:
+        if dataset_or_env not in names and not dataset_or_env.startswith(RECORDED):
             raise unknown_name(
                 "environment",
                 dataset_or_env,

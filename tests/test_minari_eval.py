@@ -110,6 +110,9 @@ def test_minari_dataset_evaluates_in_its_recorded_environment(root, dataset_id, 
     np.testing.assert_allclose(res.returns, expected, rtol=1e-12)
     assert res.eval_path == "recorded-env" and res.versions["environment"] == env_id
     assert res.normalized is None  # no reference scores in the metadata: none invented
+    if env_id == "Hopper-v5":  # the bare id: gymnasium.make with the id's registered defaults
+        bare = evaluate(agent, "gymnasium:Hopper-v5", episodes=1, seed=7, max_episode_steps=1000)
+        assert bare.returns[0] == expected[0] and bare.eval_path == "recorded-env"
 
     # the env id and its spec round-trip through the run directory's JSON (dataset_info.json, checkpoints)
     info = type(ds.info).from_dict(json.loads(ds.info.to_json()))

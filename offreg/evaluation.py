@@ -29,11 +29,11 @@ import jax
 import numpy as np
 
 from offreg.data.core import Dataset, DatasetInfo
-from offreg.envs import env_names, make_env
+from offreg.envs import RECORDED, env_names, eval_path, make_env
 from offreg.envs.mujoco import LOCOMOTION
 from offreg.envs.rollout import Lockstep, observation_dtype
 from offreg.errors import ConfigError, EnvironmentError_, TrainingError, unknown_name
-from offreg.provenance import simulator_versions
+from offreg.provenance import package_versions, simulator_versions
 from offreg.seeds import seed_axes
 
 
@@ -50,10 +50,12 @@ class EvalResult:
       mean_return: mean of ``returns``.
       std_return: population standard deviation (``ddof=0``) of ``returns``.
       mean_score: normalized score of ``mean_return`` (= mean of ``normalized``), or ``None``.
-      env_id: the offreg environment name.
+      env_id: the offreg environment name (``gymnasium:<id>`` for a dataset's recorded environment).
       versions: ``gymnasium`` (and ``mujoco`` for MuJoCo environments) versions and ``environment``,
         the exact Gymnasium environment used (e.g. ``Hopper-v4``).
       seed: the base reset seed.
+      eval_path: which evaluation path the score came from (:func:`offreg.envs.eval_path`:
+        ``d4rl-env``, ``recorded-env``, ``gymnasium-robotics``, ``offreg-env``).
     """
 
     returns: np.ndarray
@@ -65,6 +67,7 @@ class EvalResult:
     env_id: str
     versions: dict[str, str]
     seed: int = 0
+    eval_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict (arrays become lists)."""
@@ -78,6 +81,7 @@ class EvalResult:
             "env_id": self.env_id,
             "versions": dict(self.versions),
             "seed": self.seed,
+            "eval_path": self.eval_path,
         }
 
 
@@ -97,7 +101,8 @@ def evaluate(
         agent structure and batch size); other objects are called as they are.
       dataset_or_env: a :class:`~offreg.data.Dataset` or :class:`~offreg.data.DatasetInfo` (its
         ``env_id``, reference scores and time limit are used), or an offreg environment name
-        (``hopper``, ...; D4RL reference scores for the four locomotion environments, none otherwise).
+        (``hopper``, ...; D4RL reference scores for the four locomotion environments, none otherwise),
+        or ``gymnasium:<id>`` (``gymnasium.make(<id>)``, no reference scores).
       episodes: number of episodes E; environment ``i`` is reset with seed ``seed + i``.
       seed: base reset seed.
       max_episode_steps: step limit per episode; default: the dataset's ``max_episode_steps``, else
@@ -115,7 +120,7 @@ def evaluate(
     """
     target = _resolve(dataset_or_env)
     episodes, seed = _check_counts(episodes, seed)
-    envs = [make_env(target.env_id) for _ in range(episodes)]
+    envs = [make_env(target.env_id, **target.env_kwargs) for _ in range(episodes)]
     try:
         horizon = _horizon(max_episode_steps, target, envs[0])
         _check_obs_dim(target, envs[0])
@@ -161,7 +166,7 @@ def evaluate_seeds(
     for s in base_seeds:
         episodes, _ = _check_counts(episodes, s)
     base_seeds = [int(s) for s in base_seeds]
-    envs = [make_env(target.env_id) for _ in range(num_seeds * episodes)]
+    envs = [make_env(target.env_id, **target.env_kwargs) for _ in range(num_seeds * episodes)]
     try:
         horizon = _horizon(max_episode_steps, target, envs[0])
         _check_obs_dim(target, envs[0])
@@ -184,6 +189,7 @@ class _Target:
     max_episode_steps: int | None
     info: DatasetInfo | None
     reference: tuple[float, float] | None
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _resolve(dataset_or_env: Any) -> _Target:
@@ -194,16 +200,17 @@ def _resolve(dataset_or_env: Any) -> _Target:
         if info.env_id is None:
             raise EnvironmentError_(
                 f"dataset {info.name!r} has no evaluation environment (env_id is None): no Gymnasium "
-                "environment reproduces its dynamics (D4RL's antmaze, maze2d, adroit and kitchen envs differ "
-                "from their Gymnasium-Robotics re-implementations); train it with evaluation off"
+                "environment reproduces its dynamics; evaluate a Minari dataset recorded in the environment "
+                "instead (minari/<id>, see `offreg datasets list`), or train with evaluation off"
             )
         ref = None
         if info.ref_min_score is not None and info.ref_max_score is not None:
             ref = (float(info.ref_min_score), float(info.ref_max_score))
-        return _Target(info.env_id, info.name, info.obs_dim, info.max_episode_steps, info, ref)
+        kwargs = dict(info.extra.get("env_kwargs") or {})
+        return _Target(info.env_id, info.name, info.obs_dim, info.max_episode_steps, info, ref, kwargs)
     if isinstance(dataset_or_env, str):
         names = env_names()
-        if dataset_or_env not in names:
+        if dataset_or_env not in names and not dataset_or_env.startswith(RECORDED):
             raise unknown_name(
                 "environment",
                 dataset_or_env,
@@ -435,6 +442,8 @@ def _versions(env_id: str, env: gym.Env) -> dict[str, str]:
         versions["environment"] = LOCOMOTION[env_id].describe()
     elif env.spec is not None:
         versions["environment"] = env.spec.id
+        if str(env.spec.entry_point).startswith("gymnasium_robotics"):
+            versions.update(simulator, **package_versions(("gymnasium-robotics",)))
     else:
         versions["environment"] = type(env.unwrapped).__name__
     return versions
@@ -468,4 +477,5 @@ def _result(
         env_id=target.env_id,
         versions=dict(versions),
         seed=seed,
+        eval_path=eval_path(target.env_id),
     )

@@ -19,6 +19,7 @@ from offreg.data import (
     sample,
 )
 from offreg.data import generated as gen
+from offreg.data.catalogue import MINARI_CATALOGUE
 from offreg.errors import ConfigError
 
 
@@ -64,7 +65,7 @@ def test_listing_statuses_and_table(tmp_path):
     assert rows["hopper-expert-v2"]["status"] == "cached" and rows["hopper-expert-v2"]["size_mb"] is not None
     assert rows["hopper-medium-v2"]["status"] == "downloadable"
     assert rows["offreg/tiny-v0"]["status"] == "bundled" and rows["offreg/tiny-v0"]["source"] == "offreg"
-    assert len(rows) == len(CATALOGUE) + 1
+    assert len(rows) == len(CATALOGUE) + 1 + len(MINARI_CATALOGUE)  # Minari's D4RL names: downloadable
     table = format_table([rows["hopper-medium-v2"], rows["offreg/tiny-v0"]], ["name", "status", "rows"])
     assert table.splitlines() == [
         "name              status        rows",

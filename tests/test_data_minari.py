@@ -87,9 +87,9 @@ def test_minari_reference_scores_from_metadata(tmp_path, monkeypatch):
 
 
 def test_minari_listing_and_summary(minari_dataset):
-    rows = [r for r in catalogue_rows() if r["source"] == "minari"]
-    assert [(r["name"], r["status"], r["rows"]) for r in rows] == [
-        ("minari/test/hopper/random-v0", "local", len(minari_dataset))
+    rows = [r for r in catalogue_rows() if r["source"] == "minari" and r["status"] == "local"]
+    assert [(r["name"], r["env"], r["rows"]) for r in rows] == [
+        ("minari/test/hopper/random-v0", "Hopper-v5", len(minari_dataset))
     ]
     s = dataset_summary("minari/test/hopper/random-v0")
     returns = np.array([sum(float(x[2]) for x in minari_dataset if x[6] == k) for k in range(8)])

@@ -4,6 +4,7 @@ Names (see ``docs/datasets.md``):
 
 - D4RL's own names: ``hopper-medium-v2``, ``antmaze-umaze-v2`` (``d4rl/hopper-medium-v2`` also works);
 - ``minari/<minari id>``: a Minari dataset under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``);
+  the bare ``<minari id>`` too, when it is there (or in :data:`MINARI_CATALOGUE`) and names nothing else;
 - ``offreg/<name>``: a dataset offreg generates itself (:mod:`offreg.data.generated`);
 - a path ending in ``.hdf5``, ``.h5`` or ``.npz``: that file.
 
@@ -183,6 +184,18 @@ def _build() -> dict[str, CatalogueEntry]:
 CATALOGUE: dict[str, CatalogueEntry] = _build()
 """Every D4RL dataset offreg knows by name."""
 
+_MINARI_MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
+
+MINARI_CATALOGUE: dict[str, str] = {
+    **{f"D4RL/antmaze/{maze}-v1": f"AntMaze_{_MINARI_MAZES[maze.split('-')[0]]}"
+       for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")},
+    **{f"D4RL/{task}/{kind}-v2": f"AdroitHand{task.capitalize()}"
+       for task in ("door", "pen", "hammer", "relocate") for kind in ("human", "cloned", "expert")},
+}
+"""Minari's D4RL datasets regenerated on Gymnasium-Robotics (``minari download <id>`` fetches them from
+Minari's remote): id -> environment family. Each is evaluated in the environment its metadata records
+(:mod:`offreg.envs.recorded`), whose exact id and arguments come from the downloaded dataset."""
+
 
 # --- directories --------------------------------------------------------------------------------
 def d4rl_cache_dir() -> Path:
@@ -304,6 +317,13 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
             raise unknown_name("dataset", s, [f"offreg/{k}" for k in specs], "List them with `offreg datasets list`.")
         return Resolved("offreg", s, key)
     key = s[len("d4rl/"):] if s.startswith("d4rl/") else s
+    if _is_minari_id(s):
+        if key in CATALOGUE:
+            raise DatasetError(
+                f"dataset name {s!r} is ambiguous: D4RL's {key!r} and the Minari dataset 'minari/{s}' under "
+                f"{minari_root()}; write 'd4rl/{key}' or 'minari/{s}'"
+            )
+        return Resolved("minari", f"minari/{s}", s)
     if key not in CATALOGUE:
         if not s.startswith("d4rl/") and (_EXTENSION.search(s) or os.path.exists(os.path.expanduser(s))):
             check_dataset_file(s)  # a directory, or a file of another type: say so
@@ -311,12 +331,21 @@ def resolve(name_or_path: str | os.PathLike) -> Resolved:
             check_safe_name(key, d4rl_cache_dir())
         known = list(CATALOGUE)
         if not s.startswith("d4rl/"):
-            known += [f"offreg/{k}" for k in generated_specs()]
+            known += [f"offreg/{k}" for k in generated_specs()] + [f"minari/{k}" for k in MINARI_CATALOGUE]
         raise unknown_name(
             "dataset", s, known,
             "List names with `offreg datasets list`; a local file must end in .hdf5, .h5 or .npz.",
         )
     return Resolved("d4rl", key, key, CATALOGUE[key])
+
+
+def _is_minari_id(s: str) -> bool:
+    """Whether a bare string is a Minari id: one of :data:`MINARI_CATALOGUE`, or a dataset under :func:`minari_root`."""
+    if s in MINARI_CATALOGUE:
+        return True
+    if _escapes(s) or not _SAFE_NAME.match(s):
+        return False
+    return (minari_root() / s / "data" / "metadata.json").is_file()
 
 
 def entry_for_file(path: str | os.PathLike) -> CatalogueEntry | None:

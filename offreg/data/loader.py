@@ -28,6 +28,7 @@ from offreg.data.catalogue import (
     ENV_ACTION_BOUNDS,
     ENV_DIMS,
     LOCOMOTION_REF_SCORES,
+    MINARI_CATALOGUE,
     CatalogueEntry,
     Resolved,
     antmaze_max_episode_steps,
@@ -48,8 +49,10 @@ from offreg.data.minari_format import (
     minari_dataset_dir,
     missing_minari,
     read_minari,
+    recorded_env,
 )
-from offreg.errors import ConfigError, DatasetError, OffregError, OffregWarning, unknown_name
+from offreg.envs import RECORDED
+from offreg.errors import ConfigError, DatasetError, DownloadError, OffregError, OffregWarning, unknown_name
 from offreg.tables import text_table
 from offreg.types import Transitions
 
@@ -120,8 +123,9 @@ def download_dataset(
 
     D4RL names are downloaded (verified: size, optional SHA-256, HDF5 keys) into
     :func:`~offreg.data.catalogue.d4rl_cache_dir`; ``offreg/<name>`` datasets are generated into
-    :func:`~offreg.data.catalogue.offreg_data_dir`; a ``minari/<id>`` dataset must already be under
-    ``$MINARI_DATASETS_PATH``; a file path is returned as is if it exists.
+    :func:`~offreg.data.catalogue.offreg_data_dir`; a ``minari/<id>`` dataset that is not under
+    ``$MINARI_DATASETS_PATH`` is fetched with minari's own client from Minari's remote (as
+    ``minari download <id>``); a file path is returned as is if it exists.
 
     Args:
       name: a catalogue name, ``minari/<id>``, ``offreg/<name>`` or a file path.
@@ -140,8 +144,8 @@ def download_dataset(
         return check_dataset_file(r.key)
     if r.kind == "minari":
         data_dir = minari_dataset_dir(r.key)
-        if not (data_dir / "metadata.json").is_file():
-            raise missing_minari(r.key, data_dir)
+        if force or not (data_dir / "metadata.json").is_file():
+            _download_minari(r.key, data_dir, force)
         return data_dir
     if r.kind == "offreg":
         path, _ = _ensure_generated(r.key, force=force)
@@ -156,6 +160,25 @@ def download_dataset(
         backoff=backoff, timeout=timeout, progress=progress, verify=_verify_hdf5(entry.name), label=entry.name,
         offline_hint=_offline_hint(entry, base_url), reuse_existing=not force,
     )
+
+
+def _download_minari(dataset_id: str, data_dir: Path, force: bool) -> None:
+    """Fetch a Minari dataset from Minari's remote with minari's own client (``minari download``)."""
+    try:
+        import minari
+    except ImportError:
+        raise missing_minari(dataset_id, data_dir) from None
+    try:
+        minari.download_dataset(dataset_id, force_download=force)
+    except Exception as e:  # minari's client raises many kinds (network, unknown id, version)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DownloadError(
+            f"cannot download Minari dataset {dataset_id!r} ({type(e).__name__}: {first}); run "
+            f"`minari download {dataset_id}` where there is network and copy its directory to {data_dir.parent}, "
+            "or set MINARI_DATASETS_PATH to the root that holds it"
+        ) from None
+    if not (data_dir / "metadata.json").is_file():
+        raise missing_minari(dataset_id, data_dir)
 
 
 def _ensure_generated(name: str, force: bool = False) -> tuple[Path, dict[str, Any] | None]:
@@ -476,14 +499,19 @@ def _load_minari(dataset_id: str) -> Dataset:
     label = f"minari/{dataset_id}"
     lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
     refs = (float(lo), float(hi)) if lo is not None and hi is not None else (None, None)
-    steps = max_episode_steps_of(meta) or int(data["episode_lengths"].max())
+    recorded = recorded_env(meta)
+    env_id, env_kwargs = recorded if recorded is not None else (None, {})
+    steps = (
+        env_kwargs.get("spec", {}).get("max_episode_steps") or max_episode_steps_of(meta)
+        or int(data["episode_lengths"].max())
+    )
     info = DatasetInfo(
-        name=label, source="minari", env_id=None, obs_dim=data["observations"].shape[1],
+        name=label, source="minari", env_id=env_id, obs_dim=data["observations"].shape[1],
         act_dim=data["actions"].shape[1], num_transitions=len(data["rewards"]), ref_min_score=refs[0],
-        ref_max_score=refs[1], max_episode_steps=steps,
+        ref_max_score=refs[1], max_episode_steps=int(steps),
         extra={
             "gymnasium_env_id": env_spec_id(meta), "minari_version": meta.get("minari_version"),
-            "file": str(minari_dataset_dir(dataset_id)),
+            "file": str(minari_dataset_dir(dataset_id)), "env_kwargs": env_kwargs,
         },
     )
     return from_arrays(
@@ -498,7 +526,8 @@ def catalogue_rows() -> list[dict[str, Any]]:
     """One row per known dataset, for ``offreg datasets list``.
 
     Keys: ``name``, ``source`` (``d4rl``/``offreg``/``minari``), ``env``, ``status`` (``cached``,
-    ``downloadable``, ``local``, or for offreg's own data not yet built: ``bundled`` (built from files
+    ``downloadable`` (D4RL's URL, or Minari's remote for :data:`MINARI_CATALOGUE`), ``local``, or for
+    offreg's own data not yet built: ``bundled`` (built from files
     shipped with offreg on first use) or ``generated``), ``rows`` (file rows where known, else
     ``None``), ``size_mb`` (of the cached file, else ``None``), ``path`` (where it is or will be).
     """
@@ -518,11 +547,17 @@ def catalogue_rows() -> list[dict[str, Any]]:
             "rows": None, "size_mb": _size_mb(path) if path.is_file() else None, "path": str(path),
         })
     root = minari_root()
-    for dataset_id in local_minari_ids(root):
+    local = local_minari_ids(root)
+    for dataset_id in sorted({*local, *MINARI_CATALOGUE}):
         data_dir = root / dataset_id / "data"
+        here = dataset_id in local
+        meta = _minari_metadata(data_dir) if here else {}
+        recorded = recorded_env(meta)
+        env = recorded[0].removeprefix(RECORDED) if recorded else MINARI_CATALOGUE.get(dataset_id)
         out.append({
-            "name": f"minari/{dataset_id}", "source": "minari", "env": None, "status": "local",
-            "rows": _minari_steps(data_dir), "size_mb": _size_mb(data_dir / "main_data.hdf5"), "path": str(data_dir),
+            "name": f"minari/{dataset_id}", "source": "minari", "env": env,
+            "status": "local" if here else "downloadable", "rows": _int_or_none(meta.get("total_steps")),
+            "size_mb": _size_mb(data_dir / "main_data.hdf5") if here else None, "path": str(data_dir),
         })
     return out
 
@@ -534,13 +569,21 @@ def _size_mb(path: Path) -> float | None:
         return None
 
 
-def _minari_steps(data_dir: Path) -> int | None:
+def _minari_metadata(data_dir: Path) -> dict[str, Any]:
+    """A local Minari dataset's ``metadata.json``; ``{}`` when unreadable."""
     import json
 
     try:
-        v = json.loads((data_dir / "metadata.json").read_text()).get("total_steps")
-        return int(v) if v is not None else None
-    except (OSError, ValueError, TypeError):
+        meta = json.loads((data_dir / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
         return None
 
 

@@ -3,7 +3,11 @@
 Layout (Minari 0.4-0.5 HDF5 storage, ``Farama-Foundation/Minari:minari/dataset/_storages/hdf5_storage.py``):
 ``<root>/<id>/data/metadata.json`` and ``<root>/<id>/data/main_data.hdf5`` with one group ``episode_{i}``
 per episode holding ``observations [T+1, o]`` (the final observation included), ``actions [T, a]``, ``rewards [T]``,
-``terminations [T]`` and ``truncations [T]``.
+``terminations [T]`` and ``truncations [T]``. A Dict observation space is stored as a group of such
+arrays per key; offreg flattens it into one vector per step with
+:func:`offreg.envs.recorded.flatten_observation` (keys in sorted order, e.g. AntMaze's
+``achieved_goal, desired_goal, observation``), the same rule its recorded environment applies at
+evaluation.
 
 Transitions (as CORL's Minari scripts build them, ``tinkoff-ai/CORL:algorithms/minari/iql.py``): per episode
 ``observations[:-1]``, ``actions``, ``rewards``, ``observations[1:]``, ``terminals = terminations``;
@@ -23,6 +27,8 @@ import numpy as np
 
 from offreg.data.catalogue import check_safe_name, minari_root
 from offreg.data.d4rl import open_hdf5
+from offreg.envs import RECORDED
+from offreg.envs.recorded import flatten_observation
 from offreg.errors import DatasetError
 
 
@@ -98,10 +104,13 @@ def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
             for key in ("observations", "actions", "rewards", "terminations", "truncations"):
                 if key not in g:
                     raise DatasetError(f"dataset {label!r}: {name} has no {key!r}; download the dataset again")
+                if key == "observations" and isinstance(g[key], h5py.Group):
+                    arrays[key] = flatten_observation(_read_group(g[key]), batch_dims=1)
+                    continue
                 if not isinstance(g[key], h5py.Dataset):
                     raise DatasetError(
                         f"dataset {label!r}: {name}/{key} is a group (a Dict or Tuple space); offreg supports "
-                        "flat Box observation and action spaces only"
+                        "Box actions and Box or Dict-of-Box observations only"
                     )
                 arrays[key] = g[key][()]
             obs, act = arrays["observations"], arrays["actions"]
@@ -145,9 +154,14 @@ def read_minari(dataset_id: str, root: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def _env_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """``metadata.json``'s ``env_spec`` (a JSON string or a dict) as a dict; ``{}`` when absent or unreadable."""
-    spec = meta.get("env_spec")
+def _read_group(g: h5py.Group) -> dict[str, Any]:
+    """A Dict observation's group as nested ``{key: array}``."""
+    return {k: _read_group(v) if isinstance(v, h5py.Group) else v[()] for k, v in g.items()}
+
+
+def _env_spec(meta: dict[str, Any], key: str = "env_spec") -> dict[str, Any]:
+    """``metadata.json``'s ``key`` (a JSON string or a dict) as a dict; ``{}`` when absent or unreadable."""
+    spec = meta.get(key)
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
@@ -165,3 +179,17 @@ def max_episode_steps_of(meta: dict[str, Any]) -> int | None:
 def env_spec_id(meta: dict[str, Any]) -> str | None:
     """The Gymnasium id recorded in ``metadata.json``'s ``env_spec``, if any."""
     return _env_spec(meta).get("id")
+
+
+def recorded_env(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The environment a Minari dataset is evaluated in: ``(env_id, env_kwargs)`` for ``DatasetInfo``.
+
+    The recorded ``eval_env_spec`` when the dataset has one, else its ``env_spec``: ``env_id`` is
+    ``gymnasium:<id>`` and ``env_kwargs`` is ``{"spec": <the EnvSpec dict>}``
+    (:func:`offreg.envs.recorded.make_recorded`). None when neither names an id.
+    """
+    for key in ("eval_env_spec", "env_spec"):
+        spec = _env_spec(meta, key)
+        if isinstance(spec.get("id"), str):
+            return RECORDED + spec["id"], {"spec": spec}
+    return None

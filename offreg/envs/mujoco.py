@@ -159,4 +159,4 @@ def _factory(name: str) -> Callable[..., gym.Env]:
 
 
 for _name in LOCOMOTION:
-    register_env(_name, _factory(_name))
+    register_env(_name, _factory(_name), eval_path="d4rl-env")

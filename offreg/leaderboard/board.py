@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from offreg.agents.names import get_spec
+from offreg.envs import eval_path
 from offreg.errors import CheckpointError, ConfigError, OffregError
 from offreg.leaderboard.aggregate import aggregate_mean, iqm, mean_std, stratified_bootstrap_ci
 from offreg.leaderboard.results import COMPLETE, per_seed_scores, read_result, split_variants
@@ -279,7 +280,9 @@ def load_leaderboard(
 
 # --- rows of the tables ---------------------------------------------------------------------------
 def run_rows(board: Leaderboard) -> list[dict[str, Any]]:
-    """One row per job: agent, dataset, status, seeds, steps, wall time, scores, reference, notes."""
+    """One row per job: agent, dataset, status, seeds, steps, wall time, scores, reference, notes, and
+    ``eval_path``, the evaluation path of its scores (:func:`offreg.envs.eval_path`: ``d4rl-env``,
+    ``recorded-env``, ...; None when the run had no environment)."""
     rows = []
     for e in board.entries:
         fm, fs = e.final_mean_std
@@ -302,6 +305,7 @@ def run_rows(board: Leaderboard) -> list[dict[str, Any]]:
             "comparable_with_paper": None if e.reference is None else e.comparable,
             "not_comparable_because": e.not_comparable if e.reference is not None and not e.comparable else "",
             "generated_data": e.dataset.startswith("offreg/"),
+            "eval_path": eval_path((doc.get("dataset_info") or {}).get("env_id")),
             "note": note,
         })
     return rows

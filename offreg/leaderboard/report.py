@@ -105,10 +105,10 @@ def markdown(board: Leaderboard, images: Sequence[str] = ()) -> str:
         "## Every run",
         "",
         markdown_table(
-            ["agent", "dataset", "status", "seeds", "steps", "wall time (s)", "note"],
+            ["agent", "dataset", "status", "seeds", "steps", "wall time (s)", "evaluation path", "note"],
             [[r["agent"], r["dataset"], r["status"].upper() if r["status"] != COMPLETE else r["status"], r["seeds"],
               "-" if r["steps"] is None else r["steps"],
-              "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.0f}", r["note"]]
+              "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.0f}", r["eval_path"] or "-", r["note"]]
              for r in run_rows(board)],
         ),
         "",

@@ -16,6 +16,7 @@ from offreg.errors import unknown_name
 
 PROVIDERS: list[str] = [
     "offreg.envs.mujoco", "offreg.envs.linear_mdp", "offreg.envs.american_put", "offreg.envs.toy_navigation",
+    "offreg.envs.adroit",
 ]
 """Modules that call :func:`register_env` when imported (appended to by each provider)."""
 

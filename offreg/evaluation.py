@@ -55,7 +55,7 @@ class EvalResult:
         the exact Gymnasium environment used (e.g. ``Hopper-v4``).
       seed: the base reset seed.
       eval_path: which evaluation path the score came from (:func:`offreg.envs.eval_path`:
-        ``d4rl-env``, ``recorded-env``, ``gymnasium-robotics``, ``offreg-env``).
+        ``d4rl-env``, ``recorded-env``, ``gymnasium-robotics+d4rl-reward``, ``offreg-env``).
     """
 
     returns: np.ndarray

@@ -228,7 +228,9 @@ def test_action_bounds_table_matches_the_environments():
     from offreg.envs import make_env
 
     assert sorted(ENV_ACTION_BOUNDS) == [
-        "ant", "antmaze-large", "antmaze-medium", "antmaze-umaze", "halfcheetah", "hopper", "walker2d"]
+        "ant", "antmaze-large", "antmaze-medium", "antmaze-umaze", "door", "halfcheetah", "hammer", "hopper", "pen",
+        "relocate", "walker2d",
+    ]
     for name, (low, high) in ENV_ACTION_BOUNDS.items():
         space = make_env(name).action_space
         np.testing.assert_array_equal(space.low, low)

@@ -122,6 +122,39 @@ _ANTMAZE_FILES: dict[str, str] = {
 }
 
 
+# --- Adroit (D4RL's hand_dapg datasets) ---------------------------------------------------------
+ADROIT_TASKS = ("door", "pen", "hammer", "relocate")
+ADROIT_KINDS = ("human", "cloned", "expert")
+
+ADROIT_DIMS: dict[str, tuple[int, int]] = {"door": (39, 28), "pen": (45, 24), "hammer": (46, 26), "relocate": (39, 30)}
+"""(observation dim, action dim) of D4RL's ``DoorEnvV0``, ``PenEnvV0``, ``HammerEnvV0``, ``RelocateEnvV0``."""
+
+ADROIT_REF_SCORES: dict[str, tuple[float, float]] = {
+    "door": (-56.512833, 2880.5693087298737),
+    "pen": (96.262799, 3076.8331017826877),
+    "hammer": (-274.856578, 12794.134825156867),
+    "relocate": (-6.425911, 4233.877797728884),
+}
+"""D4RL ``REF_MIN_SCORE``/``REF_MAX_SCORE`` per Adroit task, shared by human/cloned/expert and by v0 and v1
+(``infos.py`` sets every ``<task>-<kind>-v1`` to ``<task>-human-v0``'s scores)."""
+
+ADROIT_MAX_EPISODE_STEPS: dict[str, int] = {"door": 200, "pen": 100, "hammer": 200, "relocate": 200}
+"""D4RL's time limits (``hand_manipulation_suite/__init__.py``)."""
+
+_ADROIT_V0_FILES = {
+    "human": "hand_dapg/{task}-v0_demos_clipped.hdf5",
+    "cloned": "hand_dapg/{task}-demos-v0-bc-combined.hdf5",
+    "expert": "hand_dapg/{task}-v0_expert_clipped.hdf5",
+}
+"""v0 files (``infos.py``). The v1 files, ``hand_dapg_v1/<task>-<kind>-v1.hdf5``, were collected again in the
+same ``*EnvV0`` classes, with ``timeouts``, ``infos/*`` environment states and (expert) policy metadata; cloned-v1
+is half rollouts of a behaviour-cloned policy and half the human demonstrations, tiled
+(``scripts/generation/hand_dapg_*.py``)."""
+
+ENV_DIMS.update(ADROIT_DIMS)
+ENV_ACTION_BOUNDS.update({task: (-1.0, 1.0) for task in ADROIT_TASKS})  # offreg.envs.adroit's Box(-1, 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class CatalogueEntry:
     """One downloadable D4RL dataset.
@@ -178,6 +211,12 @@ def _build() -> dict[str, CatalogueEntry]:
     for name, path in _ANTMAZE_FILES.items():
         env_id = antmaze_env_id(name)
         out[name] = CatalogueEntry(name, path, "antmaze", env_id, 0.0, 1.0, antmaze_max_episode_steps(env_id))
+    for task, (lo, hi) in ADROIT_REF_SCORES.items():
+        for kind in ADROIT_KINDS:
+            steps = ADROIT_MAX_EPISODE_STEPS[task]
+            for version, path in (("v0", _ADROIT_V0_FILES[kind]), ("v1", f"hand_dapg_v1/{task}-{kind}-v1.hdf5")):
+                name = f"{task}-{kind}-{version}"
+                out[name] = CatalogueEntry(name, path.format(task=task), task, task, lo, hi, steps)
     return out
 
 

@@ -386,8 +386,8 @@ def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: d
 
     Args:
       path: the file to write (not atomic: wrap in :func:`offreg.atomic.atomic_write`).
-      data: every key of :data:`FIELDS` (``[N, ...]`` arrays, written in their dtypes) and any of
-        :data:`INFO_FIELDS`.
+      data: every key of :data:`FIELDS` (``[N, ...]`` arrays, written in their dtypes), any of
+        :data:`INFO_FIELDS`, and any key ``infos/<name>`` (written as it is).
       metadata: values become scalar datasets (str -> bytes) or arrays under ``metadata/``; keys with
         ``/`` make groups (``policy/fc0/weight``).
     """
@@ -397,5 +397,8 @@ def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: d
         for k in INFO_FIELDS:
             if k in data:
                 f.create_dataset(f"infos/{k}", data=data[k], compression="gzip", compression_opts=4)
+        for k in data:
+            if k.startswith("infos/"):  # further per-row records, e.g. an environment's state
+                f.create_dataset(k, data=data[k], compression="gzip", compression_opts=4)
         for k, v in metadata.items():
             f.create_dataset(f"metadata/{k}", data=v.encode() if isinstance(v, str) else v)

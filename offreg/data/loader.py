@@ -24,6 +24,8 @@ import numpy as np
 from offreg.atomic import atomic_write
 from offreg.data import d4rl
 from offreg.data.catalogue import (
+    ADROIT_MAX_EPISODE_STEPS,
+    ADROIT_REF_SCORES,
     CATALOGUE,
     ENV_ACTION_BOUNDS,
     ENV_DIMS,
@@ -291,6 +293,8 @@ def _locate(r: Resolved, *, download: bool, env: str | None, sha256: str | None,
         steps = entry.max_episode_steps if entry is not None and entry.env == env else 1000
         if antmaze and env_id is not None:
             steps = antmaze_max_episode_steps(env_id)
+        if env in ADROIT_REF_SCORES:  # D4RL's Adroit tasks: one set of scores and a time limit per task
+            refs, steps = ADROIT_REF_SCORES[env], ADROIT_MAX_EPISODE_STEPS[env]
         return _Source(path, str(path), "file", env, env_id, *refs, steps, None, {"file": str(path)})
     if entry is not None:  # a D4RL file under its own name: same env, scores and time limit
         return _Source(
@@ -340,11 +344,12 @@ def load_dataset(
         other kind :meth:`Dataset.transform_rewards` accepts.
       reward_scale, reward_shift: for ``antmaze``/``affine`` (``None``: 1 and the kind's default shift,
         -1 for ``antmaze`` and 0 otherwise).
-      env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``, or an
-        AntMaze maze ``antmaze-umaze``/``-medium``/``-large``): its dims are checked and its reference
-        scores recorded. Files named like a D4RL download (``hopper_medium-v2.hdf5``) get their
-        catalogue entry's environment automatically; ``antmaze`` evaluates only such a file (its name
-        says the maze). A Gymnasium-Robotics ``AntMaze_*`` id is refused (another world).
+      env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``, an
+        AntMaze maze ``antmaze-umaze``/``-medium``/``-large``, or an Adroit task ``door``/``pen``/
+        ``hammer``/``relocate``): its dims are checked and its reference scores recorded. Files
+        named like a D4RL download (``hopper_medium-v2.hdf5``) get their catalogue entry's
+        environment automatically; ``antmaze`` evaluates only such a file (its name says the maze).
+        A Gymnasium-Robotics ``AntMaze_*`` id is refused (another world).
       sha256: expected SHA-256 of a D4RL file that has to be downloaded.
       progress: show a download progress bar.
 

@@ -7,9 +7,10 @@ the Gymnasium environment whose dynamics match the data. Providers register fact
 :func:`register_env`; the modules in :data:`PROVIDERS` are imported on the first lookup.
 
 Each environment carries the label of its *evaluation path* (:func:`eval_path`), which the
-leaderboard shows next to every score: ``d4rl-env`` (offreg's environment matching D4RL's),
-``recorded-env`` (the dataset's own recorded environment), ``gymnasium-robotics`` (a
-Gymnasium-Robotics environment mapped to D4RL data), ``offreg-env`` (offreg's own environments).
+leaderboard shows next to every score: ``d4rl-env`` (offreg's environment matching D4RL's: the
+locomotion tasks, the AntMaze port), ``recorded-env`` (the dataset's own recorded environment),
+``gymnasium-robotics+d4rl-reward`` (Gymnasium-Robotics' Adroit simulation with D4RL's reward and
+termination recomputed), ``offreg-env`` (offreg's own environments).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from offreg.errors import unknown_name
 PROVIDERS: list[str] = [
     "offreg.envs.mujoco", "offreg.envs.linear_mdp", "offreg.envs.american_put", "offreg.envs.toy_navigation",
     "offreg.envs.antmaze",
+    "offreg.envs.adroit",
 ]
 """Modules that call :func:`register_env` when imported (appended to by each provider)."""
 

@@ -311,4 +311,4 @@ def _factory(maze: str):
 
 
 for _maze in MAZES:
-    register_env(ENV_NAMES[_maze], _factory(_maze))
+    register_env(ENV_NAMES[_maze], _factory(_maze), eval_path="d4rl-env")

@@ -73,8 +73,12 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help=f"gradient updates per seed (default {DEFAULT_STEPS:,})")
     p.add_argument("--seeds", type=int, help="number of seeds trained together with vmap (default 1)")
     p.add_argument("--seed", type=int, help="first seed (default 0): seeds are seed, seed+1, ...")
-    p.add_argument("--eval-every", type=int, help=f"evaluate every N steps, 0 = off (default {DEFAULT_EVAL_EVERY})")
-    p.add_argument("--eval-episodes", type=int, help=f"episodes per evaluation (default {DEFAULT_EVAL_EPISODES})")
+    p.add_argument("--eval-every", type=int,
+                   help=f"evaluate every N steps, 0 = off (default: the agent's preset for the dataset, else "
+                        f"{DEFAULT_EVAL_EVERY})")
+    p.add_argument("--eval-episodes", type=int,
+                   help=f"episodes per evaluation, the last one included (default: the preset's, else "
+                        f"{DEFAULT_EVAL_EPISODES})")
     p.add_argument("--log-every", type=int, help="updates per jitted chunk and per log record (default 1000)")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: --eval-every)")
     p.add_argument("--config", metavar="FILE", help="JSON/TOML file of agent config fields, or a run's config.json")
@@ -199,8 +203,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             steps=pick(args.steps, "steps", None),
             seeds=seeds,
             seed=seed,
-            eval_every=pick(args.eval_every, "eval_every", DEFAULT_EVAL_EVERY),
-            eval_episodes=pick(args.eval_episodes, "eval_episodes", DEFAULT_EVAL_EPISODES),
+            eval_every=pick(args.eval_every, "eval_every", None),
+            eval_episodes=pick(args.eval_episodes, "eval_episodes", None),
+            final_eval_episodes=None if args.eval_episodes is not None else run_cfg.get("final_eval_episodes"),
             log_every=pick(args.log_every, "log_every", None),
             checkpoint_every=pick(args.checkpoint_every, "checkpoint_every", None),
             overrides={**agent_fields, **overrides},

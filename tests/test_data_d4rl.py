@@ -6,6 +6,7 @@ import pytest
 from d4rl_files import expected_episodes, expected_qlearning, write_d4rl_file
 
 from offreg.data import d4rl, load_dataset
+from offreg.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -156,7 +157,9 @@ def test_file_named_like_a_d4rl_download_gets_its_catalogue_entry(tmp_path):
 def test_antmaze_info_and_reward_shift(tmp_path):
     path = tmp_path / "maze.hdf5"
     arrays = write_d4rl_file(path, "antmaze", n_episodes=3, max_episode_steps=50)
-    ds = load_dataset(path, env="antmaze", reward_transform="antmaze")
+    with pytest.raises(ConfigError, match="'antmaze' needs reward_scale and reward_shift"):
+        load_dataset(path, env="antmaze", reward_transform="antmaze")  # no default: the agents' constants differ
+    ds = load_dataset(path, env="antmaze", reward_transform="antmaze", reward_scale=1.0, reward_shift=-1.0)
     expect = expected_qlearning(arrays)
     np.testing.assert_array_equal(np.asarray(ds.transitions.rewards), expect["rewards"] - 1.0)
     assert ds.info.env_id is None and (ds.info.ref_min_score, ds.info.ref_max_score) == (0.0, 1.0)

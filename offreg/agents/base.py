@@ -216,25 +216,31 @@ def coefficients(config: AgentConfig) -> dict[str, jax.Array]:
 def prepare_dataset(config: AgentConfig, dataset: Any) -> Any:
     """Apply ``config``'s preprocessing (observation normalization, reward transform) to a dataset.
 
-    Idempotent: a dataset already normalized, or already carrying the same reward transform, is
-    left as it is, so both the engine (which samples batches from the result) and ``create``
-    (which reads the normalization statistics for ``act``) may call it.
+    The config is the one place that decides a training run's reward transform (its preset sets
+    each paper's, e.g. AntMaze's): a dataset that already carries a transform is accepted only
+    when it is the config's own. Idempotent: a dataset already normalized, or already carrying the
+    same reward transform, is left as it is, so both the engine (which samples batches from the
+    result) and ``create`` (which reads the normalization statistics for ``act``) may call it.
 
     Raises:
-      ConfigError: the dataset already carries a different reward transform.
+      ConfigError: the dataset already carries a reward transform other than the config's.
     """
     if config.normalize_observations:
         dataset = dataset.normalize_observations(config.obs_norm_eps)
     kind, have = config.reward_transform, dataset.info.reward_transform
-    if kind == "none" or kind == have and (
-        kind in ("locomotion", "locomotion_iql")
+    if kind == have and (
+        kind in ("none", "locomotion", "locomotion_iql")
         or (dataset.info.reward_scale, dataset.info.reward_shift) == (config.reward_scale, config.reward_shift)
     ):
         return dataset
     if have != "none":
         raise ConfigError(
-            f"dataset {dataset.info.name!r} already has reward transform {have!r} but the config asks for "
-            f"{kind!r} (scale {config.reward_scale}, shift {config.reward_shift}); load the dataset again"
+            f"dataset {dataset.info.name!r} already has reward transform {have!r} (scale "
+            f"{dataset.info.reward_scale:g}, shift {dataset.info.reward_shift:g}) but the {type(config).__name__} "
+            f"asks for {kind!r} (scale "
+            f"{config.reward_scale:g}, shift {config.reward_shift:g}); the agent config decides the reward transform: "
+            "load the dataset without one (no reward_transform dataset option) and set reward_transform, "
+            "reward_scale and reward_shift in the config if its preset's are not wanted"
         )
     return dataset.transform_rewards(kind, config.reward_scale, config.reward_shift)
 

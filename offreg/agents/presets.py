@@ -8,7 +8,8 @@ Each agent may ship ``offreg/configs/<agent>.json`` (also visible as ``experimen
       "sources": {"alpha": "LAMDA-RL/PRDC:utils/config.py", ...},   # where each default comes from
       "datasets": [                                      # applied in order; later matches override earlier
         {"match": "halfcheetah-*", "values": {"alpha": 40.0}, "source": "LAMDA-RL/PRDC:README.md"},
-        {"match": ["hopper-*", "walker2d-*"], "values": {...}, "source": "..."}
+        {"match": ["hopper-*", "walker2d-*"], "values": {...}, "source": "..."},
+        {"match": "antmaze-*", "values": {}, "run": {"eval_every": 20000, "eval_episodes": 50}, "source": "..."}
       ],
       "notes": "free text (choices where the papers are silent)"
     }
@@ -17,11 +18,19 @@ Values must be field names of the agent's config class (checked, with a suggesti
 JSON lists become tuples. ``match`` is a shell-style glob (or a list of globs) on the dataset name,
 case-insensitive, tried against several spellings of the name so a pattern like ``hopper-*``
 matches ``hopper-medium-v2``, ``d4rl/hopper-medium-v2``, ``offreg/hopper-medium-v0``,
-``mujoco/hopper/medium-v0`` (as ``hopper-medium-v0``) and ``/data/hopper-medium-v2.hdf5``; a
-pattern with a ``/`` (``offreg/*``) can target one source.
+``mujoco/hopper/medium-v0`` (as ``hopper-medium-v0``), ``D4RL/antmaze/medium-play-v1`` (as
+``antmaze-medium-play-v1``), ``/data/hopper-medium-v2.hdf5`` and a D4RL file under its own name
+(``/data/hopper_medium-v2.hdf5``, as its catalogue name); a pattern with a ``/`` (``offreg/*``) can
+target one source.
 
 Resolution order: the config class's defaults, then ``defaults``, then each matching ``datasets``
 entry in file order, then the user's ``overrides``.
+
+An entry's optional ``run`` object sets the run's evaluation protocol for those datasets (the
+papers evaluate AntMaze less often, with more episodes): ``eval_every``, ``eval_episodes`` and
+``final_eval_episodes`` (the last evaluation's episodes), resolved the same way by
+:func:`resolve_run_settings`; the engine's defaults apply where no entry sets one, and a value the
+user gives (``offreg train --eval-every``, ``train(eval_every=...)``) always wins.
 """
 
 from __future__ import annotations
@@ -34,9 +43,13 @@ from typing import Any
 
 from offreg.agents.base import AgentConfig
 from offreg.agents.names import get_spec
+from offreg.data.catalogue import entry_for_file
 from offreg.errors import ConfigError, unknown_name
 
 _PREFIXES = ("d4rl/", "offreg/", "minari/", "mujoco/", "d4rl-")
+
+RUN_SETTINGS = {"eval_every": 0, "eval_episodes": 1, "final_eval_episodes": 1}
+"""The run settings a preset entry's ``run`` may set, with the smallest value each accepts."""
 
 
 def name_candidates(dataset_name: str) -> list[str]:
@@ -49,8 +62,9 @@ def name_candidates(dataset_name: str) -> list[str]:
     out = [name]
     base = os.path.basename(name)
     for ext in (".hdf5", ".h5", ".npz"):
-        if base.endswith(ext):
-            return [name, base[: -len(ext)]]  # a file path: its stem
+        if base.endswith(ext):  # a file path: its stem, and its catalogue name if it is a D4RL file
+            entry = entry_for_file(dataset_name.strip())
+            return list(dict.fromkeys([name, base[: -len(ext)], *([entry.name.lower()] if entry else [])]))
     stripped = name
     changed = True
     while changed:
@@ -99,11 +113,43 @@ def load_presets(agent_name: str) -> dict[str, Any]:
         if not isinstance(entry, dict) or "match" not in entry or not isinstance(entry.get("values"), dict):
             raise ConfigError(f"{where}: datasets[{i}] must be an object with 'match' and 'values'")
         entries.append((f"datasets[{i}]", entry["values"]))
+        _check_run(entry.get("run", {}), f"{where} datasets[{i}]")
     for label, values in entries:
         for k in values:
             if k not in fields:
                 raise unknown_name(f"field in {where} {label}:", k, fields, f"Fields of agent {agent_name!r}.")
     return {"defaults": defaults, "sources": data.get("sources", {}), "datasets": datasets}
+
+
+def _check_run(run: Any, where: str) -> None:
+    if not isinstance(run, dict):
+        raise ConfigError(f"{where}: 'run' must be an object of run settings ({', '.join(RUN_SETTINGS)})")
+    for k, v in run.items():
+        if k not in RUN_SETTINGS:
+            raise unknown_name(f"run setting in {where}:", k, list(RUN_SETTINGS), "")
+        if isinstance(v, bool) or not isinstance(v, int) or v < RUN_SETTINGS[k]:
+            raise ConfigError(f"{where}: run setting {k} must be an integer >= {RUN_SETTINGS[k]}, got {v!r}")
+
+
+def resolve_run_settings(agent_name: str, dataset_name: str | None) -> tuple[dict[str, int], dict[str, str]]:
+    """The run settings (evaluation protocol) the agent's preset sets for a dataset, with their sources.
+
+    Each matching ``datasets`` entry's ``run`` object, in file order (later matches win); settings
+    no entry sets are absent, so the caller's defaults apply to them.
+
+    Returns:
+      ``(values, sources)``: e.g. ``({"eval_every": 20000, "eval_episodes": 50}, {"eval_every": "...", ...})``.
+    """
+    values: dict[str, int] = {}
+    sources: dict[str, str] = {}
+    if dataset_name is None:
+        return values, sources
+    for entry in load_presets(agent_name)["datasets"]:
+        if entry.get("run") and matches(entry["match"], dataset_name):
+            for k, v in entry["run"].items():
+                values[k] = v
+                sources[k] = entry.get("source", f"offreg/configs/{agent_name}.json match {entry['match']!r}")
+    return values, sources
 
 
 def resolve_config_with_sources(

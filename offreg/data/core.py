@@ -193,19 +193,33 @@ class Dataset:
         info = dataclasses.replace(self.info, obs_mean=tuple(mean.tolist()), obs_std=tuple(std.tolist()))
         return dataclasses.replace(self, transitions=t, info=info)
 
-    def transform_rewards(self, kind: str, scale: float = 1.0, shift: float = 0.0) -> Dataset:
+    def transform_rewards(self, kind: str, scale: float | None = None, shift: float | None = None) -> Dataset:
         """Apply a reward transform used by the papers and record it in ``info``.
 
         Args:
           kind: ``none``; ``locomotion``: ``r * 1000 / (max_return - min_return)`` over complete
             episodes; ``locomotion_iql``: the same with the returns of :func:`iql_return_range`
             (IQL-PyTorch/O-DICE, which cut episodes every ``max_episode_steps`` transitions);
-            ``antmaze``: ``r * scale + shift`` with the agent's AntMaze
-            constants; ``affine``: ``r * scale + shift``.
-          scale, shift: used by ``antmaze`` and ``affine``.
+            ``antmaze``: ``r * scale + shift`` with an agent's AntMaze constants, which the papers
+            do not share (PRDC ``10000 r - 1``, O-DICE ``3 r - 3``, IQL ``r - 1``), so both must be
+            given: the agent configs' presets hold them (docs/presets.md); ``affine``:
+            ``r * scale + shift`` (default scale 1, shift 0).
+          scale, shift: used by ``antmaze`` (required) and ``affine``.
+
+        Raises:
+          ConfigError: an unknown kind, ``antmaze`` without ``scale`` and ``shift``, or a dataset
+            that already carries a transform.
         """
         if kind not in REWARD_TRANSFORMS:
             raise ConfigError(f"unknown reward transform {kind!r}; expected one of {REWARD_TRANSFORMS}")
+        if kind == "antmaze" and (scale is None or shift is None):
+            raise ConfigError(
+                "reward transform 'antmaze' needs reward_scale and reward_shift (r' = scale * r + shift): the "
+                "papers differ (PRDC 10000 r - 1, O-DICE 3 r - 3, IQL r - 1); give both, or leave the transform "
+                "to training, which applies the agent config's (offreg.resolve_config(agent, dataset))"
+            )
+        scale = 1.0 if scale is None else float(scale)
+        shift = 0.0 if shift is None else float(shift)
         if self.info.reward_transform != "none":
             raise ConfigError(
                 f"dataset {self.info.name!r} already has reward transform "

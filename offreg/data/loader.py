@@ -58,10 +58,6 @@ from offreg.errors import ConfigError, DatasetError, DownloadError, OffregError,
 from offreg.tables import text_table
 from offreg.types import Transitions
 
-ANTMAZE_REWARD_SHIFT = -1.0
-"""Default AntMaze reward transform ``r - 1`` (IQL, O-DICE); CQL-style ``4 (r - 0.5)`` is
-``reward_scale=4, reward_shift=-2``."""
-
 
 # --- locating files ------------------------------------------------------------------------------
 def d4rl_path(entry: CatalogueEntry) -> Path:
@@ -340,10 +336,10 @@ def load_dataset(
       normalize_observations: standardize observations, ``(s - mean) / (std + obs_norm_eps)``.
       obs_norm_eps: the epsilon added to the std.
       reward_transform: ``none``; ``locomotion`` (``r * 1000 / (max return - min return)``);
-        ``antmaze`` (``r * reward_scale + reward_shift``, default ``r - 1``); ``affine``; or any
-        other kind :meth:`Dataset.transform_rewards` accepts.
-      reward_scale, reward_shift: for ``antmaze``/``affine`` (``None``: 1 and the kind's default shift,
-        -1 for ``antmaze`` and 0 otherwise).
+        ``antmaze`` (``r * reward_scale + reward_shift``, both required: the papers differ, see
+        :meth:`Dataset.transform_rewards`); ``affine``; or any other kind it accepts. Training
+        needs none of this: ``offreg train`` applies the agent config's transform (its preset's).
+      reward_scale, reward_shift: for ``antmaze`` (required) and ``affine`` (``None``: 1 and 0).
       env: for a local file, the environment it was collected in (``hopper``, ..., ``antmaze``, an
         AntMaze maze ``antmaze-umaze``/``-medium``/``-large``, or an Adroit task ``door``/``pen``/
         ``hammer``/``relocate``): its dims are checked and its reference scores recorded. Files
@@ -405,16 +401,13 @@ def preprocess(
 ) -> Dataset:
     """Observation normalization, then a reward transform; both recorded in ``ds.info``.
 
-    ``reward_scale``/``reward_shift`` default to 1 and to the kind's shift (``antmaze``: -1, i.e. the
-    IQL/O-DICE ``r - 1``; otherwise 0).
+    ``reward_scale``/``reward_shift`` are passed to :meth:`Dataset.transform_rewards` (``antmaze``
+    needs both).
     """
     if normalize_observations:
         ds = ds.normalize_observations(obs_norm_eps)
     if reward_transform != "none":
-        scale = 1.0 if reward_scale is None else float(reward_scale)
-        default_shift = ANTMAZE_REWARD_SHIFT if reward_transform == "antmaze" else 0.0
-        shift = default_shift if reward_shift is None else float(reward_shift)
-        ds = ds.transform_rewards(reward_transform, scale, shift)
+        ds = ds.transform_rewards(reward_transform, reward_scale, reward_shift)
     return ds
 
 

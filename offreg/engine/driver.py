@@ -28,7 +28,7 @@ import numpy as np
 
 from offreg.agents.base import coefficients, is_gradient_free
 from offreg.agents.names import get_spec
-from offreg.agents.presets import resolve_config
+from offreg.agents.presets import resolve_config, resolve_run_settings
 from offreg.atomic import atomic_write_text
 from offreg.checkpoint import checkpoint_path, list_checkpoints, save_agent
 from offreg.data.loader import check_dataset_options, load_dataset
@@ -52,6 +52,7 @@ from offreg.engine.rundir import (
     _default_log_every,
     _load_resume,
     _write_run_files,
+    applied_reward_transform,
 )
 from offreg.errors import ConfigError, TrainingError
 from offreg.evaluation import evaluate
@@ -133,8 +134,9 @@ def train(
     steps: int | None = None,
     seeds: int | Sequence[int] = 1,
     seed: int = 0,
-    eval_every: int = DEFAULT_EVAL_EVERY,
-    eval_episodes: int = DEFAULT_EVAL_EPISODES,
+    eval_every: int | None = None,
+    eval_episodes: int | None = None,
+    final_eval_episodes: int | None = None,
     log_every: int | None = None,
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 2,
@@ -162,7 +164,13 @@ def train(
       seed: the first seed when ``seeds`` is a number.
       eval_every: evaluate every this many steps and at the end; 0 turns evaluation off. Evaluation
         also needs an environment (``dataset.info.env_id``); without one it is off, with a note.
-      eval_episodes: episodes per evaluation and seed.
+        Default: the agent's preset for the dataset (``run`` in ``offreg/configs/<agent>.json``,
+        e.g. O-DICE's 20000 on AntMaze), else :data:`DEFAULT_EVAL_EVERY`.
+      eval_episodes: episodes per evaluation and seed (default: the preset's, else
+        :data:`DEFAULT_EVAL_EPISODES`).
+      final_eval_episodes: episodes of the last evaluation (default: the preset's, e.g. 100 on
+        AntMaze, unless ``eval_episodes`` is given, else ``eval_episodes``). ``config.json``
+        records every evaluation setting and its source (``sources``).
       log_every: updates per jitted call K; metrics are averaged over each chunk and logged. Default:
         ``gcd(1000, eval_every, checkpoint_every)``. ``eval_every`` and ``checkpoint_every`` must be
         multiples of it.
@@ -206,8 +214,8 @@ def train(
         run_dir = None if out_dir is None else Path(out_dir)
         settings = _new_settings(
             agent, dataset, steps=steps, seeds=seeds, seed=seed, eval_every=eval_every, eval_episodes=eval_episodes,
-            log_every=log_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-            dataset_options=dataset_options,
+            final_eval_episodes=final_eval_episodes, log_every=log_every, checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints, dataset_options=dataset_options,
         )
         config = resolve_config(agent, dataset_name(dataset), dict(overrides or {}))
         settings = dataclasses.replace(settings, sweep=resolve_sweep(agent, config, sweep))
@@ -269,11 +277,14 @@ def dataset_name(dataset: Any) -> str:
     return dataset if isinstance(dataset, str) else dataset.info.name
 
 
-def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, eval_episodes, log_every,
-                  checkpoint_every, keep_checkpoints, dataset_options) -> RunSettings:
+def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, eval_episodes, final_eval_episodes,
+                  log_every, checkpoint_every, keep_checkpoints, dataset_options) -> RunSettings:
     """The validated settings of a new run from :func:`train`'s arguments (see there)."""
     get_spec(agent)  # an unknown agent fails first
     check_dataset_options(dataset_options or {})
+    evaluation, sources = _evaluation_settings(agent, dataset_name(dataset), eval_every, eval_episodes,
+                                               final_eval_episodes)
+    eval_every = evaluation["eval_every"]
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {seeds}")
     seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -286,12 +297,36 @@ def _new_settings(agent: str, dataset: Any, *, steps, seeds, seed, eval_every, e
         seeds=tuple(seed_list),
         steps=DEFAULT_STEPS if steps is None else int(steps),
         eval_every=int(eval_every),
-        eval_episodes=int(eval_episodes),
+        eval_episodes=int(evaluation["eval_episodes"]),
+        final_eval_episodes=evaluation["final_eval_episodes"],
+        sources=sources,
         log_every=_default_log_every(eval_every, ckpt_every) if log_every is None else int(log_every),
         checkpoint_every=int(ckpt_every),
         keep_checkpoints=int(keep_checkpoints),
         dataset_options=dict(dataset_options or {}),
     )
+
+
+def _evaluation_settings(
+    agent: str, name: str, eval_every: int | None, eval_episodes: int | None, final_eval_episodes: int | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The evaluation settings of a new run and where each came from: the caller's value, else the
+    agent's preset for the dataset, else the engine default. An ``eval_episodes`` the caller gives
+    also sets the last evaluation's episodes unless ``final_eval_episodes`` is given too."""
+    preset, preset_sources = resolve_run_settings(agent, name)
+    given = {"eval_every": eval_every, "eval_episodes": eval_episodes, "final_eval_episodes": final_eval_episodes}
+    defaults = {"eval_every": DEFAULT_EVAL_EVERY, "eval_episodes": DEFAULT_EVAL_EPISODES, "final_eval_episodes": None}
+    if eval_episodes is not None and final_eval_episodes is None:
+        preset.pop("final_eval_episodes", None)
+    values, sources = {}, {}
+    for k, v in given.items():
+        if v is not None:
+            values[k], sources[k] = int(v), "user"
+        elif k in preset:
+            values[k], sources[k] = preset[k], preset_sources[k]
+        else:
+            values[k], sources[k] = defaults[k], "default"
+    return values, sources
 
 
 def resolve_sweep(agent: str, config: Any, sweep: Mapping[str, Sequence[float]] | None) -> dict[str, tuple]:
@@ -371,7 +406,7 @@ class _Engine:
             if self.gradient_free or not self._has_final():  # nothing to train; finish the run
                 done = any(r["kind"] == "eval" and r["step"] == self.step for r in self.records)
                 if self.evaluate_fn is not None and not done:
-                    self._evaluate()
+                    self._evaluate(final=True)
                 if self.run_dir is not None:
                     self._checkpoint()
             return
@@ -427,16 +462,17 @@ class _Engine:
         """Evaluate and checkpoint when due at ``self.step``."""
         s, new = self.settings, []
         if self.evaluate_fn is not None and (final or self.step % s.eval_every == 0):
-            new = self._evaluate()
+            new = self._evaluate(final)
         if self.run_dir is not None and (final or self.step % s.checkpoint_every == 0):
             self._checkpoint()
         return new
 
-    def _evaluate(self) -> list[dict[str, Any]]:
+    def _evaluate(self, final: bool) -> list[dict[str, Any]]:
+        """Evaluate every run: ``eval_episodes`` episodes each, ``final_eval_episodes`` at the end."""
         s, new = self.settings, []
         for i, run in enumerate(self._run_fields()):
             res = self.evaluate_fn(
-                index_seed(self.agents, i), self.dataset, episodes=s.eval_episodes,
+                index_seed(self.agents, i), self.dataset, episodes=s.last_eval_episodes if final else s.eval_episodes,
                 seed=eval_seed(run["seed"], self.step),
             )
             returns = np.asarray(res.returns, np.float64)
@@ -551,6 +587,7 @@ def _summary(
         "resumed": resumed,
         "notes": notes,
         "agent_config": config.to_dict(),
+        "reward_transform": applied_reward_transform(engine.dataset.info),
         "versions": versions(),
     }
     if settings.sweep:

@@ -2,7 +2,8 @@
 
 **Run directory** (``out_dir``)::
 
-    config.json          the resolved settings: agent, dataset, seeds, steps, cadences, agent_config
+    config.json          the resolved settings: agent, dataset, seeds, steps, cadences (and their sources),
+                         agent_config, and the reward_transform the training data carries
     dataset_info.json    the preprocessed dataset's DatasetInfo (normalization statistics included)
     metrics.jsonl        one JSON record per (step, seed, kind)
     checkpoints/         step_<9 digits>.msgpack, the newest ``keep_checkpoints`` of them
@@ -50,6 +51,9 @@ class RunSettings:
 
     ``sweep`` maps sweepable coefficients (``lambda_``, ``alpha``, ``beta``, ...) to the values tried:
     the run trains every point of their grid for every seed in one compiled program (see :meth:`runs`).
+    ``final_eval_episodes`` is the episodes of the last evaluation (``None``: ``eval_episodes``);
+    ``sources`` says where each evaluation setting came from (``user``, ``default`` or the agent's
+    preset source, see :func:`offreg.agents.presets.resolve_run_settings`).
     """
 
     agent: str
@@ -63,6 +67,13 @@ class RunSettings:
     keep_checkpoints: int
     dataset_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     sweep: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    final_eval_episodes: int | None = None
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def last_eval_episodes(self) -> int:
+        """Episodes of the run's last evaluation."""
+        return self.eval_episodes if self.final_eval_episodes is None else self.final_eval_episodes
 
     def points(self) -> list[dict[str, float]]:
         """The grid of ``sweep`` (see :func:`grid_points`)."""
@@ -80,6 +91,7 @@ class RunSettings:
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
             (self.eval_every >= 0, f"eval_every must be >= 0 (0 turns evaluation off), got {self.eval_every}"),
             (self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}"),
+            (self.last_eval_episodes >= 1, f"final_eval_episodes must be >= 1, got {self.final_eval_episodes}"),
             (self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}"),
             (all(self.sweep.values()), f"every swept coefficient needs at least one value, got {self.sweep}"),
@@ -146,10 +158,16 @@ def _check_writable(run_dir: Path) -> None:
         )
 
 
+def applied_reward_transform(info: Any) -> dict[str, Any]:
+    """The reward transform the training data carries (``kind``, ``scale``, ``shift``: ``r' = scale r + shift``)."""
+    return {"kind": info.reward_transform, "scale": info.reward_scale, "shift": info.reward_shift}
+
+
 def _write_run_files(run_dir: Path, settings: RunSettings, config: Any, info: Any, overwrite: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     doc = _config_json(settings, config)
+    doc["reward_transform"] = applied_reward_transform(info)
     doc["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     atomic_write_text(run_dir / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     if overwrite and (run_dir / DATASET_INFO_FILE).exists():

@@ -410,8 +410,10 @@ def leaderboard_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--seeds", type=int, default=5, help="seeds per job: seed, seed+1, ... (default 5)")
     r.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     r.add_argument("--steps", type=int, default=1_000_000, help="gradient updates per seed (default 1,000,000)")
-    r.add_argument("--eval-every", type=int, default=5000, help="evaluation period in steps (default 5000)")
-    r.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and seed (default 10)")
+    r.add_argument("--eval-every", type=int, help="evaluation period in steps (default: each agent's preset for the "
+                   "dataset, else 5000)")
+    r.add_argument("--eval-episodes", type=int, help="episodes per evaluation and seed (default: the preset's, e.g. "
+                   "100 at the end on AntMaze, else 10)")
     r.add_argument("--eval-max-steps", type=int, help="cap episode length at evaluation (smoke runs only)")
     r.add_argument("--log-every", type=int, help="updates per jitted chunk (default: the engine's)")
     r.add_argument("--checkpoint-every", type=int, help="checkpoint period (default: --eval-every)")

@@ -425,3 +425,19 @@ def test_sweep_point_is_comparable_with_the_paper_only_at_the_preset(tmp_path):
     assert at.reference is not None and at.comparable and at.status == "complete"
     assert off.reference is not None and not off.comparable and "away from the preset" in off.not_comparable
     assert [e.agent for e in board.entries] == [at.agent, off.agent]  # no stray 'missing' row for the base name
+
+
+def test_jobs_take_the_presets_evaluation_settings_unless_given(tmp_path):
+    """AntMaze's preset (BC: every 5000 steps and at the end, 100 episodes) reaches a leaderboard job that does
+    not set --eval-every/--eval-episodes."""
+    from offreg.data.generate.antmaze import write_antmaze_hdf5
+
+    path = write_antmaze_hdf5(tmp_path / "Ant_maze_u-maze_noisy_multistart_False_multigoal_False_sparse_fixed.hdf5",
+                              "umaze", steps=200, episode_steps=100)
+    spec = MatrixSpec(agents=("bc",), datasets=(str(path),), seeds=(0,), steps=10, eval_max_steps=2, log_every=10,
+                      overrides={"bc": {"hidden_dims": "[8]", "batch_size": 16}})
+    outcome = run_matrix(spec, tmp_path / "lb", progress=False)
+    assert outcome.failed == {}
+    doc = read_result(tmp_path / "lb" / "results" / f"{job_id('bc', str(path))}.json")
+    assert doc["config"]["eval_every"] == 5000 and doc["config"]["eval_episodes"] == 100
+    assert [(e["step"], len(e["returns"])) for e in doc["evaluations"]] == [(10, 100)]

@@ -327,8 +327,9 @@ def settings_text(board: Leaderboard) -> str:
     if not s:
         return "matrix settings unknown (no leaderboard.json)"
     cap = f", episodes capped at {s['eval_max_steps']} steps" if s.get("eval_max_steps") else ""
-    return (f"{s['steps']:,} gradient steps, seeds {s['seeds']}, evaluation every {s['eval_every']:,} steps with "
-            f"{s['eval_episodes']} episodes{cap}")
+    every = "as each agent's preset says" if s.get("eval_every") is None else f"every {s['eval_every']:,} steps"
+    episodes = "the preset's episodes" if s.get("eval_episodes") is None else f"{s['eval_episodes']} episodes"
+    return f"{s['steps']:,} gradient steps, seeds {s['seeds']}, evaluation {every} with {episodes}{cap}"
 
 
 def environment_text(board: Leaderboard) -> str:

@@ -68,8 +68,10 @@ class MatrixSpec:
       datasets: catalogue names or D4RL-format files.
       seeds: seeds of every job (trained together with ``vmap``).
       steps: gradient updates per seed.
-      eval_every: evaluation period in steps (an evaluation also runs at the end).
-      eval_episodes: episodes per evaluation and seed.
+      eval_every: evaluation period in steps (an evaluation also runs at the end); None: each
+        agent's preset for the dataset (e.g. AntMaze's), else the engine's default (5000).
+      eval_episodes: episodes per evaluation and seed (also of the last one); None: the preset's
+        (AntMaze: 100 episodes at the end), else the engine's default (10).
       eval_max_steps: cap on the episode length at evaluation (None: the dataset's time limit).
         Only for quick smoke runs; capped episodes give lower returns than the papers'.
       log_every: updates per jitted chunk (None: the engine's default).
@@ -87,8 +89,8 @@ class MatrixSpec:
     datasets: tuple[str, ...]
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     steps: int = 1_000_000
-    eval_every: int = 5000
-    eval_episodes: int = 10
+    eval_every: int | None = None
+    eval_episodes: int | None = None
     eval_max_steps: int | None = None
     log_every: int | None = None
     checkpoint_every: int | None = None
@@ -160,8 +162,10 @@ def validate(spec: MatrixSpec) -> None:
         raise ConfigError("at least one seed is needed (--seeds >= 1)")
     if spec.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {spec.steps}")
-    if spec.eval_every < 1:
+    if spec.eval_every is not None and spec.eval_every < 1:
         raise ConfigError(f"--eval-every must be >= 1 (the leaderboard needs evaluations), got {spec.eval_every}")
+    if spec.eval_episodes is not None and spec.eval_episodes < 1:
+        raise ConfigError(f"--eval-episodes must be >= 1, got {spec.eval_episodes}")
     if spec.eval_max_steps is not None and spec.eval_max_steps < 1:
         raise ConfigError(f"--eval-max-steps must be >= 1, got {spec.eval_max_steps}")
     known = registry()

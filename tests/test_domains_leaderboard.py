@@ -13,6 +13,7 @@ import html
 import json
 import re
 
+import h5py
 import numpy as np
 import pytest
 
@@ -34,6 +35,18 @@ REFS = {"antmaze": (0.0, 1.0), "door": (-56.512833, 2880.5693087298737), "minari
 PATHS = {"antmaze": "d4rl-env", "door": "gymnasium-robotics+d4rl-reward", "minari": "recorded-env"}
 
 
+class Overdriven:
+    """A fixed linear policy ``2 tanh(obs W)`` whose actions leave [-1, 1], so the file must clip them."""
+
+    w = np.random.default_rng(0).normal(0, 1.0, (39, 28))
+
+    def __call__(self, obs):
+        return 2.0 * np.tanh(np.asarray(obs, np.float64) @ self.w)
+
+    def __str__(self):
+        return "overdriven linear test policy"
+
+
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     root = tmp_path_factory.mktemp("domains")
@@ -41,7 +54,7 @@ def board(tmp_path_factory):
     mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
     try:
         antmaze = str(write_antmaze_hdf5(root / ANTMAZE_FILE, "umaze", steps=100, episode_steps=50))
-        door = str(adroit_file(root / "door-human-v1.hdf5", "door", episodes=1, seed=0))
+        door = str(adroit_file(root / "door-human-v1.hdf5", "door", episodes=1, seed=0, policy=Overdriven()))
         write_minari_dataset(MINARI_ID, "AntMaze_UMaze-v5", episodes=2, max_episode_steps=30,
                              env_kwargs={"continuing_task": False}, ref_min_score=0.0, ref_max_score=1.0)
         datasets = {"antmaze": antmaze, "door": door, "minari": MINARI_ID}
@@ -99,3 +112,14 @@ def test_report_scores_are_d4rl_normalized_returns(board):
         np.testing.assert_allclose(float(rows[name]["final_std"]), np.std(per_seed), rtol=1e-9, atol=1e-9)
     door = [r for e in _results(out, datasets["door"])["evaluations"] for r in e["returns"]]
     assert all(r != 0.0 for r in door)  # a dense return, so the reference scores are really used
+
+
+def test_adroit_file_records_the_given_policys_clipped_actions(board):
+    _, datasets = board
+    with h5py.File(datasets["door"]) as f:
+        obs, actions = f["observations"][:], f["actions"][:]
+        algorithm, level = f["metadata/algorithm"][()].decode(), f["metadata/level"][()].decode()
+    expected = np.clip(Overdriven()(obs), -1.0, 1.0)
+    assert obs.shape == (200, 39) and np.abs(Overdriven()(obs)).max() > 1.5  # the bounds are really hit
+    np.testing.assert_allclose(actions, expected, atol=1e-6)
+    assert (algorithm, level) == ("overdriven linear test policy", "policy")

@@ -26,7 +26,7 @@ Pass criterion, fixed before the run:
     the controller beats random by more than 3 standard errors of the difference of the two means.
 
 The ratio is the same on D4RL's normalized scale (an affine map of the return), which the JSON reports
-too. Usage (about 3 minutes on two shared cores)::
+too. Usage (about 75 s on two shared cores)::
 
     python experiments/domains/learning_check.py --steps 5000 --episodes 50 \\
         --out experiments/domains/results/learning_check.json
@@ -51,7 +51,7 @@ from offreg.atomic import atomic_write_text
 from offreg.data.generate.adroit import adroit_file
 from offreg.envs import make_env
 from offreg.evaluation import evaluate
-from offreg.provenance import simulator_versions, versions
+from offreg.provenance import package_versions, simulator_versions, versions
 
 TASK, EVAL_SEED, EVAL_EPISODES, SEEDS, NOISE, FRACTION = "door", 1000, 20, 2, 0.1, 0.8
 ARM = 4  # ARTz, ARRx, ARRy, ARRz: the first four actuators and joints
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     doc["wall_time_s"]["total"] = time.perf_counter() - tic
     doc["command"] = "python experiments/domains/learning_check.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    doc["versions"] = {**versions(), **simulator_versions()}
+    doc["versions"] = {**versions(), **simulator_versions(), **package_versions(("gymnasium-robotics",))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(doc, indent=1, default=str) + "\n")
     print(json.dumps({k: doc[k] for k in ("passed", "gap_above_random", "gap_standard_error",

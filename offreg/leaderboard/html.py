@@ -108,11 +108,11 @@ def render(board: Leaderboard, figures: Mapping[str, bytes]) -> str:
             + _td(r["seeds"], r["seeds"]) + _td(final, r["final_mean"]) + _td(best, r["best_mean"])
             + _td(paper, r["paper_score"]) + _td(r["paper_source"] or "-") + _td(comp, cls=comp_cls)
             + _td("-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.0f}", r["wall_time_s"])
-            + _td(r["note"], cls="bad" if r["note"] else "") + "</tr>"
+            + _td(r["eval_path"] or "-") + _td(r["note"], cls="bad" if r["note"] else "") + "</tr>"
         )
     runs = _table("runs", ["agent", "dataset", "status", "seeds", "final score (mean ± std)",
                            "best during training (mean ± std)", "paper", "paper source", "comparable with paper",
-                           "wall time (s)", "note"], rows)
+                           "wall time (s)", "evaluation path", "note"], rows)
     agg_rows = [
         "<tr>" + _td(a.agent) + _td(f"{a.datasets}/{len(board.datasets)}", a.datasets) + _td(a.runs, a.runs)
         + _td(f"{a.mean:.1f}", a.mean) + _td(f"[{a.mean_ci[0]:.1f}, {a.mean_ci[1]:.1f}]", a.mean_ci[0])

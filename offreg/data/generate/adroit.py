@@ -10,7 +10,9 @@ step under ``infos/`` (``qpos``, ``qvel`` and the task's own: door ``door_body_p
 metadata. A step reaching D4RL's time limit is a timeout, a fallen pen a terminal.
 
 The files exercise the whole path (load, train, evaluate with D4RL's reference scores); a random
-policy's return is near D4RL's ``REF_MIN_SCORE``, which was measured with one.
+policy's return is near D4RL's ``REF_MIN_SCORE``, which was measured with one. A ``policy`` callable
+replaces the random actions (e.g. a scripted controller for a learning check,
+``experiments/domains/learning_check.py``).
 
 Determinism: episode ``k`` is reset with ``offreg.seeds.derived_seed(seed, k)`` and the actions of
 step ``i`` (counted over the file) use ``fold_in(PRNGKey(seed), i)``.
@@ -19,6 +21,7 @@ step ``i`` (counted over the file) use ``fold_in(PRNGKey(seed), i)``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,14 @@ from offreg.errors import ConfigError, unknown_name
 from offreg.provenance import package_versions
 from offreg.seeds import derived_seed
 
+Policy = Callable[[np.ndarray], np.ndarray]
+"""``policy(observations [1, obs_dim]) -> actions [1, act_dim]``, called once per step in order."""
 
-def adroit_rows(task: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Roll out ``episodes`` episodes of uniform random actions in ``task``; return D4RL's per-row arrays.
+
+def adroit_rows(task: str, episodes: int, seed: int = 0, policy: Policy | None = None) -> dict[str, np.ndarray]:
+    """Roll out ``episodes`` episodes in ``task``; return D4RL's per-row arrays.
+
+    The actions are uniform random, or ``policy``'s clipped to the action bounds.
 
     Returns:
       ``observations [N, obs]``, ``actions [N, act]``, ``rewards [N]``, ``next_observations [N, obs]``
@@ -57,7 +65,10 @@ def adroit_rows(task: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray
         while done < episodes:
             state = env.unwrapped.get_env_state()
             obs = loop.obs.copy()
-            actions, _ = policy_actions(None, obs, jax.random.fold_in(key, i), low, high)
+            if policy is None:
+                actions, _ = policy_actions(None, obs, jax.random.fold_in(key, i), low, high)
+            else:
+                actions = np.clip(np.asarray(policy(obs), np.float32).reshape(1, -1), low, high)
             res = loop.step(actions)
             timeout = bool(res.timeouts[0] or res.truncated[0])
             record = {
@@ -75,8 +86,13 @@ def adroit_rows(task: str, episodes: int, seed: int = 0) -> dict[str, np.ndarray
     return {k: np.asarray(v, bool if k in flags else np.float32) for k, v in rows.items()}
 
 
-def adroit_file(path: str | os.PathLike, task: str = "door", episodes: int = 5, seed: int = 0) -> Path:
-    """Write a D4RL-format HDF5 file of ``episodes`` random-policy episodes of ``task`` to ``path`` (atomically).
+def adroit_file(
+    path: str | os.PathLike, task: str = "door", episodes: int = 5, seed: int = 0, policy: Policy | None = None
+) -> Path:
+    """Write a D4RL-format HDF5 file of ``episodes`` episodes of ``task`` to ``path`` (atomically).
+
+    The actions are uniform random, or ``policy``'s (see :func:`adroit_rows`); the metadata's
+    ``algorithm`` is ``random`` or ``str(policy)``.
 
     Name it like D4RL's file (``door-human-v1.hdf5``) and :func:`offreg.load_dataset` gives it that
     dataset's environment, reference scores and time limit; or pass ``env=task`` for any other name.
@@ -90,11 +106,13 @@ def adroit_file(path: str | os.PathLike, task: str = "door", episodes: int = 5, 
         raise unknown_name("Adroit task", task, ADROIT_REF_SCORES)
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ConfigError(f"episodes must be a positive integer, got {episodes!r}")
-    data = adroit_rows(task, episodes, seed)
+    data = adroit_rows(task, episodes, seed, policy)
     lo, hi = ADROIT_REF_SCORES[task]
+    level = "random" if policy is None else "policy"
     meta = level_metadata(
-        task, ADROIT[task].gym_id, "random", data, f"offreg.data.generate.adroit.adroit_file(task={task!r}, "
-        f"episodes={episodes}, seed={seed})", seed,
+        task, ADROIT[task].gym_id, level, data, f"offreg.data.generate.adroit.adroit_file(task={task!r}, "
+        f"episodes={episodes}, seed={seed}{'' if policy is None else ', policy=...'})", seed,
+        **({} if policy is None else {"algorithm": str(policy)}),
         reward="D4RL", gymnasium_robotics_version=package_versions(("gymnasium-robotics",))["gymnasium-robotics"],
     )
     meta["behavior_normalized_score"] = 100.0 * (meta["behavior_return_mean"] - lo) / (hi - lo)

@@ -119,7 +119,7 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
     from offreg.engine import scan_updates
 
     if cache_dir:
-        os.environ["OFFREG_DATA_DIR"] = cache_dir
+        os.environ["OFFREG_INDEX_CACHE"] = cache_dir
     dataset = dense(rows)
     res: dict = {"rows": rows, "obs_dim": dataset.info.obs_dim, "act_dim": dataset.info.act_dim}
     cfgs = {name: resolve_config(name, dataset) for name in ("td3bc", "prdc")}
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dense", type=int, default=None, metavar="ROWS",
                    help="build on tiled hopper-medium data of ROWS rows and time the search and updates")
     p.add_argument("--chunk", type=int, default=100, help="updates per timed call (--dense)")
-    p.add_argument("--cache-dir", default=None, help="OFFREG_DATA_DIR for the index cache (--dense)")
+    p.add_argument("--cache-dir", default=None, help="OFFREG_INDEX_CACHE (an empty folder times a build)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])

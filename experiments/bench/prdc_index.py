@@ -7,12 +7,23 @@ alone, so ``--no-build`` reports it exactly without building; ``--build`` also b
 synthetic D4RL-shaped data (random-walk trajectories of 1000 steps, normalized; smooth tanh
 actions) and reports the build time, the bytes of the arrays built and the peak host RSS.
 
+``--dense ROWS`` instead builds it on dense data like a real D4RL file of that size: the bundled
+``offreg/hopper-medium-v0`` tiled until it has ``ROWS`` rows, with Gaussian noise of 0.01 added to the
+observations and actions of every copy but the first (issue 14's 1M-row file), normalized as PRDC
+trains. It reports the build time, the cache-load time, the search's certified fraction and rows
+scanned and its time per 256-query batch (queries: batch rows with their own action plus noise of
+0.3, as a policy part-way through training, and with uniform random actions, as at initialization),
+and the time per update of PRDC and TD3+BC (``scan_updates``, ``--chunk`` updates, fastest of 3) in
+the same process.
+
 Usage::
 
     .venv/bin/python experiments/bench/prdc_index.py --rows 2000000 --obs-dim 17 --act-dim 6 --no-build
     nice -n 10 .venv/bin/python experiments/bench/prdc_index.py --rows 2000000 --build
+    nice -n 10 .venv/bin/python experiments/bench/prdc_index.py --dense 1000000
 
-Writes JSON to ``experiments/prdc_a2pr/results/prdc_index_<rows>.json`` (``--out``).
+Writes JSON to ``experiments/prdc_a2pr/results/prdc_index_<rows>.json``
+(``prdc_index_dense_<rows>.json`` with ``--dense``; ``--out``).
 """
 
 from __future__ import annotations
@@ -62,6 +73,103 @@ def synthetic(n: int, obs_dim: int, act_dim: int, seed: int = 0) -> tuple[np.nda
     return s.astype(np.float32), a.reshape(-1, act_dim)[:n].astype(np.float32)
 
 
+def dense(rows: int, seed: int = 0):
+    """``offreg/hopper-medium-v0`` tiled to ``rows`` rows, noise 0.01 on every copy but the first (a Dataset)."""
+    import dataclasses
+
+    import offreg
+    from offreg.data import from_arrays
+
+    base = offreg.load_dataset("offreg/hopper-medium-v0")
+    t = jax.tree_util.tree_map(np.asarray, base.transitions)
+    n = len(t.rewards)
+    copies = -(-rows // n)
+    rng = np.random.default_rng(seed)
+
+    def tile(x, noisy):
+        out = np.concatenate([x] * copies)[:rows]
+        if noisy:
+            out[n:] += rng.normal(scale=0.01, size=out[n:].shape).astype(np.float32)
+        return out
+
+    obs, next_obs = tile(t.observations, True), tile(t.next_observations, True)
+    acts = np.clip(tile(t.actions, True), -1.0, 1.0)
+    info = dataclasses.replace(base.info, name=f"hopper-medium-tiled-{rows}")
+    return from_arrays(obs, acts, tile(t.rewards, False), next_obs, tile(t.terminals, False), info)
+
+
+def _best_ms(fn, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed calls after one untimed call (compilation), in ms."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
+    """Build (and reload) the index on dense tiled data; time the search and PRDC against TD3+BC."""
+    import jax.numpy as jnp
+
+    from offreg.agents.names import get_spec
+    from offreg.agents.neighbours import nearest
+    from offreg.api import resolve_config
+    from offreg.engine import scan_updates
+
+    if cache_dir:
+        os.environ["OFFREG_INDEX_CACHE"] = cache_dir
+    dataset = dense(rows)
+    res: dict = {"rows": rows, "obs_dim": dataset.info.obs_dim, "act_dim": dataset.info.act_dim}
+    cfgs = {name: resolve_config(name, dataset) for name in ("td3bc", "prdc")}
+    prepared = cfgs["prdc"].prepare(dataset)
+    cls = get_spec("prdc").agent_cls
+    t0 = time.perf_counter()
+    index = jax.block_until_ready(cls.context(cfgs["prdc"], prepared))
+    res["build_or_load_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(cls.context(cfgs["prdc"], prepared))
+    res["second_context_seconds"] = time.perf_counter() - t0
+    res["index_bytes"] = index_nbytes(index)["total"]
+    # --- the search alone, 256 queries ---
+    s, a = np.asarray(prepared.transitions.observations), np.asarray(prepared.transitions.actions)
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, rows, 256)
+    beta = jnp.float32(cfgs["prdc"].regularizer.beta)
+    search = jax.jit(nearest)
+    for name, qa in {
+        "policy_near_data": np.clip(a[q] + rng.normal(scale=0.3, size=a[q].shape), -1, 1),
+        "random_actions": rng.uniform(-1, 1, a[q].shape),
+    }.items():
+        qs, qa = jnp.asarray(s[q]), jnp.asarray(qa.astype(np.float32))
+        out = search(index, beta, qs, qa)
+        res[f"search_{name}"] = {
+            "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa)),
+            "certified_fraction": float(np.mean(np.asarray(out.certified))),
+            "fallback_rows": int(out.fallback_rows),
+        }
+    # --- whole updates, same process ---
+    run = jax.jit(scan_updates, static_argnums=3)
+    for name, cfg in cfgs.items():
+        spec = get_spec(name)
+        data = cfg.prepare(dataset)
+        context = index if name == "prdc" else ()
+        agent = spec.agent_cls.create(cfg, data, jax.random.PRNGKey(0), context)
+        key = jax.random.PRNGKey(1)
+
+        def updates(agent=agent, data=data, context=context, key=key):
+            return run(agent, data.transitions, key, chunk, context)[0]
+
+        res[f"{name}_ms_per_update"] = _best_ms(updates) / chunk
+        if name == "prdc":
+            _, _, m = run(agent, data.transitions, key, chunk, context)
+            res["prdc_train_certified_fraction"] = float(jnp.mean(m["certified_fraction"]))
+            res["prdc_train_fallback_rows"] = float(jnp.mean(m["fallback_rows"]))
+    res["prdc_cost_vs_td3bc"] = res["prdc_ms_per_update"] / res["td3bc_ms_per_update"]
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=2_000_000)
@@ -71,10 +179,26 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--build", dest="build", action="store_true", help="also build it (time, RSS)")
     p.add_argument("--no-build", dest="build", action="store_false")
     p.set_defaults(build=False)
+    p.add_argument("--dense", type=int, default=None, metavar="ROWS",
+                   help="build on tiled hopper-medium data of ROWS rows and time the search and updates")
+    p.add_argument("--chunk", type=int, default=100, help="updates per timed call (--dense)")
+    p.add_argument("--cache-dir", default=None, help="OFFREG_INDEX_CACHE (an empty folder times a build)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
+    if args.dense:
+        res = {"command": command, "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+               "backend": jax.default_backend(), **measure_dense(args.dense, args.chunk, args.cache_dir)}
+        res["peak_host_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        res["load_average_at_end"] = os.getloadavg()
+        print(json.dumps(res, indent=2))
+        results = Path(__file__).parents[1] / "prdc_a2pr" / "results"
+        out = Path(args.out or results / f"prdc_index_dense_{args.dense}.json")
+        atomic_write_text(out, json.dumps(res, indent=2))
+        print(f"wrote {out}")
+        return res
     res: dict = {
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
         "rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "k": args.k,
         "expected_bytes": expected_nbytes(args.rows, args.obs_dim, args.act_dim, args.k),
         "dataset_bytes_float32_states_actions": args.rows * (args.obs_dim + args.act_dim) * 4,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from offreg.agents.base import AT_LEAST_ONE, POSITIVE, Rule
-from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex, build_index
+from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex, build_or_load
 from offreg.agents.neighbours import nearest
 from offreg.agents.regularizers import Regularizer, RegularizerConfig, no_state, no_update
 
@@ -64,10 +64,9 @@ class PRDC(RegularizerConfig):
         ``fallback_rows`` (see :class:`offreg.agents.neighbours.SearchResult`)."""
         del backbone
 
-        def context(dataset) -> NeighbourIndex:
+        def context(dataset) -> NeighbourIndex:  # built once per dataset, ever: cached on disk
             t = dataset.transitions
-            states = np.ascontiguousarray(np.asarray(t.observations, np.float32))
-            return build_index(states, np.ascontiguousarray(np.asarray(t.actions, np.float32)), k=self.index_candidates)
+            return build_or_load(np.asarray(t.observations), np.asarray(t.actions), k=self.index_candidates)
 
         def loss(state, observations, policy_actions, batch, critic, coefs, index: NeighbourIndex, key):
             del state, batch, critic, key

@@ -122,6 +122,10 @@ class A2PR(RegularizerConfig):
 
     kind = "a2pr"
     sweepable = ("mask", "vae_weight")
+    checks = {
+        "value_hidden_dims": WIDTHS, "vae_hidden_dims": WIDTHS, "value_lr": POSITIVE, "vae_lr": POSITIVE,
+        "vae_latent_dim": NON_NEGATIVE, "mask": NON_NEGATIVE, "vae_weight": NON_NEGATIVE, "kl_weight": NON_NEGATIVE,
+    }
 
     value_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
     vae_hidden_dims: tuple[int, ...] = (750, 750)
@@ -131,11 +135,6 @@ class A2PR(RegularizerConfig):
     mask: float = 1.0
     vae_weight: float = 1.0
     kl_weight: float = 0.5
-
-    checks = {
-        "value_hidden_dims": WIDTHS, "vae_hidden_dims": WIDTHS, "value_lr": POSITIVE, "vae_lr": POSITIVE,
-        "vae_latent_dim": NON_NEGATIVE, "mask": NON_NEGATIVE, "vae_weight": NON_NEGATIVE, "kl_weight": NON_NEGATIVE,
-    }
 
     def build(self, backbone) -> Regularizer:
         """``update`` needs ``critic.next_actions`` (the TD3 backbone passes them)."""

@@ -88,6 +88,13 @@ class ODICEConfig(AgentConfig):
     """
 
     sweepable: ClassVar[tuple[str, ...]] = ("lambda_", "eta")
+    checks = {
+        "update_rule": one_of(UPDATE_RULES), "lambda_": UNIT_OPEN_CLOSED, "beta": UNIT_OPEN_CLOSED,
+        "discount": UNIT_INTERVAL, "eta": NON_NEGATIVE, "policy_weight_decay": NON_NEGATIVE, "value_lr": POSITIVE,
+        "policy_lr": POSITIVE, "weight_max": POSITIVE, "projection_eps": POSITIVE, "init": one_of(INITS),
+        "expert_trajectory": Rule(">= 0 (imitation) or -1 (offline RL)", lambda v: v >= -1),
+        "value_hidden_dims": WIDTHS, "policy_hidden_dims": WIDTHS,
+    }
 
     normalize_observations: bool = False
     reward_transform: str = "none"
@@ -112,14 +119,6 @@ class ODICEConfig(AgentConfig):
     projection_eps: float = 1e-10
     init: str = "torch"
     expert_trajectory: int = -1
-
-    checks = {
-        "update_rule": one_of(UPDATE_RULES), "lambda_": UNIT_OPEN_CLOSED, "beta": UNIT_OPEN_CLOSED,
-        "discount": UNIT_INTERVAL, "eta": NON_NEGATIVE, "policy_weight_decay": NON_NEGATIVE, "value_lr": POSITIVE,
-        "policy_lr": POSITIVE, "weight_max": POSITIVE, "projection_eps": POSITIVE, "init": one_of(INITS),
-        "expert_trajectory": Rule(">= 0 (imitation) or -1 (offline RL)", lambda v: v >= -1),
-        "value_hidden_dims": WIDTHS, "policy_hidden_dims": WIDTHS,
-    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

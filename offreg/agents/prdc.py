@@ -45,18 +45,17 @@ class PRDC(RegularizerConfig):
 
     kind = "prdc"
     sweepable = ("beta",)
+    checks = {
+        "beta": POSITIVE, "k": Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1),
+        "index_candidates": AT_LEAST_ONE, "search_chunk": AT_LEAST_ONE,
+        "search_block": Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK),
+    }
 
     beta: float = 2.0
     k: int = 1
     index_candidates: int = 32
     search_chunk: int = 8
     search_block: int = 256
-
-    checks = {
-        "beta": POSITIVE, "k": Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1),
-        "index_candidates": AT_LEAST_ONE, "search_chunk": AT_LEAST_ONE,
-        "search_block": Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK),
-    }
 
     def build(self, backbone) -> Regularizer:
         """``context`` builds the index over the prepared dataset; ``loss`` reports ``dc_loss``,

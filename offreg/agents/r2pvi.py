@@ -73,6 +73,10 @@ class LinearVIConfig(AgentConfig):
     """
 
     sweepable: ClassVar[tuple[str, ...]] = ("beta", "gamma")
+    checks = {
+        "beta": NON_NEGATIVE, "feature_dim": NON_NEGATIVE, "gamma": Rule("positive (a ridge coefficient)", POSITIVE.ok),
+        "normalize_observations": Rule("False: the feature map reads raw observations (state, step)", lambda v: not v),
+    }
 
     beta: float = 1.0
     gamma: float = 0.1
@@ -80,11 +84,6 @@ class LinearVIConfig(AgentConfig):
     clip_at_zero: bool = False
     feature_dim: int = 0
     normalize_observations: bool = False
-
-    checks = {
-        "beta": NON_NEGATIVE, "feature_dim": NON_NEGATIVE, "gamma": Rule("positive (a ridge coefficient)", POSITIVE.ok),
-        "normalize_observations": Rule("False: the feature map reads raw observations (state, step)", lambda v: not v),
-    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +141,12 @@ class DRPVIConfig(LinearVIConfig):
     """
 
     sweepable: ClassVar[tuple[str, ...]] = ("rho", "beta", "gamma")
+    checks = {"rho": NON_NEGATIVE}
 
     rho: float = 0.1
     rho_coordinates: tuple[int, ...] = ()
     rho_steps: tuple[int, ...] = ()
     subtract_min: bool = False
-
-    checks = {"rho": NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,12 @@ class TD3Config(AgentConfig):
     """
 
     sweepable: ClassVar[tuple[str, ...]] = ("alpha", "tau")
+    checks = {
+        "activation": one_of(sorted(ACTIVATIONS)), "init": one_of(INITS), "actor_hidden_dims": WIDTHS,
+        "critic_hidden_dims": WIDTHS, "actor_lr": POSITIVE, "critic_lr": POSITIVE, "max_action": POSITIVE,
+        "discount": UNIT_INTERVAL, "tau": UNIT_INTERVAL, "policy_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
+        "alpha": NON_NEGATIVE, "policy_freq": AT_LEAST_ONE,
+    }
 
     regularizer: RegularizerConfig = BC()
     actor_hidden_dims: tuple[int, ...] = (256, 256)
@@ -86,13 +92,6 @@ class TD3Config(AgentConfig):
     policy_freq: int = 2
     alpha: float = 2.5
     max_action: float = 1.0
-
-    checks = {
-        "activation": one_of(sorted(ACTIVATIONS)), "init": one_of(INITS), "actor_hidden_dims": WIDTHS,
-        "critic_hidden_dims": WIDTHS, "actor_lr": POSITIVE, "critic_lr": POSITIVE, "max_action": POSITIVE,
-        "discount": UNIT_INTERVAL, "tau": UNIT_INTERVAL, "policy_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
-        "alpha": NON_NEGATIVE, "policy_freq": AT_LEAST_ONE,
-    }
 
 
 # --- networks ------------------------------------------------------------------------------------

@@ -102,17 +102,18 @@ def scaled_arrays(base: dict[str, np.ndarray], rows: int, noise: float = 0.01, s
 
 
 def write_scaled(path: str | os.PathLike, rows: int, base: dict[str, np.ndarray] | None = None,
-                 noise: float = 0.01, seed: int = 0) -> dict[str, Any]:
-    """Write :func:`scaled_arrays` as a D4RL HDF5 file (gzip, as D4RL's own); returns a description."""
+                 noise: float = 0.01, seed: int = 0, name: str = BASE) -> dict[str, Any]:
+    """Write :func:`scaled_arrays` of ``base`` (default: :func:`base_arrays` of ``name``) as a D4RL
+    HDF5 file (gzip, as D4RL's own); returns a description."""
     from offreg.data.d4rl import write_d4rl
 
-    base = base_arrays() if base is None else base
+    base = base_arrays(name) if base is None else base
     t0 = time.perf_counter()
     data = scaled_arrays(base, rows, noise, seed)
-    write_d4rl(path, data, {"scaled_from": BASE, "noise_std": float(noise), "seed": int(seed)})
+    write_d4rl(path, data, {"scaled_from": name, "noise_std": float(noise), "seed": int(seed)})
     return {"rows": rows, "file_mib": Path(path).stat().st_size / 2**20, "write_s": time.perf_counter() - t0,
             "episodes_ended": int(np.count_nonzero(data["terminals"] | data["timeouts"])),
-            "base_rows": len(base["rewards"]), "noise_std": noise}
+            "base": name, "base_rows": len(base["rewards"]), "noise_std": noise}
 
 
 # --- children (each in a fresh process) ----------------------------------------------------------
@@ -125,18 +126,17 @@ def _files(dirs: list[Path]) -> dict[str, int]:
     return {str(p): p.stat().st_size for d in dirs if d.is_dir() for p in d.rglob("*") if p.is_file()}
 
 
-def _prepared(name: str, path: str) -> tuple[Any, Any, Any]:
-    """``(spec, config, prepared dataset)`` of agent ``name`` (its defaults: batch 256) on ``path``."""
+def prepared_for(name: str, path: str) -> tuple[Any, Any, Any]:
+    """``(spec, config, prepared dataset)`` of agent ``name`` with its default config on ``path``."""
     from offreg.agents.names import get_spec
     from offreg.data import load_dataset
 
     spec = get_spec(name)
     config = spec.default_config()
-    assert config.batch_size == 256, config.batch_size
     return spec, config, config.prepare(load_dataset(path, env="hopper", progress=False))
 
 
-def _context(spec: Any, config: Any, prepared: Any) -> tuple[Any, float]:
+def timed_context(spec: Any, config: Any, prepared: Any) -> tuple[Any, float]:
     """PRDC's dataset context through the engine, and the seconds it took (build or cache load)."""
     import jax
 
@@ -148,16 +148,19 @@ def _context(spec: Any, config: Any, prepared: Any) -> tuple[Any, float]:
     return context, time.perf_counter() - t0
 
 
-def _rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int, repeats: int) -> dict[str, Any]:
-    """Updates/s of one seed in the engine's ``train_chunk`` (``steps`` updates per call), after a
-    first call that compiles; best of up to ``repeats`` timed calls (one when a call exceeds 30 s)."""
+def update_rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int, repeats: int,
+                seeds: int = 1) -> dict[str, Any]:
+    """Updates/s of ``seeds`` vmapped seeds in the engine's ``train_chunk`` (``steps`` updates per
+    call), after a first call that compiles; best of up to ``repeats`` timed calls (one when a call
+    exceeds 30 s). ``updates_per_s`` counts the updates of one seed; ``agents`` are the trained ones."""
     import jax
     import jax.numpy as jnp
 
     from offreg.engine import create_seeds, train_chunk
     from offreg.seeds import seed_keys
 
-    state = {"a": create_seeds(spec.agent_cls, config, prepared, [0], context), "k": jnp.stack([seed_keys(0)[1]])}
+    state = {"a": create_seeds(spec.agent_cls, config, prepared, list(range(seeds)), context),
+             "k": jnp.stack([seed_keys(i)[1] for i in range(seeds)])}
 
     def call() -> tuple[float, float, dict[str, Any]]:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -176,7 +179,8 @@ def _rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int, repea
         if wall > LONG_CALL_S:
             break
     out = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu), "call_seconds": times,
-           "call_cpu_seconds": cpu, "compile_and_first_call_s": first, "steps_per_call": steps,
+           "call_cpu_seconds": cpu, "compile_and_first_call_s": first, "steps_per_call": steps, "seeds": seeds,
+           "batch_size": config.batch_size,
            "agents": state["a"]}
     for key in ("certified_fraction", "fallback_rows", "fallback_chunks"):
         if key in metrics[0]:
@@ -193,8 +197,8 @@ def train_child(path: str, steps: int, repeats: int, batches: int, beta: float =
 
     watched = [*_watched(), Path(path).parent]
     before = _files(watched)
-    spec, config, prepared = _prepared("prdc", path)
-    context, build_s = _context(spec, config, prepared)
+    spec, config, prepared = prepared_for("prdc", path)
+    context, build_s = timed_context(spec, config, prepared)
     new = {p: s for p, s in _files(watched).items() if before.get(p) != s}
     import jax
 
@@ -203,9 +207,9 @@ def train_child(path: str, steps: int, repeats: int, batches: int, beta: float =
         "index_bytes": int(sum(x.nbytes for x in jax.tree_util.tree_leaves(context) if hasattr(x, "nbytes"))),
         "index_cache_files": new, "transitions": len(prepared),
     }
-    td3 = _prepared("td3bc", path)
-    out["td3bc"] = _rate(*td3, (), steps, repeats)
-    out["prdc"] = _rate(spec, config, prepared, context, steps, repeats)
+    td3 = prepared_for("td3bc", path)
+    out["td3bc"] = update_rate(*td3, (), steps, repeats)
+    out["prdc"] = update_rate(spec, config, prepared, context, steps, repeats)
     out["prdc_cost_vs_td3bc"] = out["td3bc"]["updates_per_s"] / out["prdc"]["updates_per_s"]
     agent = index_seed(out["prdc"].pop("agents"), 0)
     out["td3bc"].pop("agents")
@@ -231,8 +235,8 @@ def train_child(path: str, steps: int, repeats: int, batches: int, beta: float =
 
 def cache_child(path: str) -> dict[str, Any]:
     """The context again in a fresh process: with an index cache on disk, its load time."""
-    spec, config, prepared = _prepared("prdc", path)
-    return {"index_load_s": _context(spec, config, prepared)[1]}
+    spec, config, prepared = prepared_for("prdc", path)
+    return {"index_load_s": timed_context(spec, config, prepared)[1]}
 
 
 def second_run_child(path: str, launched: float) -> dict[str, Any]:

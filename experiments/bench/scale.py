@@ -39,7 +39,8 @@ Usage::
         --out experiments/bench/results/scale.json
 
 Writes JSON to ``--out`` (default ``experiments/bench/results/scale.json``); ``search`` names the
-commit the run used and the last commit that changed PRDC's search.
+commit the run used and the last commit that changed PRDC's search. ``--table FILE`` prints the
+markdown table of docs/benchmarks.md from such a file.
 """
 
 from __future__ import annotations
@@ -290,6 +291,27 @@ def run_size(rows: int, base: dict[str, np.ndarray], args: argparse.Namespace) -
     return res
 
 
+def table(res: dict[str, Any]) -> str:
+    """The markdown table of docs/benchmarks.md ("Scale") from a results JSON."""
+    def f(x: Any, fmt: str) -> str:
+        return "n/a" if x is None else format(x, fmt)
+
+    head = ("| rows | load s (CPU s) | peak / arrays | index build s | index MiB | index cache load s | "
+            "certified | TD3+BC upd/s | PRDC upd/s | PRDC / TD3+BC | KD-tree ms per 256 (build s) | "
+            "2nd run: first update s |")
+    lines = [head, "|" + "---:|" * head.count(" |")]
+    for r in res["sizes"]:
+        ld, t = r["load"], r["train"]
+        lines.append(
+            f"| {r['rows']:,} | {ld['load_s']:.2f} ({ld['load_cpu_s']:.2f}) | {ld['peak_over_arrays']:.2f}x | "
+            f"{t['index_build_s']:.1f} | {t['index_bytes'] / 2**20:.0f} | {f(r['cache']['index_load_s'], '.1f')} | "
+            f"{t['prdc']['certified_fraction']:.2f} | {t['td3bc']['updates_per_s']:.0f} | "
+            f"{t['prdc']['updates_per_s']:.1f} | {t['prdc_cost_vs_td3bc']:.2f}x | "
+            f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ({t['kdtree']['build_s']:.1f}) | "
+            f"{f(r['second_run']['first_update_from_launch_s'], '.1f')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100000,1000000,2000000", help="comma-separated row counts")
@@ -298,9 +320,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batches", type=int, default=20, help="KD-tree query batches of 256")
     p.add_argument("--noise", type=float, default=0.01, help="std of the noise added to observations and actions")
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench" / "results" / "scale.json"))
+    p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a results file")
     p.add_argument("--_child", dest="child", nargs=2, default=None, help=argparse.SUPPRESS)
     p.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.table:
+        res = json.loads(Path(args.table).read_text())
+        print(table(res))
+        return res
     if args.child:
         kind, path = args.child
         out = {"train": lambda: train_child(path, args.steps, args.repeats, args.batches),
@@ -325,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["load_average_end"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out), json.dumps(res, indent=2) + "\n")
+    print(table(res))
     print(f"wrote {args.out}")
     return res
 

@@ -182,3 +182,42 @@ def test_episode_slices_with_terminate_on_end_and_final_row_end(tmp_path):
         assert len(ep["rewards"]) == len(rows)
         np.testing.assert_array_equal(ep["actions"], arrays["actions"][rows].astype(np.float32))
         np.testing.assert_array_equal(ep["terminals"], arrays["terminals"][rows].astype(np.float32))
+
+
+def _final_flags_loop(terminals, max_steps, for_qlearning, terminate_on_end):
+    """D4RL's step counter row by row (``qlearning_dataset`` / ``sequence_dataset``)."""
+    out, step = np.zeros(len(terminals), bool), 0
+    for i, done in enumerate(terminals):
+        final = step == max_steps - 1
+        out[i] = final
+        if for_qlearning and final and not terminate_on_end:
+            step = 0
+            continue
+        if done or final:
+            step = 0
+        step += 1
+    return out
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 3, 5, 12, 1000])
+@pytest.mark.parametrize("for_qlearning,terminate_on_end", [(True, False), (True, True), (False, False)])
+def test_final_flags_equal_d4rls_counter_loop(max_steps, for_qlearning, terminate_on_end):
+    rng = np.random.default_rng(max_steps)
+    for n, p in [(1, 0.5), (40, 0.0), (40, 1.0), (300, 0.05), (3000, 0.002), (5000, 0.3)]:
+        terminals = rng.random(n) < p
+        got = d4rl.final_flags(terminals, None, max_steps, for_qlearning=for_qlearning,
+                               terminate_on_end=terminate_on_end)
+        want = _final_flags_loop(terminals.tolist(), max_steps, for_qlearning, terminate_on_end)
+        np.testing.assert_array_equal(got, want, err_msg=f"n={n} p={p}")
+
+
+def test_final_flags_cost_grows_with_episodes_not_rows():
+    """2M rows without ``timeouts`` (D4RL's v0 files): the step counter once cost ~0.4 s of Python."""
+    import time
+
+    terminals = np.zeros(2_000_000, bool)
+    terminals[::700] = True
+    t0 = time.process_time()
+    for q in (True, False):
+        d4rl.final_flags(terminals, None, 1000, for_qlearning=q)
+    assert time.process_time() - t0 < 0.15

@@ -11,8 +11,10 @@ What is measured:
    to a temporary directory (not timed against the target).
 2. ``load_dataset(path)`` runs in a fresh child process (``--repeats`` times): wall time from the
    call to the transitions being ready on the device, and peak memory as the process's peak RSS
-   (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) minus its RSS just before the call (read from
-   ``/proc/self/statm`` after importing JAX and initialising the device); its CPU time
+   (``VmHWM`` of ``/proc/self/status``, reset to the current RSS just before the call by writing 5 to
+   ``/proc/self/clear_refs``) minus its RSS just before the call (``/proc/self/statm``, after
+   importing JAX and initialising the device). Not ``getrusage``'s ``ru_maxrss``: Linux carries it
+   over ``exec`` from the forking parent, so a child of a large process reports the parent's peak. Its CPU time
    (``time.process_time``) is reported too, as the wall time depends on the machine's load. The arrays' size is the
    ``nbytes`` of the five float32 transition arrays.
 3. Sampling cost, with the dataset on the device, each in a jitted ``lax.scan`` of ``--steps`` steps:
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,19 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def reset_peak_rss() -> None:
+    """Make the peak RSS (``VmHWM``) the current RSS, so :func:`peak_rss_bytes` measures from here."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak RSS since it started or since :func:`reset_peak_rss` (``VmHWM``)."""
+    with open("/proc/self/status") as fh:
+        line = next(x for x in fh if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def load_child(path: str) -> None:
     """Run in a fresh process: time ``load_dataset`` and measure its peak RSS increase."""
     import jax
@@ -76,12 +90,13 @@ def load_child(path: str) -> None:
     from offreg.data import load_dataset
 
     jnp.zeros(1).block_until_ready()
+    reset_peak_rss()
     before = _rss_bytes()
     t0, c0 = time.perf_counter(), time.process_time()
     ds = load_dataset(path, env="hopper", progress=False)
     jax.block_until_ready(ds.transitions)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     nbytes = sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(ds.transitions))
     print(json.dumps({
         "load_s": seconds, "load_cpu_s": cpu, "peak_increase_bytes": peak - before, "arrays_bytes": nbytes,

@@ -261,25 +261,31 @@ def final_flags(
     ``max_episode_steps - 1``. ``qlearning_dataset`` resets the counter to 0 and skips a final row
     (no increment) unless ``terminate_on_end``; on a kept terminal/final row it resets to 0 and then
     increments. ``sequence_dataset`` resets to 0 and increments at every episode end. Both loops are
-    reproduced exactly here.
+    reproduced exactly here, one terminal at a time: between two terminals the counter only grows
+    and restarts at each final row, so the final rows there are an arithmetic sequence.
 
     Returns:
       bool ``[N]`` (``qlearning``: only the first ``N - 1`` entries matter).
     """
     if timeouts is not None:
         return np.asarray(timeouts, bool)
-    n = len(terminals)
+    done = np.asarray(terminals, bool)
+    n, last = len(done), max_episode_steps - 1
+    skip = for_qlearning and not terminate_on_end  # a final row restarts the counter at 0, else at 1
+    period = last + 1 if skip else last  # rows from one final row to the next without a terminal
     out = np.zeros(n, bool)
-    step = 0
-    for i, done in enumerate(np.asarray(terminals, bool).tolist()):
-        final = step == max_episode_steps - 1
-        out[i] = final
-        if for_qlearning and final and not terminate_on_end:
-            step = 0
+    start, step = 0, 0  # the counter at row ``start``
+    for end in [*np.flatnonzero(done).tolist(), n - 1]:  # rows start..end hold one terminal, at end
+        if start > end:
             continue
-        if done or final:
-            step = 0
-        step += 1
+        first = start + last - step
+        if step <= last and first <= end:
+            finals = np.arange(first, end + 1, period) if period > 0 else np.array([first])
+            out[finals] = True
+            step = 0 if skip and finals[-1] == end else 1
+        else:
+            step = 1
+        start = end + 1
     return out
 
 

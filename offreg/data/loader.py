@@ -464,31 +464,53 @@ def _load_d4rl(src: _Source, *, terminate_on_end: bool) -> Dataset:
 
 
 def _qlearning_on_device(raw: dict[str, Any], rows: np.ndarray) -> Transitions:
-    """``qlearning_dataset``'s arrays built on the device, freeing each host array once it is copied.
+    """``qlearning_dataset``'s arrays built on the device, holding at most one host copy of each array.
 
-    The observations go to the device once and both ``observations[rows]`` and
-    ``observations[rows + 1]`` are gathered there, so the host never holds the file's observations
-    and a gathered copy at the same time as the device arrays (peak memory, see
-    ``experiments/bench/data_loading.py``). ``raw`` is emptied. Values equal
+    ``observations[rows]`` and ``actions[rows]`` are gathered in place into the front of the arrays
+    read from the file (:func:`_keep_rows`) and copied to the device once; the host arrays are freed
+    as soon as they are copied. ``next_observations`` is made on the device from the kept
+    observations: transition ``i``'s next state is transition ``i + 1``'s state wherever their file
+    rows follow each other, so only the rows before a dropped timeout row and the last one come
+    from the file. Peak memory is about the device arrays plus the file's observations (see
+    ``experiments/bench/scale.py``). ``raw`` is emptied. Values equal
     :func:`offreg.data.d4rl.qlearning_dataset`'s (float32 casts commute with the gathers).
     """
-    obs_host = raw.pop("observations")
-    all_obs = jax.device_put(obs_host)
-    all_obs.block_until_ready()
-    del obs_host
-    idx = jnp.asarray(rows, jnp.int32)
-    observations = jnp.take(all_obs, idx, axis=0)
-    next_observations = jnp.take(all_obs, idx + 1, axis=0)
-    next_observations.block_until_ready()
-    del all_obs
-    out = {"observations": observations, "next_observations": next_observations}
-    for key, dtype in (("actions", np.float32), ("rewards", np.float32), ("terminals", np.float32)):
-        host = raw.pop(key)[rows].astype(dtype, copy=False)
+    obs = raw.pop("observations")
+    breaks = np.flatnonzero(np.diff(rows) != 1)  # transitions whose next file row is no transition
+    at = np.append(breaks, len(rows) - 1)
+    ends = obs[rows[at] + 1]  # next states that are no kept state: few rows
+    observations = jax.device_put(_keep_rows(obs, rows))
+    observations.block_until_ready()
+    del obs
+    out = {"observations": observations, "next_observations": _shifted(observations, jnp.asarray(ends), at)}
+    for key in ("actions", "rewards", "terminals"):
+        host = _keep_rows(raw.pop(key), rows).astype(np.float32, copy=False)
         out[key] = jax.device_put(host)
         out[key].block_until_ready()
         del host
     raw.clear()
     return Transitions(**out)
+
+
+def _keep_rows(x: np.ndarray, rows: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``x[rows]`` for sorted unique ``rows``, gathered in place into ``x[:len(rows)]`` (a view of ``x``).
+
+    Safe because ``rows[i] >= i``: chunk ``[s, e)`` reads rows ``>= rows[s] >= s`` and earlier chunks
+    wrote only below ``s``. ``x`` is overwritten; only one chunk is held besides it.
+    """
+    m = len(rows)
+    if m and rows[-1] == m - 1:  # rows == arange(m): nothing dropped before the end
+        return x[:m]
+    for s in range(0, m, chunk):
+        e = min(s + chunk, m)
+        x[s:e] = x[rows[s:e]]
+    return x[:m]
+
+
+@jax.jit
+def _shifted(observations: jax.Array, ends: jax.Array, at: jax.Array) -> jax.Array:
+    """``observations[i + 1]`` for every ``i``, with ``ends`` at the positions ``at`` (one new buffer)."""
+    return jnp.concatenate([observations[1:], observations[-1:]]).at[at].set(ends)
 
 
 def _load_minari(dataset_id: str) -> Dataset:

@@ -28,6 +28,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from test_agent_contract import _dataset
 
+    from offreg.agents.base import is_gradient_free
     from offreg.agents.names import registry
     from offreg.agents.neighbour_index import build_index
     from offreg.agents.neighbours import nearest

@@ -266,11 +266,7 @@ def is_gradient_free(agent_cls: type) -> bool:
 
 
 def check_config(agent_cls: type, config: Any, config_cls: type) -> None:
-    """The check at the top of ``create``: ``config`` is a ``config_cls``.
-
-    Raises:
-      ConfigError: ``<Agent>.create needs a <Config>, got <type>``.
-    """
+    """At the top of ``create``: raise ``ConfigError`` unless ``config`` is a ``config_cls``."""
     if not isinstance(config, config_cls):
         raise ConfigError(f"{agent_cls.__name__}.create needs a {config_cls.__name__}, got {type(config).__name__}")
 

@@ -227,6 +227,22 @@ class Dataset:
             )
         if kind == "none":
             return self
+        if kind in ("locomotion", "locomotion_iql"):
+            scale, shift = 1000.0 / self._return_spread(kind), 0.0
+        t = self.transitions
+        t = t.replace(rewards=t.rewards * jnp.float32(scale) + jnp.float32(shift))
+        info = dataclasses.replace(
+            self.info, reward_transform=kind, reward_scale=float(scale), reward_shift=float(shift)
+        )
+        return dataclasses.replace(self, transitions=t, info=info)
+
+    def _return_spread(self, kind: str) -> float:
+        """``max_return - min_return`` of the ``locomotion`` (complete episodes) or ``locomotion_iql``
+        (:func:`iql_return_range`) scaling.
+
+        Raises:
+          DatasetError: too few episodes, or an empty range.
+        """
         if kind == "locomotion":
             if len(self.episode_returns) < 2:
                 raise DatasetError(
@@ -236,24 +252,15 @@ class Dataset:
             spread = float(np.max(self.episode_returns) - np.min(self.episode_returns))
             if spread <= 0:
                 raise DatasetError(f"dataset {self.info.name!r}: all episode returns are equal")
-            scale, shift = 1000.0 / spread, 0.0
-        if kind == "locomotion_iql":
-            lo, hi = iql_return_range(
-                np.asarray(self.transitions.rewards), np.asarray(self.transitions.terminals),
-                self.info.max_episode_steps,
-            )
-            if hi - lo <= 0:
-                raise DatasetError(
-                    f"dataset {self.info.name!r}: the 'locomotion_iql' return range is empty; "
-                    "use reward_transform 'none'"
-                )
-            scale, shift = 1000.0 / (hi - lo), 0.0
-        t = self.transitions
-        t = t.replace(rewards=t.rewards * jnp.float32(scale) + jnp.float32(shift))
-        info = dataclasses.replace(
-            self.info, reward_transform=kind, reward_scale=float(scale), reward_shift=float(shift)
+            return spread
+        lo, hi = iql_return_range(
+            np.asarray(self.transitions.rewards), np.asarray(self.transitions.terminals), self.info.max_episode_steps,
         )
-        return dataclasses.replace(self, transitions=t, info=info)
+        if hi - lo <= 0:
+            raise DatasetError(
+                f"dataset {self.info.name!r}: the 'locomotion_iql' return range is empty; use reward_transform 'none'"
+            )
+        return float(hi - lo)
 
 
 def iql_return_range(rewards: np.ndarray, terminals: np.ndarray, max_episode_steps: int) -> tuple[float, float]:

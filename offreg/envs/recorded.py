@@ -136,13 +136,13 @@ def make_recorded(gym_id: str, spec: Mapping[str, Any] | str | None = None, **kw
       **kwargs: extra ``gymnasium.make`` arguments (``render_mode``, ...).
 
     Raises:
-      EnvironmentError_: the spec does not match ``gym_id``, Gymnasium-Robotics is needed but
+      EnvironmentError_: the EnvSpec does not match ``gym_id``, Gymnasium-Robotics is needed but
         missing, or Gymnasium cannot build the environment.
     """
     parsed = None if spec is None else parse_spec(spec)
     if parsed is not None and parsed.id != gym_id:
         raise EnvironmentError_(
-            f"environment {RECORDED}{gym_id} was given the spec of {parsed.id!r}; the dataset's env_id and "
+            f"environment {RECORDED}{gym_id} was given the EnvSpec of {parsed.id!r}; the dataset's env_id and "
             "its recorded spec disagree: load the dataset again"
         )
     if _needs_robotics(parsed, gym_id):

@@ -48,7 +48,7 @@ def write_minari_dataset(
         observations; None samples uniform random actions.
       seed: base reset seed.
       max_episode_steps: time limit (default: the id's registered one).
-      env_kwargs: more ``gymnasium.make`` arguments (recorded in the spec).
+      env_kwargs: more ``gymnasium.make`` arguments (recorded in the EnvSpec).
       eval_env: Minari's ``eval_env`` (recorded as ``eval_env_spec``), or None.
       ref_min_score, ref_max_score: reference returns written into the metadata, or None.
 

@@ -90,6 +90,7 @@ def _run(names, tmp_path):
     assert out.stdout.split() == [w for n in names for w in (n, "ok")]
 
 
+@pytest.mark.slow
 def test_prdc_search_and_updates_in_float64(tmp_path):
     """The failure the float32 scan carries caused: PRDC's search and updates in float64 mode."""
     _run(["prdc"], tmp_path)

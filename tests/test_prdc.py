@@ -135,6 +135,7 @@ def test_config_validation_and_presets():
         7.5, 7.5, "antmaze", 10000.0, -1.0)
 
 
+@pytest.mark.slow  # the engine's seed vmap is checked for every agent by test_engine; the search's by test_neighbours
 def test_each_vmapped_seed_equals_its_single_run_and_no_index_in_the_agent():
     import offreg
 

@@ -9,7 +9,7 @@ checks, each written as a table with its verdicts:
   mean minus one std over seeds) or beats it on medium.
 - ``prdc_a2pr``: PRDC and A2PR at least match TD3+BC on average over the datasets (mean of the
   per-dataset means no lower), and beat BC on medium-replay (mean over those datasets).
-- ``odice``: O-DICE against TD3+BC and BC on the same datasets (the issue sets no pass mark; the table
+- ``odice``: O-DICE against TD3+BC and BC on the same datasets (no pass mark is set; the table
   says where O-DICE stands).
 
 The score of a run is the normalized score of the final policy (mean over evaluation episodes), per

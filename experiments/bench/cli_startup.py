@@ -1,5 +1,5 @@
 """Benchmark: wall time of the first commands a user types, ``offreg --help``, ``offreg --version``
-and ``offreg agents`` (target: under 0.5 s each, issue 16 item 13).
+and ``offreg agents`` (target: under 0.5 s each).
 
 Each command runs ``--repeats`` times in a fresh interpreter, ``python -m offreg.cli ARGS`` (the
 same entry point as the ``offreg`` script), timed from process start to exit; the median, minimum

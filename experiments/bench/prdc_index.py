@@ -9,7 +9,7 @@ actions) and reports the build time, the bytes of the arrays built and the peak 
 
 ``--dense ROWS`` instead builds it on dense data like a real D4RL file of that size: the bundled
 ``offreg/hopper-medium-v0`` tiled until it has ``ROWS`` rows, with Gaussian noise of 0.01 added to the
-observations and actions of every copy but the first (issue 14's 1M-row file), normalized as PRDC
+observations and actions of every copy but the first (a D4RL-sized 1M-row file), normalized as PRDC
 trains. It reports the build time, the cache-load time, the search's certified fraction and rows
 scanned and its time per 256-query batch (queries: batch rows with their own action plus noise of
 0.3, as a policy part-way through training, and with uniform random actions, as at initialization),

@@ -1,6 +1,6 @@
 """Scale benchmark: offreg on D4RL-sized files (100k, 1M, 2M rows) made from bundled data.
 
-Each file is made the way issue 14 describes (:func:`write_scaled`): the bundled
+Each file is made the same way (:func:`write_scaled`): the bundled
 ``offreg/hopper-medium-v0`` (100,000 rows, 11-dim states, 3-dim actions), cut at its last complete
 episode, tiled until it has ``rows`` rows, with ``N(0, 0.01)`` noise added to the observations and
 the actions (actions clipped to [-1, 1]); terminals and timeouts are tiled with the rows, so every
@@ -29,7 +29,7 @@ For every size, each part in a fresh process (so one size's memory does not infl
    context again (the cache load), and a second fresh process runs ``offreg.train(agent="prdc",
    dataset=path, steps=1, log_every=1, eval_every=0)`` and reports the seconds from its launch (and
    from the ``train`` call) to the engine's first callback, i.e. the first update done (compilation
-   included): the issue's "a second ``offreg train --agent prdc`` starts updating" check. Without
+   included), i.e. how soon a second ``offreg train --agent prdc`` starts updating. Without
    an index cache both are ``null`` (a second run would build the index again).
 
 Usage::

@@ -33,10 +33,7 @@ silenced, because offreg does not use those rewards.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -44,10 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 from offreg.envs import register_env
-from offreg.errors import EnvironmentError_
-
-ROBOTICS_EXTRA = 'pip install "offreg[robotics]"'
-_ROBOTICS_NOTICE = "reward functions were updated in v1.2.1"
+from offreg.envs.recorded import import_robotics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,28 +201,6 @@ class D4RLAdroit(gym.Wrapper):
         return obs, float(out.reward), bool(terminated or out.terminal), truncated, info
 
 
-def import_robotics(name: str) -> Any:
-    """Import ``gymnasium_robotics`` (silencing its notice about the v1 dense rewards).
-
-    Raises:
-      EnvironmentError_: it is not installed (the message names ``pip install "offreg[robotics]"``).
-    """
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            import gymnasium_robotics
-    except ImportError:
-        raise EnvironmentError_(
-            f"environment {name!r} needs Gymnasium-Robotics, which is not installed: {ROBOTICS_EXTRA}"
-        ) from None
-    finally:
-        rest = [line for line in captured.getvalue().splitlines() if _ROBOTICS_NOTICE not in line]
-        if rest:
-            print("\n".join(rest), file=sys.stderr)
-    gym.register_envs(gymnasium_robotics)
-    return gymnasium_robotics
-
-
 def make_adroit(name: str, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
     """Build the environment that evaluates a D4RL Adroit policy.
 
@@ -244,7 +216,7 @@ def make_adroit(name: str, max_episode_steps: int | None = None, **kwargs: Any) 
     Raises:
       EnvironmentError_: Gymnasium-Robotics is not installed.
     """
-    import_robotics(name)
+    import_robotics(name, silence_reward_notice=True)
     task = ADROIT[name]
     env = gym.make(task.gym_id, max_episode_steps=max_episode_steps or task.max_episode_steps, **kwargs)
     return D4RLAdroit(env, name)

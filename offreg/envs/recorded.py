@@ -23,8 +23,11 @@ the environment's observations pass through :class:`FlattenDictObservation`, whi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +38,7 @@ from offreg.envs import RECORDED
 from offreg.errors import EnvironmentError_
 
 ROBOTICS_HINT = 'pip install "offreg[robotics]"'
+_ROBOTICS_NOTICE = "reward functions were updated in v1.2.1"
 
 
 def flatten_observation(observation: Any, batch_dims: int = 0) -> np.ndarray:
@@ -111,19 +115,32 @@ def _needs_robotics(spec: gym.envs.registration.EnvSpec | None, gym_id: str) -> 
     return gym_id not in gym.registry
 
 
-def register_robotics(gym_id: str) -> None:
-    """Import Gymnasium-Robotics and register its environments.
+def import_robotics(name: str, silence_reward_notice: bool = False) -> Any:
+    """Import Gymnasium-Robotics and register its environments; returns the module.
+
+    Args:
+      name: the environment that needs it (for the error).
+      silence_reward_notice: drop the notice Gymnasium-Robotics prints on import about its changed
+        Adroit dense rewards (offreg's Adroit environments recompute D4RL's; every other line of
+        stderr is kept). The recorded environments keep it: they report Gymnasium-Robotics' rewards.
 
     Raises:
       EnvironmentError_: Gymnasium-Robotics is not installed (the message names the extra).
     """
+    captured = io.StringIO()
     try:
-        import gymnasium_robotics
+        with contextlib.redirect_stderr(captured) if silence_reward_notice else contextlib.nullcontext():
+            import gymnasium_robotics
     except ImportError:
         raise EnvironmentError_(
-            f"environment {gym_id!r} needs Gymnasium-Robotics, which is not installed: {ROBOTICS_HINT}"
+            f"environment {name!r} needs Gymnasium-Robotics, which is not installed: {ROBOTICS_HINT}"
         ) from None
+    finally:
+        rest = [line for line in captured.getvalue().splitlines() if _ROBOTICS_NOTICE not in line]
+        if rest:
+            print("\n".join(rest), file=sys.stderr)
     gym.register_envs(gymnasium_robotics)
+    return gymnasium_robotics
 
 
 def make_recorded(gym_id: str, spec: Mapping[str, Any] | str | None = None, **kwargs: Any) -> gym.Env:
@@ -146,7 +163,7 @@ def make_recorded(gym_id: str, spec: Mapping[str, Any] | str | None = None, **kw
             "its recorded spec disagree: load the dataset again"
         )
     if _needs_robotics(parsed, gym_id):
-        register_robotics(gym_id)
+        import_robotics(gym_id)
     try:
         env = gym.make(parsed if parsed is not None else gym_id, **kwargs)
     except ImportError as e:

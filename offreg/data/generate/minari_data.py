@@ -18,7 +18,7 @@ import numpy as np
 
 from offreg.data.catalogue import minari_root
 from offreg.data.minari_format import minari_dataset_dir
-from offreg.envs.recorded import register_robotics
+from offreg.envs.recorded import import_robotics
 from offreg.errors import DatasetError
 
 
@@ -73,7 +73,7 @@ def write_minari_dataset(
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     if env_id not in gym.registry:
-        register_robotics(env_id)
+        import_robotics(env_id)
     env = minari.DataCollector(gym.make(env_id, **kwargs), record_infos=False)
     try:
         steps = _collect(env, episodes, policy, seed)

@@ -250,18 +250,26 @@ def test_unknown_agent_and_dataset_give_suggestions(capsys, tmp_path):
     assert not (tmp_path / "a").exists()  # nothing written for a bad invocation
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ("td3bc.nosuch=1", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3Config field 'nosuch'"),
-    ("td3bc.alpha=abc", "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3Config.alpha must be float"),
-    ("batch_size=0", "--set for agent 'bc' on offreg/hopper-medium-replay-v0: BCConfig.batch_size must be positive"),
-    ("alph=2.5", "unknown config field 'alph'; did you mean 'alpha'? No agent in --agents ['bc', 'td3bc'] has it"),
+@pytest.mark.parametrize(("option", "message"), [
+    (["--set", "td3bc.nosuch=1"],
+     "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: unknown TD3Config field 'nosuch'"),
+    (["--set", "td3bc.alpha=abc"],
+     "--set for agent 'td3bc' on offreg/hopper-medium-replay-v0: TD3Config.alpha must be float"),
+    (["--set", "batch_size=0"],
+     "--set for agent 'bc' on offreg/hopper-medium-replay-v0: BCConfig.batch_size must be positive"),
+    (["--set", "alph=2.5"],
+     "unknown config field 'alph'; did you mean 'alpha'? No agent in --agents ['bc', 'td3bc'] has it"),
+    (["--sweep", "bc:alpha=1,2"], "--sweep for agent 'bc': agent 'bc' has no coefficients to sweep"),
+    (["--sweep", "nosuch=1,2"], "--sweep nosuch: no agent in --agents ['bc', 'td3bc'] sweeps it"),
+    (["--sweep", "odice:lambda=0.4"], "--sweep is given for agent 'odice', which is not in --agents ['bc', 'td3bc']"),
+    (["--sweep", "td3bc:alpha=1,x"], "--sweep alpha: values must be numbers separated by commas"),
 ])
-def test_bad_set_fails_before_any_job_or_file(capsys, tmp_path, setting, message):
+def test_bad_set_or_sweep_fails_before_any_job_or_file(capsys, tmp_path, option, message):
     out = tmp_path / "lb"
     out.mkdir()
     code = cli.main(["leaderboard", "run", "--agents", "bc,td3bc", "--datasets", "offreg/hopper-medium-replay-v0",
                      "--steps", "10", "--eval-every", "10", "--eval-episodes", "1", "--eval-max-steps", "5",
-                     "--set", setting, "--out", str(out)])
+                     *option, "--out", str(out)])
     captured = capsys.readouterr()
     last = captured.err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and message in last
@@ -388,22 +396,6 @@ def test_sweep_trains_one_job_and_reports_each_point(local_run, tiny_file, tmp_p
         final = [np.mean(e["scores"]) for e in doc["evaluations"] if e["sweep"] == {"alpha": value} and e["step"] == 20]
         assert len(final) == 2
         assert float(rows[f"td3bc[alpha={value:g}]"]["final_mean"]) == pytest.approx(np.mean(final), rel=1e-9)
-
-
-@pytest.mark.parametrize(("sweep", "message"), [
-    ("bc:alpha=1,2", "--sweep for agent 'bc': agent 'bc' has no coefficients to sweep"),
-    ("nosuch=1,2", "--sweep nosuch: no agent in --agents ['bc', 'td3bc'] sweeps it"),
-    ("odice:lambda=0.4", "--sweep is given for agent 'odice', which is not in --agents ['bc', 'td3bc']"),
-    ("td3bc:alpha=1,x", "--sweep alpha: values must be numbers separated by commas"),
-])
-def test_bad_sweep_fails_before_any_job_or_file(capsys, tmp_path, sweep, message):
-    out = tmp_path / "lb"
-    out.mkdir()
-    code = cli.main(["leaderboard", "run", "--agents", "bc,td3bc", "--datasets", "offreg/hopper-medium-replay-v0",
-                     "--sweep", sweep, "--out", str(out)])
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 2 and last.startswith("error: ") and message in last
-    assert list(out.iterdir()) == []
 
 
 def test_sweep_point_is_comparable_with_the_paper_only_at_the_preset(tmp_path):

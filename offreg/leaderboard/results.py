@@ -89,7 +89,8 @@ def variant(agent: str, point: Mapping[str, float]) -> str:
     """
     if not point:
         return agent
-    return f"{agent}[{','.join(f'{k.rstrip(chr(95))}={float(v):g}' for k, v in point.items())}]"
+    values = ",".join(f"{k.rstrip('_')}={float(v):g}" for k, v in point.items())
+    return f"{agent}[{values}]"
 
 
 def split_variants(result: Mapping[str, Any]) -> list[dict[str, Any]]:

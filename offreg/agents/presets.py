@@ -140,13 +140,20 @@ def resolve_run_settings(agent_name: str, dataset_name: str | None) -> tuple[dic
     Returns:
       ``(values, sources)``: e.g. ``({"eval_every": 20000, "eval_episodes": 50}, {"eval_every": "...", ...})``.
     """
-    values: dict[str, int] = {}
+    return _matching(agent_name, load_presets(agent_name), dataset_name, "run")
+
+
+def _matching(agent_name: str, presets: dict[str, Any], dataset_name: str | None,
+              key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``key`` objects (``values`` or ``run``) of the ``datasets`` entries matching ``dataset_name``,
+    merged in file order (later matches win), with each setting's source."""
+    values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if dataset_name is None:
         return values, sources
-    for entry in load_presets(agent_name)["datasets"]:
-        if entry.get("run") and matches(entry["match"], dataset_name):
-            for k, v in entry["run"].items():
+    for entry in presets["datasets"]:
+        if entry.get(key) and matches(entry["match"], dataset_name):
+            for k, v in entry[key].items():
                 values[k] = v
                 sources[k] = entry.get("source", f"offreg/configs/{agent_name}.json match {entry['match']!r}")
     return values, sources
@@ -169,12 +176,9 @@ def resolve_config_with_sources(
     for k, v in presets["defaults"].items():
         values[k] = v
         sources[k] = presets["sources"].get(k, f"{where} defaults")
-    if dataset_name is not None:
-        for entry in presets["datasets"]:
-            if matches(entry["match"], dataset_name):
-                for k, v in entry["values"].items():
-                    values[k] = v
-                    sources[k] = entry.get("source", f"{where} match {entry['match']!r}")
+    matched, matched_sources = _matching(agent_name, presets, dataset_name, "values")
+    values.update(matched)
+    sources.update(matched_sources)
     for k, v in (overrides or {}).items():
         values[k] = v
         sources[k] = "user override"

@@ -32,7 +32,8 @@ from offreg.errors import DatasetError
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts",)
 FIELDS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
-"""The top-level arrays :func:`write_d4rl` writes."""
+"""The top-level arrays :func:`write_d4rl` writes (``next_observations`` when given: D4RL's AntMaze
+files, for one, have none)."""
 INFO_FIELDS = ("action_log_probs", "qpos", "qvel")
 """Per-row arrays :func:`write_d4rl` writes under ``infos/`` when present."""
 _FLOAT_KEYS = ("observations", "actions", "rewards")
@@ -392,13 +393,16 @@ def write_d4rl(path: str | os.PathLike, data: dict[str, np.ndarray], metadata: d
 
     Args:
       path: the file to write (not atomic: wrap in :func:`offreg.atomic.atomic_write`).
-      data: every key of :data:`FIELDS` (``[N, ...]`` arrays, written in their dtypes), any of
+      data: every key of :data:`FIELDS` but, optionally, ``next_observations`` (``[N, ...]`` arrays,
+        written in their dtypes), any of
         :data:`INFO_FIELDS`, and any key ``infos/<name>`` (written as it is).
       metadata: values become scalar datasets (str -> bytes) or arrays under ``metadata/``; keys with
         ``/`` make groups (``policy/fc0/weight``).
     """
     with h5py.File(path, "w") as f:
         for k in FIELDS:
+            if k == "next_observations" and k not in data:
+                continue
             f.create_dataset(k, data=data[k], compression="gzip", compression_opts=4)
         for k in INFO_FIELDS:
             if k in data:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from offreg.atomic import atomic_write
+from offreg.data.d4rl import write_d4rl
 from offreg.envs.antmaze import AntMazeEnv
 from offreg.errors import ConfigError
 from offreg.provenance import dataset_versions
@@ -83,11 +83,4 @@ def write_antmaze_hdf5(
     arrays = antmaze_arrays(maze, steps, episode_steps, seed)
     metadata = {"maze": maze, "policy": "uniform random actions", "seed": seed, **dataset_versions()}
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            for key, value in arrays.items():
-                f.create_dataset(key, data=value, compression="gzip")
-            for key, value in metadata.items():
-                f.create_dataset(f"metadata/{key}", data=value.encode() if isinstance(value, str) else value)
-
-    return atomic_write(path, write)
+    return atomic_write(path, lambda tmp: write_d4rl(tmp, arrays, metadata))

@@ -34,6 +34,7 @@ silenced, because offreg does not use those rewards.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -222,14 +223,5 @@ def make_adroit(name: str, max_episode_steps: int | None = None, **kwargs: Any) 
     return D4RLAdroit(env, name)
 
 
-def _factory(name: str) -> Callable[..., gym.Env]:
-    def factory(**kwargs: Any) -> gym.Env:
-        return make_adroit(name, **kwargs)
-
-    task = ADROIT[name]
-    factory.__doc__ = f"{task.gym_id} with D4RL's reward, {task.max_episode_steps}-step time limit."
-    return factory
-
-
 for _name in ADROIT:
-    register_env(_name, _factory(_name), eval_path="gymnasium-robotics+d4rl-reward")
+    register_env(_name, functools.partial(make_adroit, _name), eval_path="gymnasium-robotics+d4rl-reward")

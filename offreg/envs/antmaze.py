@@ -30,6 +30,7 @@ environment's seeded generator; the model keeps only what enters the physics (no
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -302,13 +303,5 @@ def make_antmaze(maze: str, max_episode_steps: int | None = None, **kwargs: Any)
     return gym.wrappers.TimeLimit(env, max_episode_steps or MAX_EPISODE_STEPS[maze])
 
 
-def _factory(maze: str):
-    def factory(**kwargs: Any) -> gym.Env:
-        return make_antmaze(maze, **kwargs)
-
-    factory.__doc__ = f"D4RL's AntMaze ({maze}), {MAX_EPISODE_STEPS[maze]}-step time limit."
-    return factory
-
-
 for _maze in MAZES:
-    register_env(ENV_NAMES[_maze], _factory(_maze), eval_path="d4rl-env")
+    register_env(ENV_NAMES[_maze], functools.partial(make_antmaze, _maze), eval_path="d4rl-env")

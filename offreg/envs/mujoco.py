@@ -28,8 +28,9 @@ and leave the process's warning state unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -150,13 +151,5 @@ def make_locomotion(name: str, max_episode_steps: int = MAX_EPISODE_STEPS, **kwa
     return env
 
 
-def _factory(name: str) -> Callable[..., gym.Env]:
-    def factory(**kwargs: Any) -> gym.Env:
-        return make_locomotion(name, **kwargs)
-
-    factory.__doc__ = f"{LOCOMOTION[name].describe()}, {MAX_EPISODE_STEPS}-step time limit."
-    return factory
-
-
 for _name in LOCOMOTION:
-    register_env(_name, _factory(_name), eval_path="d4rl-env")
+    register_env(_name, functools.partial(make_locomotion, _name), eval_path="d4rl-env")

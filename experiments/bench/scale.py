@@ -18,7 +18,9 @@ For every size, each part in a fresh process (so one size's memory does not infl
    build seconds and its bytes (all array leaves); then TD3+BC and PRDC, one seed each, batch 256, in
    the same process: ``offreg.engine.train_chunk`` of ``--steps`` updates, called once to compile
    (and train), then timed (best of up to ``--repeats`` calls; a call over 30 s is not repeated).
-   PRDC's ``certified_fraction`` and ``fallback_rows`` are the means over the timed calls. Last, the
+   PRDC's ``certified_fraction``, ``leaves_per_query`` and ``fallback_chunks`` are the means over the
+   timed calls. The timed calls run right after initialization (the policy far from the data: the
+   search's hardest queries) and again after ``--warmup`` more updates of each agent. Last, the
    official PRDC code's search for comparison: ``scipy.spatial.cKDTree`` on ``[beta * s, a]``
    (beta = 2, normalized states), build seconds and the median seconds of ``query(keys, k=1,
    workers=-1)`` on batches of 256 keys ``[beta * s, pi(s)]`` (states of random rows, ``pi`` the PRDC
@@ -150,10 +152,14 @@ def timed_context(spec: Any, config: Any, prepared: Any) -> tuple[Any, float]:
 
 
 def update_rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int, repeats: int,
-                seeds: int = 1) -> dict[str, Any]:
+                seeds: int = 1, warmup: int = 0) -> dict[str, Any]:
     """Updates/s of ``seeds`` vmapped seeds in the engine's ``train_chunk`` (``steps`` updates per
     call), after a first call that compiles; best of up to ``repeats`` timed calls (one when a call
-    exceeds 30 s). ``updates_per_s`` counts the updates of one seed; ``agents`` are the trained ones."""
+    exceeds 30 s). ``updates_per_s`` counts the updates of one seed; ``agents`` are the trained ones.
+
+    The timed calls run twice: right after initialization (``at_init``: the policy far from the
+    data, the search's hardest queries) and again after ``warmup`` more updates (``after_warmup``,
+    ``None`` when ``warmup`` is 0)."""
     import jax
     import jax.numpy as jnp
 
@@ -163,33 +169,46 @@ def update_rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int,
     state = {"a": create_seeds(spec.agent_cls, config, prepared, list(range(seeds)), context),
              "k": jnp.stack([seed_keys(i)[1] for i in range(seeds)])}
 
-    def call() -> tuple[float, float, dict[str, Any]]:
+    def call(n: int = steps) -> tuple[float, float, dict[str, Any]]:
         t0, c0 = time.perf_counter(), time.process_time()
-        a, k, metrics, _ = train_chunk(state["a"], prepared.transitions, state["k"], steps, context)
+        a, k, metrics, _ = train_chunk(state["a"], prepared.transitions, state["k"], n, context)
         metrics = jax.device_get(metrics)
         state["a"], state["k"] = a, k
         return time.perf_counter() - t0, time.process_time() - c0, metrics
 
+    def timed() -> dict[str, Any]:
+        times, cpu, metrics = [], [], []
+        for _ in range(repeats):
+            wall, c, m = call()
+            times.append(wall)
+            cpu.append(c)
+            metrics.append(m)
+            if wall > LONG_CALL_S:
+                break
+        out = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu), "call_seconds": times,
+               "call_cpu_seconds": cpu}
+        for key in ("certified_fraction", "leaves_per_query", "fallback_chunks", "nn_distance"):
+            if key in metrics[0]:
+                out[key] = float(np.mean([np.mean(m[key]) for m in metrics]))
+        return out
+
     first, _, _ = call()
-    times, cpu, metrics = [], [], []
-    for _ in range(repeats):
-        wall, c, m = call()
-        times.append(wall)
-        cpu.append(c)
-        metrics.append(m)
-        if wall > LONG_CALL_S:
-            break
-    out = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu), "call_seconds": times,
-           "call_cpu_seconds": cpu, "compile_and_first_call_s": first, "steps_per_call": steps, "seeds": seeds,
-           "batch_size": config.batch_size,
-           "agents": state["a"]}
-    for key in ("certified_fraction", "fallback_rows", "fallback_chunks"):
-        if key in metrics[0]:
-            out[key] = float(np.mean([np.mean(m[key]) for m in metrics]))
+    out = {**timed(), "compile_and_first_call_s": first, "steps_per_call": steps, "seeds": seeds,
+           "batch_size": config.batch_size}
+    out["at_init"] = {k: out[k] for k in list(out) if k not in ("compile_and_first_call_s", "steps_per_call",
+                                                                "seeds", "batch_size")}
+    out["after_warmup"] = None
+    if warmup:
+        t0 = time.perf_counter()
+        for _ in range(max(1, warmup // steps) - 1):
+            call()
+        out["after_warmup"] = {**timed(), "warmup_updates": warmup, "warmup_s": time.perf_counter() - t0}
+    out["agents"] = state["a"]
     return out
 
 
-def train_child(path: str, steps: int, repeats: int, batches: int, beta: float = 2.0) -> dict[str, Any]:
+def train_child(path: str, steps: int, repeats: int, batches: int, warmup: int = 0,
+                beta: float = 2.0) -> dict[str, Any]:
     """Index build, TD3+BC and PRDC updates/s in one process, and the official-style KD-tree search."""
     from scipy.spatial import cKDTree
 
@@ -209,9 +228,12 @@ def train_child(path: str, steps: int, repeats: int, batches: int, beta: float =
         "index_cache_files": new, "transitions": len(prepared),
     }
     td3 = prepared_for("td3bc", path)
-    out["td3bc"] = update_rate(*td3, (), steps, repeats)
-    out["prdc"] = update_rate(spec, config, prepared, context, steps, repeats)
+    out["td3bc"] = update_rate(*td3, (), steps, repeats, warmup=warmup)
+    out["prdc"] = update_rate(spec, config, prepared, context, steps, repeats, warmup=warmup)
     out["prdc_cost_vs_td3bc"] = out["td3bc"]["updates_per_s"] / out["prdc"]["updates_per_s"]
+    if warmup:
+        out["prdc_cost_vs_td3bc_after_warmup"] = (out["td3bc"]["after_warmup"]["updates_per_s"]
+                                                  / out["prdc"]["after_warmup"]["updates_per_s"])
     agent = index_seed(out["prdc"].pop("agents"), 0)
     out["td3bc"].pop("agents")
     # --- the official code's search: scipy KD-tree on [beta * s, a], one query per actor step ---
@@ -274,7 +296,7 @@ def run_size(rows: int, base: dict[str, np.ndarray], args: argparse.Namespace) -
         res["load"]["peak_over_arrays"] = res["load"]["peak_increase_bytes"] / res["load"]["arrays_bytes"]
         print(f"  load {res['load']['load_s']:.2f} s, peak {res['load']['peak_over_arrays']:.2f}x arrays", flush=True)
         res["train"] = _child(["--_child", "train", path, "--steps", str(args.steps), "--repeats",
-                               str(args.repeats), "--batches", str(args.batches)], env)
+                               str(args.repeats), "--batches", str(args.batches), "--warmup", str(args.warmup)], env)
         t = res["train"]
         print(f"  index {t['index_build_s']:.1f} s; td3bc {t['td3bc']['updates_per_s']:.0f}/s, prdc "
               f"{t['prdc']['updates_per_s']:.1f}/s ({t['prdc_cost_vs_td3bc']:.2f}x); kd-tree "
@@ -297,16 +319,20 @@ def table(res: dict[str, Any]) -> str:
         return "n/a" if x is None else format(x, fmt)
 
     head = ("| rows | load s (CPU s) | peak / arrays | index build s | index MiB | index cache load s | "
-            "certified | TD3+BC upd/s | PRDC upd/s | PRDC / TD3+BC | KD-tree ms per 256 (build s) | "
+            "TD3+BC upd/s | PRDC upd/s at init | PRDC / TD3+BC at init | PRDC upd/s after warm-up | "
+            "PRDC / TD3+BC after warm-up | leaves per query (init, warm) | KD-tree ms per 256 (build s) | "
             "2nd run: first update s |")
     lines = [head, "|" + "---:|" * head.count(" |")]
     for r in res["sizes"]:
         ld, t = r["load"], r["train"]
+        w = t["prdc"].get("after_warmup")
         lines.append(
             f"| {r['rows']:,} | {ld['load_s']:.2f} ({ld['load_cpu_s']:.2f}) | {ld['peak_over_arrays']:.2f}x | "
             f"{t['index_build_s']:.1f} | {t['index_bytes'] / 2**20:.0f} | {f(r['cache']['index_load_s'], '.1f')} | "
-            f"{t['prdc']['certified_fraction']:.2f} | {t['td3bc']['updates_per_s']:.0f} | "
+            f"{t['td3bc']['updates_per_s']:.0f} | "
             f"{t['prdc']['updates_per_s']:.1f} | {t['prdc_cost_vs_td3bc']:.2f}x | "
+            f"{f(w and w['updates_per_s'], '.1f')} | {f(t.get('prdc_cost_vs_td3bc_after_warmup'), '.2f')}x | "
+            f"{t['prdc']['leaves_per_query']:.1f}, {f(w and w['leaves_per_query'], '.1f')} | "
             f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ({t['kdtree']['build_s']:.1f}) | "
             f"{f(r['second_run']['first_update_from_launch_s'], '.1f')} |")
     return "\n".join(lines)
@@ -318,6 +344,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps", type=int, default=200, help="updates per timed engine call (both agents)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per agent (one if a call takes > 30 s)")
     p.add_argument("--batches", type=int, default=20, help="KD-tree query batches of 256")
+    p.add_argument("--warmup", type=int, default=2000,
+                   help="updates of each agent between the timed calls at initialization and the second timed calls")
     p.add_argument("--noise", type=float, default=0.01, help="std of the noise added to observations and actions")
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench" / "results" / "scale.json"))
     p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a results file")
@@ -330,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return res
     if args.child:
         kind, path = args.child
-        out = {"train": lambda: train_child(path, args.steps, args.repeats, args.batches),
+        out = {"train": lambda: train_child(path, args.steps, args.repeats, args.batches, args.warmup),
                "cache": lambda: cache_child(path),
                "second": lambda: second_run_child(path, args.launched)}[kind]()
         print(json.dumps(out))

@@ -3,36 +3,41 @@
 PRDC (Ran et al., ICML 2023) pulls ``pi(s)`` toward the action of the dataset row nearest to the
 key ``q = [beta * s, pi(s)]`` among all rows ``x_m = [beta * S_m, A_m]`` (Euclidean distance, exact
 search). The official code queries a ``scipy.spatial.KDTree`` on the host at every actor step; here
-the search stays on the device:
+the search stays on the device, as a branch-and-bound over a KD-tree that is vectorized across the
+queries:
 
-1. **Index, once per dataset** (:func:`offreg.agents.neighbour_index.build_index`, on the host).
-   For every row ``j`` its ``K`` nearest rows in *state* space, ``C_j``, and a certified radius
-   ``r_j``: every row outside ``C_j`` has state distance ``>= r_j`` from ``S_j``. Scaling by
-   ``beta > 0`` does not change neighbours in state space, so one index serves every ``beta``
-   (``beta`` stays a traced, sweepable array).
-2. **Candidate search** (:func:`nearest`). A query whose state is a dataset row ``j`` (always the
-   case for PRDC: the batch is drawn from the dataset; the row is found by an exact bitwise hash of
-   the state) searches ``C_j`` exactly. The best joint distance ``d*`` found is certified exact when
-   ``d* < beta * r_j``: every other row has joint distance ``>= beta * ||S_m - S_j|| >= beta * r_j``.
-3. **Exact fallback.** The uncertified queries (and queries whose state is not a dataset row) are
-   compacted and answered, ``chunk`` at a time, in a ``lax.while_loop`` that runs only as many
-   chunks as needed, by a blocked scan with a running arg-min over a *slab*: rows are sorted by
-   their projection on the states' first principal axis ``u``, and since
-   ``||x_m - q|| >= beta |u.(S_m - s)|``, only rows with ``|u.S_m - u.s| <= d*/beta`` (``d*`` the
-   candidates' best, an upper bound) can be nearer; they form one contiguous range of the sorted
-   order, found by binary search. The index stores the rows in that order, so each slab is a
-   contiguous slice. When many queries are open, one batched matmul scan of the whole dataset
-   (its best row re-checked exactly, certified by a bound on every other row) answers most of
-   them first. (:func:`brute_force_nearest`
-   scans everything; tests use it.)
+1. **Index, once per dataset** (:func:`offreg.agents.neighbour_index.build_index`, on the host): a
+   balanced KD-tree over ``[S, A]`` whose nodes keep their rows' bounding box in states and in
+   actions. For any box and any ``beta``, ``beta^2 gap_S^2 + gap_A^2`` (``gap`` the distance from
+   the query to the box, per part) is a lower bound on the key distance of every row in the box, so
+   one index serves every ``beta`` (``beta`` stays a traced, sweepable array).
+2. **An upper bound** per query: descend the split coordinates to the leaf of ``[s, a]`` and scan its
+   rows (for PRDC the query state is a dataset row, whose leaf this usually is, so the bound is
+   close: at most the distance to the row's own action).
+3. **Level-synchronous branch and bound** (:func:`_traverse`): from the root, every level replaces
+   each (query, node) pair by the children whose lower bound does not exceed the query's upper
+   bound; the surviving pairs are compacted into a fixed ``capacity`` (static shapes, so the jitted
+   update keeps one shape). At the leaves the surviving pairs' rows are scanned, and each query keeps
+   its lexicographic minimum of (distance, row). A node is dropped only if every row in it is
+   farther than a row already found, so the answer is the exact nearest row.
+4. **Exact fallback.** A query whose pairs did not fit the capacity (many queries far from the data,
+   as at initialization) is searched again ``chunk`` queries at a time, each chunk with the whole
+   capacity, in a ``lax.while_loop`` that runs only as many chunks as needed; a query that still does
+   not fit is answered by a blocked scan of every row (:func:`brute_force_nearest`, also the tests'
+   reference).
+
+Its cost depends on how many leaves lie within a query's distance (the density of the data near the
+query), not on the number of rows.
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
 distance of the returned row equals scipy's to float32 rounding (relative ~1e-6). Ties are broken
 deterministically: the lowest dataset index among the rows at the minimal float32 distance. The
-certificate carries a safety margin that covers float32 rounding of the keys and the distances,
-so the candidate path returns exactly what the brute-force scan would. Float64 queries (with
-``jax_enable_x64``) give float64 distances, for which the float32 margins are conservative.
+lower bounds are lowered by a margin that covers float32 rounding of the keys (``|fl(beta x) -
+beta x| <= u beta |x|`` per coordinate) and of the sums, and a node is dropped only when its bound
+*exceeds* the best distance, so every row that could equal or beat the answer is scanned. Float64
+queries (with ``jax_enable_x64``) give float64 distances, for which the float32 margins are
+conservative.
 """
 
 from __future__ import annotations
@@ -42,22 +47,18 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex, hash_rows
+from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex
 from offreg.seeds import SEED_AXIS
 
+_U = 1.2e-7  # twice float32's unit roundoff: per-coordinate rounding of fl(beta * x), relative to |x|
+_UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
+_LB_MARGIN = 4e-5  # relative, covers the float32 sums of the bound and of the distance (D <= 150)
 
-def locate(index: NeighbourIndex, query_states: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The position of the dataset row whose state equals each query state bit for bit.
 
-    Returns:
-      ``(position int32 [B], found bool [B])``; ``position`` is meaningless where ``found`` is False.
-    """
-    h = hash_rows(query_states)
-    n = index.hash_sorted.shape[0]
-    at = jnp.clip(jnp.searchsorted(index.hash_sorted, h, side="left"), 0, n - 1)
-    pos = index.hash_pos[at]
-    found = (index.hash_sorted[at] == h) & jnp.all(index.states[pos] == query_states, axis=-1)
-    return pos, found
+def _shape(index: NeighbourIndex) -> tuple[int, int, int]:
+    """``(depth D, leaves L, cap)`` of the index's tree, from its array shapes (static)."""
+    leaves = (index.lo.shape[0] + 1) // 2
+    return leaves.bit_length() - 1, leaves, index.rows.shape[0] // leaves
 
 
 def _sq_dist(beta, states, actions, q_state_keys, q_actions):
@@ -76,20 +77,21 @@ def _lexmin(d, rows, n):
 def brute_force_nearest(
     index: NeighbourIndex, beta: jax.Array, query_states: jax.Array, query_actions: jax.Array, block: int = 4096
 ) -> tuple[jax.Array, jax.Array]:
-    """Exact nearest row by a blocked scan over the whole dataset (running lexicographic arg-min).
+    """Exact nearest row by a blocked scan over every slot (running lexicographic arg-min).
 
     Args:
       index: the index.
       beta: scalar state scale.
       query_states: ``[M, ds]`` unscaled query states ``s``.
       query_actions: ``[M, da]``.
-      block: dataset rows per scan step (``<= MAX_BLOCK``).
+      block: slots per scan step (``<= MAX_BLOCK``).
 
     Returns:
       ``(row int32 [M], dist_sq float32 [M])``: the lowest dataset row at the minimal distance.
     """
-    n = index.rows.shape[0]
-    block = min(block, MAX_BLOCK, n)
+    n = index.positions.shape[0]
+    slots = index.rows.shape[0]
+    block = min(block, MAX_BLOCK, slots)
     q_keys = beta * query_states
     m = query_states.shape[0]
     dtype = jnp.result_type(q_keys, query_actions, index.states, index.actions)  # of the distances
@@ -99,15 +101,15 @@ def brute_force_nearest(
         s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
         a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
         pos = start + jnp.arange(block)
-        rows = index.rows[jnp.clip(pos, 0, n - 1)]
+        rows = jnp.where(pos < slots, index.rows[jnp.clip(pos, 0, slots - 1)], n)
         d = _sq_dist(beta, s_blk[None], a_blk[None], q_keys[:, None], query_actions[:, None])  # [M, block]
-        d = jnp.where(pos[None] < n, d, jnp.inf)
+        d = jnp.where(rows[None] < n, d, jnp.inf)
         d_b, r_b = _lexmin(d, jnp.broadcast_to(rows, d.shape), n)
         better = (d_b < best_d) | ((d_b == best_d) & (r_b < best_r))
         return (jnp.where(better, d_b, best_d), jnp.where(better, r_b, best_r)), None
 
     init = (jnp.full((m,), jnp.inf, dtype), jnp.full((m,), n, jnp.int32))
-    (best_d, best_r), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
+    (best_d, best_r), _ = jax.lax.scan(step, init, jnp.arange(0, slots, block))
     return best_r, best_d
 
 
@@ -118,10 +120,9 @@ class SearchResult(NamedTuple):
       row: int32 ``[B]`` the nearest dataset row (the lowest one among equally near rows).
       action: float32 ``[B, da]`` its action.
       dist_sq: float32 ``[B]`` its squared key distance.
-      certified: bool ``[B]`` answered by the certified candidate search (else by the slab scan).
+      certified: bool ``[B]`` answered by the batched tree search (else by the fallback).
       fallback_chunks: int32 scalar, the number of fallback chunks run.
-      fallback_rows: int32 scalar, sorted rows scanned per query by the fallback (per chunk the
-        widest slab, summed over chunks).
+      leaves_per_query: float32 scalar, leaves scanned per query by the batched tree search (mean).
     """
 
     row: jax.Array
@@ -129,7 +130,7 @@ class SearchResult(NamedTuple):
     dist_sq: jax.Array
     certified: jax.Array
     fallback_chunks: jax.Array
-    fallback_rows: jax.Array
+    leaves_per_query: jax.Array
 
 
 def nearest(
@@ -137,193 +138,167 @@ def nearest(
     beta: jax.Array,
     query_states: jax.Array,
     query_actions: jax.Array,
-    chunk: int = 8,
-    block: int = 256,
+    capacity: int = 2048,
+    chunk: int = 16,
+    block: int = 2048,
 ) -> SearchResult:
-    """Exact nearest dataset row to each key ``[beta * s, a]``: certified candidates + slab fallback.
+    """Exact nearest dataset row to each key ``[beta * s, a]``: vectorized KD-tree branch and bound.
 
     Jit-, scan- and vmap-safe; no host round trip.
 
     Args:
-      index: from :func:`build_index`.
+      index: from :func:`offreg.agents.neighbour_index.build_index`.
       beta: scalar ``> 0`` (may be traced).
-      query_states: ``[B, ds]`` unscaled states ``s``; rows of the dataset are searched via their
-        candidates, any other state falls back to the scan.
+      query_states: ``[B, ds]`` unscaled states ``s`` (dataset rows or not).
       query_actions: ``[B, da]``.
-      chunk: queries per fallback scan (static).
-      block: sorted rows per step of that scan (static, ``<= MAX_BLOCK``).
+      capacity: (query, node) pairs kept per tree level (static): speed and memory only.
+      chunk: queries per fallback search (static).
+      block: slots per step of the last-resort scan (static, ``<= MAX_BLOCK``).
 
     Returns:
       A :class:`SearchResult`.
     """
     beta = jnp.asarray(beta, jnp.result_type(query_states, query_actions, index.states))
     b = query_states.shape[0]
-    n = index.rows.shape[0]
-    block = min(block, MAX_BLOCK)
-    pos, found = locate(index, query_states)
-    # --- certified candidate search ---
-    cand = index.candidates[pos]  # [B, K] positions
-    d = _sq_dist(beta, index.states[cand], index.actions[cand], (beta * query_states)[:, None], query_actions[:, None])
-    d_min, best = _lexmin(d, index.rows[cand], n)
-    certified = found & (d_min < beta * beta * index.radius_sq[pos])
-    # --- many open queries: one batched matmul scan of everything for the whole batch first ---
+    n = index.positions.shape[0]
+    keys = jnp.concatenate([query_states, query_actions], axis=-1).astype(index.lo.dtype)
+    # --- an upper bound: the rows of the query's own leaf ---
+    depth, _, cap = _shape(index)
+    up = min(_UPPER_LEVELS, depth)  # the rows under the leaf's ancestor this many levels up: contiguous slots
+    d_ub, r_ub = _scan_slots(index, beta, query_states, query_actions, (_descend(index, keys) >> up) * (cap << up),
+                             cap << up)
+    # --- every query at once, then the queries that did not fit at eight times the capacity ---
+    row, d, fits, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
+    wide = 8 * capacity
+    row, d, fits_wide = _once(jnp.any(~fits), lambda: _traverse(
+        index, beta, query_states, query_actions, row, jnp.where(fits, -1.0, d).astype(d.dtype), wide)[:3],
+        (row, d, fits), select=~fits)  # (a query that fits keeps an empty search: bound -1 prunes the root)
+    # --- the rest, chunk at a time; a last-resort full scan for any still too wide ---
     chunk = min(chunk, b)
-    many = jnp.sum(~certified) > max(b // 4, 2 * chunk)  # cheaper than chunked scans from about here on CPU
-    best, d_min, mm_done = _once(many, lambda: _matmul_search(index, beta, query_states, query_actions, best, d_min),
-                                 (best, d_min, jnp.zeros((b,), bool)))
-    resolved = certified | mm_done
-    # --- exact fallback for the rest, chunk queries at a time, over their slabs ---
-    row_out, d_out, num_chunks, scanned = _fallback(index, beta, query_states, query_actions, resolved, best, d_min,
-                                                    chunk, block)
-    return SearchResult(row_out, index.actions[index.positions[row_out]], d_out, certified, num_chunks, scanned)
-
-
-def _fallback(index, beta, query_states, query_actions, resolved, best, d_min, chunk, block):
-    """:func:`nearest`'s exact answers for the unresolved queries, ``chunk`` at a time, in a ``while_loop``.
-
-    Returns:
-      ``(row [B], dist_sq [B], chunks run, rows scanned per query)``; resolved queries keep ``(best, d_min)``.
-    """
-    b = query_states.shape[0]
-    n = index.rows.shape[0]
-    order = jnp.argsort(resolved, stable=True).astype(jnp.int32)  # unresolved first
-    num_open = jnp.sum(~resolved).astype(jnp.int32)
+    order = jnp.argsort(fits_wide, stable=True).astype(jnp.int32)  # the open queries first
+    num_open = jnp.sum(~fits_wide).astype(jnp.int32)
     num_chunks = (num_open + chunk - 1) // chunk
     order = jnp.pad(order, (0, (-b) % chunk))
 
     def body(carry):
-        i, out_row, out_d, scanned = carry
+        i, out_row, out_d = carry
         q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
         valid = i * chunk + jnp.arange(chunk) < num_open
         qs, qa = query_states[q], query_actions[q]
-        r, dq = out_row[q], out_d[q]
-        # a wide slab: an exact matmul scan of everything first (certified where the bounds separate)
-        p = qs @ index.axis
-        w = jnp.sqrt(dq) / beta
-        width = jnp.max(jnp.where(valid, jnp.searchsorted(index.proj, p + w) - jnp.searchsorted(index.proj, p - w), 0))
-        r, dq, done = _once(width > n // 8, lambda: _matmul_search(index, beta, qs, qa, r, dq),
-                            (r, dq, jnp.zeros(qs.shape[0], bool)))
-        r, dq, rows_scanned = _slab_search(index, beta, qs, qa, r, dq, block, active=~done)
+        r, dq, ok, _ = _traverse(index, beta, qs, qa, out_row[q], out_d[q], wide)
+        r, dq = _once(jnp.any(valid & ~ok), lambda: brute_force_nearest(index, beta, qs, qa, block),
+                      (r, dq), select=~ok)
         tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
-        return (
-            i + 1,
-            out_row.at[tgt].set(r, mode="drop"),
-            out_d.at[tgt].set(dq, mode="drop"),
-            scanned + rows_scanned,
-        )
+        return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
 
-    _, row_out, d_out, scanned = jax.lax.while_loop(
-        lambda c: c[0] < num_chunks, body, (jnp.int32(0), best, d_min, jnp.int32(0))
-    )
-    return row_out, d_out, num_chunks, scanned
+    _, row, d = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), row, d))
+    action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
+    return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
 
 
-def _once(pred, fn, default):
+def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
+    """The leaf each ``[s, a]`` key falls in, following the split coordinates. ``[M, d] -> int32 [M]``."""
+    depth, leaves, _ = _shape(index)
+    node = jnp.zeros(keys.shape[0], jnp.int32)
+    for _ in range(depth):
+        dim = index.split_dim[node]
+        right = jnp.take_along_axis(keys, dim[:, None], axis=1)[:, 0] > index.split_val[node]
+        node = 2 * node + 1 + right.astype(jnp.int32)
+    return node - (leaves - 1)
+
+
+def _windows(x: jax.Array, starts: jax.Array, size: int) -> jax.Array:
+    """``x[start : start + size]`` for each start: one gather of contiguous windows. ``-> [P, size, ...]``."""
+    return jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(x, s, size))(starts)
+
+
+def _scan_slots(index: NeighbourIndex, beta, qs, qa, start, size: int):
+    """Per query ``[P]``: the minimal distance in slots ``start .. start + size - 1`` and the lowest row at it."""
+    n = index.positions.shape[0]
+    rows = _windows(index.rows, start, size)  # [P, size]
+    d = _sq_dist(beta, _windows(index.states, start, size), _windows(index.actions, start, size),
+                 (beta * qs)[:, None], qa[:, None])
+    return _lexmin(jnp.where(rows < n, d, jnp.inf), rows, n)
+
+
+def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
+    """A lower bound, below float32 rounding, on the squared key distance from each query to every row
+    of each of the nodes ``first .. first + count - 1`` (per query). ``-> [P, count]``.
+
+    ``low``/``high`` ``[P, d]`` are the query's keys ``[s, a]`` moved down/up by their rounding margin
+    (the boxes carry the rows' own, see :mod:`offreg.agents.neighbour_index`); ``scale`` is ``beta``
+    on the state coordinates and 1 on the action ones.
+    """
+    lo, hi = _windows(index.lo, first, count), _windows(index.hi, first, count)  # [P, count, d]
+    gap = jnp.maximum(jnp.maximum(lo - high[:, None], low[:, None] - hi), 0.0) * scale
+    return jnp.sum(gap * gap, axis=-1) * (1.0 - _LB_MARGIN)
+
+
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, hop: int = 3):
+    """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
+
+    Each step replaces every live (query, node) pair by the node's descendants ``hop`` levels down
+    whose bound does not exceed the query's ``d_ub`` (a bound on a deeper box is tighter and as
+    valid), and compacts them, in order, into at most ``capacity`` pairs by a ``searchsorted`` over
+    the running count (gathers only: scatters are slow on XLA CPU). The pairs stay sorted by query,
+    so when some are cut off they are the last ones: every query from the first cut pair's on is
+    marked as not fitting.
+
+    Returns:
+      ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
+      elsewhere (some of the query's pairs exceeded ``capacity``) a valid upper bound.
+    """
+    depth, leaves, cap = _shape(index)
+    m = qs.shape[0]
+    keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
+    margin = _U * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's own coordinates
+    low, high = keys - margin, keys + margin
+    scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(low.dtype)
+    qid = jnp.arange(m, dtype=jnp.int32)
+    node = jnp.zeros(m, jnp.int32)
+    live = jnp.ones(m, bool)
+    first_cut = jnp.int32(m)
+    level = 0
+    while level < depth:
+        h = min(hop, depth - level)
+        level += h
+        first = (node + 1) * 2**h - 1  # the node's descendants h levels down: first .. first + 2^h - 1
+        child = first[:, None] + jnp.arange(2**h, dtype=jnp.int32)  # [C, 2^h]
+        lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**h)
+        keep = (live[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
+        size = min(keep.shape[0], capacity)
+        count = jnp.cumsum(keep.astype(jnp.int32))
+        src = jnp.searchsorted(count, jnp.arange(1, size + 1, dtype=jnp.int32), side="left", method="scan")
+        src = jnp.minimum(src, keep.shape[0] - 1)
+        qid_all = jnp.repeat(qid, 2**h)
+        cut = jnp.searchsorted(count, size + 1, side="left", method="scan")  # the first pair that does not fit
+        first_cut = jnp.minimum(first_cut, jnp.where(count[-1] > size, qid_all[jnp.minimum(cut, keep.shape[0] - 1)], m))
+        live = jnp.arange(size) < count[-1]
+        qid, node = qid_all[src], child.reshape(-1)[src]
+    n = index.positions.shape[0]
+    d, r = _scan_slots(index, beta, qs[qid], qa[qid], (node - (leaves - 1)) * cap, cap)
+    d = jnp.where(live, d, jnp.inf)
+    best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid].min(d))
+    best_r = jnp.full(m, n, jnp.int32).at[qid].min(jnp.where(d == best_d[qid], r, n))
+    best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
+    return best_r, best_d, jnp.arange(m) < first_cut, jnp.sum(live)
+
+
+def _once(pred, fn, default, select=None):
     """``fn()`` where ``pred`` else ``default``, running ``fn`` only when some member needs it.
 
     A ``lax.cond`` on ``pred``. Under the engine's seed ``vmap`` (axis :data:`offreg.seeds.SEED_AXIS`)
     the predicate is first OR-reduced over the seeds, so the branch stays a real branch (a batched
     predicate would turn it into a select that always computes ``fn``) and runs, batched, only when
     some seed needs it; each member then keeps its own answer. Under an unnamed ``vmap`` it degrades
-    to a select (correct, slower). (A ``while_loop`` that runs 0 or 1 times has the same semantics,
-    but on XLA CPU it cost about as much as running its body even when the body did not run.)
+    to a select (correct, slower). ``select`` (default ``pred``) picks, per element, ``fn``'s output
+    over ``default``'s. (A ``while_loop`` that runs 0 or 1 times has the same semantics, but on XLA
+    CPU it cost about as much as running its body even when the body did not run.)
     """
     try:
         any_pred = jax.lax.pmax(pred.astype(jnp.int32), SEED_AXIS) > 0
     except NameError:  # not under the engine's seed vmap
         any_pred = pred
     out = jax.lax.cond(any_pred, fn, lambda: default)
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), out, default)
-
-
-def _matmul_search(index, beta, qs, qa, best_row, best_d, block=MAX_BLOCK):
-    """Exact nearest rows of ``[M]`` queries by a full matmul scan, where certified.
-
-    Each block gives approximate squared distances ``a_i = beta^2 |S_i|^2 + |A_i|^2 - 2 (beta^2 S_i.s +
-    A_i.a) + |q|^2`` (one matmul) and certified lower bounds ``l_i = a_i - E_i`` with ``E_i = 2e-6 (D + 3)
-    (|x_i|^2 + |q|^2 + 1)``, several times the expansion's worst-case float32 error. The scan keeps,
-    per query, the position of the smallest ``a_i`` and the smallest ``l_j`` over every *other* row,
-    using only max/min reductions (XLA CPU runs them vectorized; ``top_k`` and ``argmin`` are many
-    times slower there). The best row is re-evaluated by direct differences; the answer is exact
-    (``done``) when that distance (or the given bound, if better) is below every other row's bound.
-
-    Returns:
-      ``(row [M], dist_sq [M], done bool [M])``; where not done, ``(row, dist_sq)`` is still a valid
-      upper bound (the best of the scanned row and of the given bound).
-    """
-    n = index.rows.shape[0]
-    m = qs.shape[0]
-    b2 = beta * beta
-    q_sq = b2 * jnp.sum(qs * qs, -1) + jnp.sum(qa * qa, -1)  # [M]
-    qs2 = b2 * qs
-    c = 2e-6 * (qs.shape[1] + qa.shape[1] + 3)
-    local = jnp.arange(block, dtype=jnp.float32)  # positions as float32: exact below 2^24 rows
-
-    def step(carry, start):
-        a_best, p_best, l_best, l_other = carry  # best approx, its position and bound, min bound of the rest
-        s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
-        a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
-        nrm = b2 * jax.lax.dynamic_slice_in_dim(index.sq_norm_states, start, block)
-        nrm = nrm + jax.lax.dynamic_slice_in_dim(index.sq_norm_actions, start, block)
-        valid = (start + jnp.arange(block) < n)[None]
-        approx = jnp.where(valid, nrm[None] - 2.0 * (qs2 @ s_blk.T + qa @ a_blk.T) + q_sq[:, None], jnp.inf)
-        lower = approx - c * (nrm[None] + q_sq[:, None] + 1.0)
-        a_b = jnp.min(approx, axis=1)
-        at = jnp.min(jnp.where(approx == a_b[:, None], local[None], jnp.inf), axis=1)  # first position at the min
-        is_at = local[None] == at[:, None]
-        l_b = jnp.min(jnp.where(is_at, lower, jnp.inf), axis=1)
-        l_rest = jnp.min(jnp.where(is_at, jnp.inf, lower), axis=1)
-        new = a_b < a_best  # ties keep the earlier row; the later one counts among the rest
-        return (
-            jnp.where(new, a_b, a_best),
-            jnp.where(new, start.astype(jnp.float32) + at, p_best),
-            jnp.where(new, l_b, l_best),
-            jnp.minimum(jnp.minimum(l_other, l_rest), jnp.where(new, l_best, l_b)),
-        ), None
-
-    inf = jnp.full((m,), jnp.inf, jnp.result_type(q_sq, index.states))
-    init = (inf, jnp.zeros((m,), jnp.float32), inf, inf)
-    (_, pos, _, l_other), _ = jax.lax.scan(step, init, jnp.arange(0, n, block))
-    pos = jnp.clip(pos.astype(jnp.int32), 0, n - 1)
-    d_c = _sq_dist(beta, index.states[pos], index.actions[pos], beta * qs, qa)
-    r_c = index.rows[pos]
-    better = (d_c < best_d) | ((d_c == best_d) & (r_c < best_row))
-    d_best, r_best = jnp.where(better, d_c, best_d), jnp.where(better, r_c, best_row)
-    # a given bound from another row is itself among "the rest", so it can only certify through r_c
-    done = (d_best < l_other) & (r_best == r_c)
-    return r_best, d_best, done
-
-
-def _slab_search(index, beta, qs, qa, best_row, best_d, block, active=None):
-    """Exact nearest rows for ``[M]`` queries given an upper bound ``(best_row, best_d)`` each.
-
-    Scans, for the ``active`` queries (all if None), ``block`` sorted rows at a time (contiguous slices), the slab
-    ``|u.S_m - u.s| <= sqrt(best_d)/beta`` (widened for rounding) outside which no row can be at
-    distance ``<= best_d``; keeps the lexicographic minimum of ``(distance, row)``.
-
-    Returns:
-      ``(row [M], dist_sq [M], rows scanned per query (max over the M queries))``.
-    """
-    n = index.rows.shape[0]
-    p = qs @ index.axis
-    w = jnp.sqrt(best_d) / beta * (1.0 + 1e-4) + index.slab_margin
-    lo = jnp.searchsorted(index.proj, p - w, side="left").astype(jnp.int32)
-    hi = jnp.searchsorted(index.proj, p + w, side="right").astype(jnp.int32)
-    if active is not None:
-        hi = jnp.where(active, hi, lo)
-    steps = jnp.max((hi - lo + block - 1) // block)
-    q_keys = beta * qs
-    take = jax.vmap(lambda x, start: jax.lax.dynamic_slice_in_dim(x, start, block), in_axes=(None, 0))
-
-    def body(carry):
-        t, bd, br = carry
-        start = lo + t * block  # [M]
-        pos = start[:, None] + jnp.arange(block)[None]  # [M, block]
-        d = _sq_dist(beta, take(index.states, start), take(index.actions, start), q_keys[:, None], qa[:, None])
-        d = jnp.where(pos < hi[:, None], d, jnp.inf)
-        d_b, r_b = _lexmin(d, index.rows[jnp.clip(pos, 0, n - 1)], n)
-        better = (d_b < bd) | ((d_b == bd) & (r_b < br))
-        return t + 1, jnp.where(better, d_b, bd), jnp.where(better, r_b, br)
-
-    _, bd, br = jax.lax.while_loop(lambda c: c[0] < steps, body, (jnp.int32(0), best_d, best_row))
-    return br.astype(jnp.int32), bd, steps * block
+    use = (pred if select is None else pred & select)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(use, a, b), out, default)

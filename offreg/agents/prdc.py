@@ -7,8 +7,8 @@ The target is a constant: no gradient flows through the lookup. ``beta -> inf`` 
 (the batch row itself); ``beta -> 0`` the nearest dataset action anywhere. Everything else is the
 TD3 backbone (:mod:`offreg.agents.td3`). Reference: ``LAMDA-RL/PRDC`` (``prdc.py``, ``main.py``).
 
-The search runs inside the jitted update (:mod:`offreg.agents.neighbours`): certified candidates
-from a once-per-dataset state-space index, and an exact blocked brute-force scan for the rest.
+The search runs inside the jitted update (:mod:`offreg.agents.neighbours`): an exact branch and bound
+over a KD-tree built once per dataset (and cached on disk), vectorized across the batch.
 """
 
 from __future__ import annotations
@@ -38,39 +38,43 @@ class PRDC(RegularizerConfig):
       beta: scale of the normalized state in the key ``[beta * s, a]`` (sweepable: reaches the loss
         through ``coefs``; the index does not depend on it).
       k: which neighbour is the target (the official ``k``); only the nearest, ``k = 1``, is supported.
-      index_candidates: neighbours per dataset row in the search index (speed/memory only, not results).
-      search_chunk: queries per fallback scan (speed only).
-      search_block: dataset rows per step of that scan (speed/memory only).
+      index_leaf_size: most rows per leaf of the search's KD-tree (speed only, not results).
+      search_capacity: (query, node) pairs the batched tree search keeps per level (speed/memory only).
+      search_chunk: queries per fallback search (speed only).
+      search_block: dataset rows per step of the last-resort scan (speed/memory only).
     """
 
     kind = "prdc"
     sweepable = ("beta",)
     checks = {
         "beta": POSITIVE, "k": Rule("1 (the nearest neighbour, as every published command)", lambda k: k == 1),
-        "index_candidates": AT_LEAST_ONE, "search_chunk": AT_LEAST_ONE,
+        "index_leaf_size": Rule(">= 2", lambda n: n >= 2), "search_capacity": AT_LEAST_ONE,
+        "search_chunk": AT_LEAST_ONE,
         "search_block": Rule(f"in [1, {MAX_BLOCK}]", lambda b: 1 <= b <= MAX_BLOCK),
     }
 
     beta: float = 2.0
     k: int = 1
-    index_candidates: int = 32
-    search_chunk: int = 8
-    search_block: int = 256
+    index_leaf_size: int = 8
+    search_capacity: int = 2048
+    search_chunk: int = 16
+    search_block: int = 2048
 
     def build(self, backbone) -> Regularizer:
         """``context`` builds the index over the prepared dataset; ``loss`` reports ``dc_loss``,
-        ``nn_distance`` (mean key distance), ``certified_fraction``, ``fallback_chunks`` and
-        ``fallback_rows`` (see :class:`offreg.agents.neighbours.SearchResult`)."""
+        ``nn_distance`` (mean key distance), ``certified_fraction`` (answered by the first batched
+        pass), ``fallback_chunks`` and ``leaves_per_query`` (see :class:`offreg.agents.neighbours.SearchResult`)."""
         del backbone
 
         def context(dataset) -> NeighbourIndex:  # built once per dataset, ever: cached on disk
             t = dataset.transitions
-            return build_or_load(np.asarray(t.observations), np.asarray(t.actions), k=self.index_candidates)
+            return build_or_load(np.asarray(t.observations), np.asarray(t.actions),
+                                 leaf_size=self.index_leaf_size)
 
         def loss(state, observations, policy_actions, batch, critic, coefs, index: NeighbourIndex, key):
             del state, batch, critic, key
             res = nearest(index, coefs["beta"], observations, jax.lax.stop_gradient(policy_actions),
-                          self.search_chunk, self.search_block)
+                          self.search_capacity, self.search_chunk, self.search_block)
             target = jax.lax.stop_gradient(res.action)
             dc = jnp.mean((policy_actions - target) ** 2)
             return dc, {
@@ -78,7 +82,7 @@ class PRDC(RegularizerConfig):
                 "nn_distance": jnp.mean(jnp.sqrt(res.dist_sq)),
                 "certified_fraction": jnp.mean(res.certified.astype(dc.dtype)),
                 "fallback_chunks": res.fallback_chunks.astype(dc.dtype),
-                "fallback_rows": res.fallback_rows.astype(dc.dtype),
+                "leaves_per_query": res.leaves_per_query.astype(dc.dtype),
             }
 
         return Regularizer(init=no_state, context=context, update=no_update, loss=loss)

@@ -50,7 +50,7 @@ SCRIPT = textwrap.dedent("""
     qs = np.concatenate([states[:48], states[48:64] + 0.05]).astype(np.float64)
     qa = rng.uniform(-1, 1, (64, 2))
     beta = 2.0
-    res = jax.jit(nearest)(build_index(states, actions, k=4), beta, jnp.asarray(qs), jnp.asarray(qa))
+    res = jax.jit(nearest)(build_index(states, actions, leaf_size=4), beta, jnp.asarray(qs), jnp.asarray(qa))
     d = ((np.hstack([beta * states, actions])[None] - np.hstack([beta * qs, qa])[:, None]) ** 2).sum(-1)
     assert res.dist_sq.dtype == np.float64, res.dist_sq.dtype
     np.testing.assert_array_equal(np.asarray(res.row), d.argmin(1))

@@ -34,13 +34,13 @@ def _same(x, y):
 
 def test_second_build_loads_the_cached_file(tmp_path, builds):
     s, a = _data()
-    first = ni.build_or_load(s, a, k=8, directory=tmp_path)
+    first = ni.build_or_load(s, a, leaf_size=8, directory=tmp_path)
     (path,) = tmp_path.glob("prdc-*.npz")
     assert path.name == f"prdc-{ni.fingerprint(s, a, 8)}.npz"
-    second = ni.build_or_load(s.copy(), a.copy(), k=8, directory=tmp_path)
+    second = ni.build_or_load(s.copy(), a.copy(), leaf_size=8, directory=tmp_path)
     assert len(builds) == 1  # loaded, not rebuilt
     _same(first, second)
-    _same(first, ni.build_index(s, a, k=8))  # and it is what a fresh build gives
+    _same(first, ni.build_index(s, a, leaf_size=8))  # and it is what a fresh build gives
     with np.load(path, allow_pickle=False) as f:  # no pickled object anywhere in the file
         assert all(f[name].dtype != object for name in f.files)
 
@@ -54,17 +54,17 @@ def test_prdc_context_caches_beside_the_datasets_and_shares_across_beta(tmp_path
     monkeypatch.delenv("OFFREG_INDEX_CACHE", raising=False)
     ds = toy_dataset(n=300)
     pds = TD3Config(regularizer=PRDC()).prepare(ds)
-    contexts = [PRDC(beta=b, index_candidates=4, search_chunk=c).build(None).context(pds)
+    contexts = [PRDC(beta=b, index_leaf_size=4, search_chunk=c).build(None).context(pds)
                 for b, c in ((2.0, 8), (0.5, 8), (7.5, 16))]  # beta and search settings are not in the key
     assert len(builds) == 1 and len(list((tmp_path / "neighbour_index").glob("prdc-*.npz"))) == 1
     _same(contexts[0], contexts[2])
-    PRDC(index_candidates=6).build(None).context(pds)  # another k: another index
+    PRDC(index_leaf_size=6).build(None).context(pds)  # another leaf size: another index
     raw = ds.transitions.observations  # other normalization (none): other states, another index
-    ni.build_or_load(np.asarray(raw), np.asarray(pds.transitions.actions), k=4)
+    ni.build_or_load(np.asarray(raw), np.asarray(pds.transitions.actions), leaf_size=4)
     assert len(builds) == 3 and len(list((tmp_path / "neighbour_index").glob("prdc-*.npz"))) == 3
 
 
-def test_the_key_covers_the_bytes_the_shapes_and_k():
+def test_the_key_covers_the_bytes_the_shapes_and_the_leaf_size():
     s, a = _data()
     key = ni.fingerprint(s, a, 8)
     assert key == ni.fingerprint(s.copy(), a.copy(), 8)
@@ -94,12 +94,19 @@ def _corrupt_other_rows(path, key, arrays):  # right key, but not this dataset's
 
 def _corrupt_missing_array(path, key, arrays):
     with open(path, "wb") as f:
-        np.savez(f, cache_key=np.array(key), **{k: v for k, v in arrays.items() if k != "candidates"})
+        np.savez(f, cache_key=np.array(key), **{k: v for k, v in arrays.items() if k != "split_val"})
 
 
 def _corrupt_wrong_shape(path, key, arrays):
     with open(path, "wb") as f:
-        np.savez(f, cache_key=np.array(key), **{**arrays, "candidates": arrays["candidates"][:, :3]})
+        np.savez(f, cache_key=np.array(key), **{**arrays, "lo": arrays["lo"][:, :3]})
+
+
+def _corrupt_shrunk_box(path, key, arrays):  # right key, shapes and rows, but a box that misses a row
+    lo = arrays["lo"].copy()
+    lo[-1] = arrays["hi"][-1]  # the last leaf's box shrunk to its upper corner
+    with open(path, "wb") as f:
+        np.savez(f, cache_key=np.array(key), **{**arrays, "lo": lo})
 
 
 def _corrupt_flipped_byte(path, key, arrays):
@@ -109,21 +116,22 @@ def _corrupt_flipped_byte(path, key, arrays):
 
 
 @pytest.mark.parametrize("corrupt", [_corrupt_truncated, _corrupt_garbage, _corrupt_wrong_key, _corrupt_other_rows,
-                                     _corrupt_missing_array, _corrupt_wrong_shape, _corrupt_flipped_byte])
+                                     _corrupt_missing_array, _corrupt_wrong_shape, _corrupt_shrunk_box,
+                                     _corrupt_flipped_byte])
 def test_an_unusable_cache_file_is_rebuilt_with_a_note(tmp_path, builds, capsys, corrupt):
     s, a = _data(seed=1)
-    good = ni.build_or_load(s, a, k=8, directory=tmp_path)
+    good = ni.build_or_load(s, a, leaf_size=8, directory=tmp_path)
     (path,) = tmp_path.glob("prdc-*.npz")
     with np.load(path, allow_pickle=False) as f:
         arrays = {name: f[name] for name in f.files if name != "cache_key"}
     corrupt(path, ni.fingerprint(s, a, 8), arrays)
     capsys.readouterr()
-    again = ni.build_or_load(s, a, k=8, directory=tmp_path)
+    again = ni.build_or_load(s, a, leaf_size=8, directory=tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(builds) == 2, "the bad file was trusted"
     assert len(err) == 1 and err[0].startswith("note: PRDC's neighbour index cache") and "rebuilding" in err[0], err
     _same(good, again)
-    ni.build_or_load(s, a, k=8, directory=tmp_path)  # the rebuilt file replaced the bad one
+    ni.build_or_load(s, a, leaf_size=8, directory=tmp_path)  # the rebuilt file replaced the bad one
     assert len(builds) == 2 and capsys.readouterr().err == ""
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
 
@@ -132,12 +140,12 @@ def test_cache_can_be_moved_or_turned_off(tmp_path, monkeypatch, builds):
     s, a = _data(n=200)
     monkeypatch.setenv("OFFREG_INDEX_CACHE", "off")
     assert ni.cache_dir() is None
-    ni.build_or_load(s, a, k=4)
-    ni.build_or_load(s, a, k=4)
+    ni.build_or_load(s, a, leaf_size=4)
+    ni.build_or_load(s, a, leaf_size=4)
     assert len(builds) == 2
     monkeypatch.setenv("OFFREG_INDEX_CACHE", str(tmp_path / "idx"))
-    ni.build_or_load(s, a, k=4)
-    ni.build_or_load(s, a, k=4)
+    ni.build_or_load(s, a, leaf_size=4)
+    ni.build_or_load(s, a, leaf_size=4)
     assert len(builds) == 3 and len(list((tmp_path / "idx").glob("prdc-*.npz"))) == 1
     monkeypatch.delenv("OFFREG_INDEX_CACHE")
     monkeypatch.setenv("OFFREG_DATA_DIR", str(tmp_path / "data"))
@@ -148,6 +156,6 @@ def test_a_read_only_cache_still_trains(tmp_path, builds, capsys):
     s, a = _data(n=200)
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder would go")
-    index = ni.build_or_load(s, a, k=4, directory=blocker / "sub")
+    index = ni.build_or_load(s, a, leaf_size=4, directory=blocker / "sub")
     assert "could not cache" in capsys.readouterr().err
-    _same(index, jax.tree_util.tree_map(np.asarray, ni.build_index(s, a, k=4)))
+    _same(index, jax.tree_util.tree_map(np.asarray, ni.build_index(s, a, leaf_size=4)))

@@ -13,7 +13,7 @@ from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.errors import ConfigError
 
 TINY = dict(actor_hidden_dims=(8, 8), critic_hidden_dims=(8, 8), batch_size=16)
-TINY_SEARCH = dict(index_candidates=4, search_chunk=8)
+TINY_SEARCH = dict(index_leaf_size=4, search_chunk=8)
 
 
 def PRDCConfig(beta=2.0, search=TINY_SEARCH, **backbone):
@@ -89,7 +89,7 @@ def test_dc_loss_never_exceeds_bc_loss_and_large_beta_is_td3bc():
     pds, batch, pi = _reg_inputs()
     bc = BC().build(None)
     bc_loss, _ = bc.loss(bc.init(None, pds), batch.observations, pi, batch, None, {}, (), None)
-    reg = PRDC(2.0, index_candidates=4, search_chunk=16).build(None)
+    reg = PRDC(2.0, index_leaf_size=4, search_chunk=16).build(None)
     index = reg.context(pds)
     loss = jax.jit(lambda beta, p: reg.loss((), batch.observations, p, batch, None, {"beta": beta}, index, None))
     own = np.sqrt(np.sum((np.asarray(pi) - np.asarray(batch.actions)) ** 2, axis=1))
@@ -105,7 +105,7 @@ def test_dc_loss_never_exceeds_bc_loss_and_large_beta_is_td3bc():
 
 def test_dc_gradient_is_that_of_a_constant_target():
     pds, batch, pi = _reg_inputs(seed=2)
-    reg = PRDC(2.0, index_candidates=4).build(None)
+    reg = PRDC(2.0, index_leaf_size=4).build(None)
     index = reg.context(pds)
     g = jax.grad(lambda p: reg.loss((), batch.observations, p, batch, None, {"beta": jnp.float32(2.0)}, index,
                                     None)[0])(pi)

@@ -23,7 +23,7 @@ DATASET = "offreg/hopper-medium-replay-v0"
 SMALL = {
     "bc": {"hidden_dims": "[8]"},
     "td3bc": {"actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]"},
-    "prdc": {"actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]", "index_candidates": 4},
+    "prdc": {"actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]", "index_leaf_size": 4},
     "a2pr": {"actor_hidden_dims": "[8]", "critic_hidden_dims": "[8]", "value_hidden_dims": "[8]",
              "vae_hidden_dims": "[8]"},
     "odice": {"policy_hidden_dims": "[8]", "value_hidden_dims": "[8]"},
@@ -59,7 +59,7 @@ def test_resume_after_a_kill_is_bit_identical(name, tmp_path):
 def test_kill_minus_9_of_a_prdc_run_resumes_bit_identically(tmp_path):
     args = ["train", "--agent", "prdc", "--dataset", DATASET, "--steps", "400", "--log-every", "20",
             "--checkpoint-every", "20", "--eval-every", "0", "--quiet", "--set", "actor_hidden_dims=[8]",
-            "--set", "critic_hidden_dims=[8]", "--set", "index_candidates=4", "--set", "batch_size=16"]
+            "--set", "critic_hidden_dims=[8]", "--set", "index_leaf_size=4", "--set", "batch_size=16"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "offreg.cli", *args, "--out", str(killed)], env=env,

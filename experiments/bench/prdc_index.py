@@ -1,17 +1,17 @@
 """Memory (and build time) of PRDC's neighbour-search index for a dataset of N rows.
 
-The index (:mod:`offreg.agents.neighbour_index`) holds, on the device: the states and actions in slab
-order (padded by ``MAX_BLOCK`` rows), the ``K`` candidate positions per row, the certified radius,
-the state hashes, the slab projections and the squared norms. Its size follows from the shapes
-alone, so ``--no-build`` reports it exactly without building; ``--build`` also builds it on
+The index (:mod:`offreg.agents.neighbour_index`) holds, on the device: the states and actions in leaf
+order (padded by ``MAX_BLOCK`` slots), the dataset row of every slot and the slot of every row, the
+KD-tree's node boxes (states and actions) and its splits. Its size follows from the shapes alone,
+so ``--no-build`` reports it exactly without building; ``--build`` also builds it on
 synthetic D4RL-shaped data (random-walk trajectories of 1000 steps, normalized; smooth tanh
 actions) and reports the build time, the bytes of the arrays built and the peak host RSS.
 
 ``--dense ROWS`` instead builds it on dense data like a real D4RL file of that size: the bundled
 ``offreg/hopper-medium-v0`` tiled until it has ``ROWS`` rows, with Gaussian noise of 0.01 added to the
 observations and actions of every copy but the first (a D4RL-sized 1M-row file), normalized as PRDC
-trains. It reports the build time, the cache-load time, the search's certified fraction and rows
-scanned and its time per 256-query batch (queries: batch rows with their own action plus noise of
+trains. It reports the build time, the cache-load time, the search's fraction answered by its first
+batched pass, its leaves scanned per query and its time per 256-query batch (queries: batch rows with their own action plus noise of
 0.3, as a policy part-way through training, and with uniform random actions, as at initialization),
 and the time per update of PRDC and TD3+BC (``scan_updates``, ``--chunk`` updates, fastest of 3) in
 the same process.
@@ -39,26 +39,23 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from offreg.agents.neighbour_index import MAX_BLOCK, build_index, index_nbytes
+from offreg.agents.neighbour_index import MAX_BLOCK, build_index, index_nbytes, tree_shape
 from offreg.atomic import atomic_write_text
 
 
-def expected_nbytes(n: int, obs_dim: int, act_dim: int, k: int) -> dict[str, int]:
+def expected_nbytes(n: int, obs_dim: int, act_dim: int, leaf_size: int) -> dict[str, int]:
     """Bytes of each index array from the shapes documented in ``NeighbourIndex``."""
+    depth, cap = tree_shape(n, leaf_size)
+    slots, nodes = 2**depth * cap, 2 ** (depth + 1) - 1
     out = {
-        "states": (n + MAX_BLOCK) * obs_dim * 4,
-        "actions": (n + MAX_BLOCK) * act_dim * 4,
-        "rows": n * 4,
+        "states": (slots + MAX_BLOCK) * obs_dim * 4,
+        "actions": (slots + MAX_BLOCK) * act_dim * 4,
+        "rows": slots * 4,
         "positions": n * 4,
-        "candidates": n * min(k, n) * 4,
-        "radius_sq": n * 4,
-        "hash_sorted": n * 4,
-        "hash_pos": n * 4,
-        "axis": obs_dim * 4,
-        "proj": n * 4,
-        "slab_margin": 4,
-        "sq_norm_states": (n + MAX_BLOCK) * 4,
-        "sq_norm_actions": (n + MAX_BLOCK) * 4,
+        "lo": nodes * (obs_dim + act_dim) * 4,
+        "hi": nodes * (obs_dim + act_dim) * 4,
+        "split_dim": nodes // 2 * 4,
+        "split_val": nodes // 2 * 4,
     }
     out["total"] = sum(out.values())
     return out
@@ -147,7 +144,8 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
         res[f"search_{name}"] = {
             "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa)),
             "certified_fraction": float(np.mean(np.asarray(out.certified))),
-            "fallback_rows": int(out.fallback_rows),
+            "leaves_per_query": float(out.leaves_per_query),
+            "fallback_chunks": int(out.fallback_chunks),
         }
     # --- whole updates, same process ---
     run = jax.jit(scan_updates, static_argnums=3)
@@ -165,7 +163,7 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
         if name == "prdc":
             _, _, m = run(agent, data.transitions, key, chunk, context)
             res["prdc_train_certified_fraction"] = float(jnp.mean(m["certified_fraction"]))
-            res["prdc_train_fallback_rows"] = float(jnp.mean(m["fallback_rows"]))
+            res["prdc_train_leaves_per_query"] = float(jnp.mean(m["leaves_per_query"]))
     res["prdc_cost_vs_td3bc"] = res["prdc_ms_per_update"] / res["td3bc_ms_per_update"]
     return res
 
@@ -175,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rows", type=int, default=2_000_000)
     p.add_argument("--obs-dim", type=int, default=17)
     p.add_argument("--act-dim", type=int, default=6)
-    p.add_argument("--k", type=int, default=32, help="candidates per row (PRDCConfig.index_candidates)")
+    p.add_argument("--leaf-size", type=int, default=8, help="rows per KD-tree leaf (PRDC's index_leaf_size)")
     p.add_argument("--build", dest="build", action="store_true", help="also build it (time, RSS)")
     p.add_argument("--no-build", dest="build", action="store_false")
     p.set_defaults(build=False)
@@ -199,22 +197,22 @@ def main(argv: list[str] | None = None) -> dict:
         return res
     res: dict = {
         "command": command,
-        "rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "k": args.k,
-        "expected_bytes": expected_nbytes(args.rows, args.obs_dim, args.act_dim, args.k),
+        "rows": args.rows, "obs_dim": args.obs_dim, "act_dim": args.act_dim, "leaf_size": args.leaf_size,
+        "expected_bytes": expected_nbytes(args.rows, args.obs_dim, args.act_dim, args.leaf_size),
         "dataset_bytes_float32_states_actions": args.rows * (args.obs_dim + args.act_dim) * 4,
         "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "backend": jax.default_backend(),
     }
     if args.build:
         s, a = synthetic(args.rows, args.obs_dim, args.act_dim)
         t0 = time.perf_counter()
-        index = build_index(s, a, k=args.k)
+        index = build_index(s, a, leaf_size=args.leaf_size)
         jax.block_until_ready(index)
         res["build_seconds"] = time.perf_counter() - t0
         res["built_bytes"] = index_nbytes(index)
         res["peak_host_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         assert res["built_bytes"]["total"] == res["expected_bytes"]["total"]
     total = res["expected_bytes"]["total"]
-    print(f"index for {args.rows} rows (obs {args.obs_dim}, act {args.act_dim}, K={args.k}): "
+    print(f"index for {args.rows} rows (obs {args.obs_dim}, act {args.act_dim}, leaf size {args.leaf_size}): "
           f"{total / 2**20:.1f} MiB on the device")
     if args.build:
         print(f"built in {res['build_seconds']:.1f} s; peak host RSS {res['peak_host_rss_bytes'] / 2**30:.2f} GiB")

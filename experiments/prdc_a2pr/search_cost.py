@@ -1,12 +1,11 @@
 """PRDC's per-update cost relative to TD3+BC's as training proceeds, on a real dataset.
 
-The exact neighbour search is cheap when the certified candidate search answers (the policy's
-action is near the batch row's own) and costs a fallback scan otherwise, so its cost depends on how
-far ``pi(s)`` is from the data: largest at initialization, smaller once the dataset constraint has
-pulled the policy toward the data. This script trains PRDC and TD3+BC side by side (same dataset,
+The exact neighbour search visits the KD-tree leaves within a query's distance of its own row, so
+its cost depends on how far ``pi(s)`` is from the data: largest at initialization, smaller once the
+dataset constraint has pulled the policy toward the data. This script trains PRDC and TD3+BC side by side (same dataset,
 batch 256, the engine's ``scan_updates``) and, every ``--every`` updates, times ``--chunk``
-updates of each (fastest of ``--repeats`` calls) and records PRDC's certified fraction and
-fallback work.
+updates of each (fastest of ``--repeats`` calls) and records PRDC's leaves per query and fallback
+work.
 
 Usage::
 
@@ -40,11 +39,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--chunk", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="PRDC config field, e.g. index_candidates=64 (repeatable)")
+                   help="PRDC config field, e.g. search_capacity=4096 (repeatable)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if any("=" not in kv for kv in args.set):
-        p.error("--set takes KEY=VALUE, e.g. --set index_candidates=64")
+        p.error("--set takes KEY=VALUE, e.g. --set search_capacity=4096")
     prdc_overrides = dict(kv.split("=", 1) for kv in args.set)
     dataset = offreg.load_dataset(args.dataset)
     run = jax.jit(scan_updates, static_argnums=3)
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
                 times.append(time.perf_counter() - t0)
             row[f"{name}_ms_per_update"] = 1e3 * min(times[1:] or times) / args.chunk  # first call may compile
             if name == "prdc":
-                for key in ("certified_fraction", "fallback_chunks", "fallback_rows", "dc_loss", "nn_distance"):
+                for key in ("certified_fraction", "fallback_chunks", "leaves_per_query", "dc_loss", "nn_distance"):
                     row[key] = float(jnp.mean(m[key]))
         row["prdc_cost_vs_td3bc"] = row["prdc_ms_per_update"] / row["td3bc_ms_per_update"]
         rows.append(row)

@@ -42,6 +42,7 @@ conservative.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -51,6 +52,9 @@ from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex
 from offreg.seeds import SEED_AXIS
 
 _U = 1.2e-7  # twice float32's unit roundoff: per-coordinate rounding of fl(beta * x), relative to |x|
+_WIDER = 4  # the second pass keeps 2, 4, 8 or 16 times the first pass's pairs, as many as the open queries need
+_PAIRS_PER_OPEN_QUERY = 64  # at about this many per open query; a third pass, 32 times, is rarely needed
+_HOP = 3  # tree levels per step of the branch and bound
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
 _LB_MARGIN = 4e-5  # relative, covers the float32 sums of the bound and of the distance (D <= 150)
 
@@ -167,28 +171,32 @@ def nearest(
     up = min(_UPPER_LEVELS, depth)  # the rows under the leaf's ancestor this many levels up: contiguous slots
     d_ub, r_ub = _scan_slots(index, beta, query_states, query_actions, (_descend(index, keys) >> up) * (cap << up),
                              cap << up)
-    # --- every query at once, then the queries that did not fit at eight times the capacity ---
+    # --- every query at once; then the open ones with pairs for about _PAIRS_PER_OPEN_QUERY each ---
     row, d, fits, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
-    wide = 8 * capacity
-    row, d, fits_wide = _once(jnp.any(~fits), lambda: _traverse(
-        index, beta, query_states, query_actions, row, jnp.where(fits, -1.0, d).astype(d.dtype), wide)[:3],
-        (row, d, fits), select=~fits)  # (a query that fits keeps an empty search: bound -1 prunes the root)
-    # --- the rest, chunk at a time; a last-resort full scan for any still too wide ---
+    done = fits
+
+    def wider(size, row, d, done):  # a query already done gets the bound -1: no pairs
+        bound = jnp.where(done, -1.0, d).astype(d.dtype)
+        return _traverse(index, beta, query_states, query_actions, row, bound, size)[:3]
+
+    sizes = [capacity * 2**k for k in range(1, _WIDER + 1)]
+    need = jnp.sum(~done) * _PAIRS_PER_OPEN_QUERY
+    branch = jnp.where(jnp.all(done), 0, 1 + jnp.searchsorted(jnp.array(sizes[:-1]), need))
+    branches = [lambda row, d, done: (row, d, done)] + [functools.partial(wider, s) for s in sizes]
+    row, d, done = _switch(branch, branches, (row, d, done), select=~done)
+    row, d, done = _once(jnp.any(~done), lambda: wider(sizes[-1] * 2, row, d, done), (row, d, done), select=~done)
+    # --- the rest (rare), chunk at a time, by a scan of every row ---
     chunk = min(chunk, b)
-    order = jnp.argsort(fits_wide, stable=True).astype(jnp.int32)  # the open queries first
-    num_open = jnp.sum(~fits_wide).astype(jnp.int32)
+    order = jnp.argsort(done, stable=True).astype(jnp.int32)  # the open queries first
+    num_open = jnp.sum(~done).astype(jnp.int32)
     num_chunks = (num_open + chunk - 1) // chunk
     order = jnp.pad(order, (0, (-b) % chunk))
 
     def body(carry):
         i, out_row, out_d = carry
         q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
-        valid = i * chunk + jnp.arange(chunk) < num_open
-        qs, qa = query_states[q], query_actions[q]
-        r, dq, ok, _ = _traverse(index, beta, qs, qa, out_row[q], out_d[q], wide)
-        r, dq = _once(jnp.any(valid & ~ok), lambda: brute_force_nearest(index, beta, qs, qa, block),
-                      (r, dq), select=~ok)
-        tgt = jnp.where(valid, q, b)  # out-of-range targets are dropped
+        r, dq = brute_force_nearest(index, beta, query_states[q], query_actions[q], block)
+        tgt = jnp.where(i * chunk + jnp.arange(chunk) < num_open, q, b)  # out-of-range targets are dropped
         return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
 
     _, row, d = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), row, d))
@@ -234,15 +242,14 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     return jnp.sum(gap * gap, axis=-1) * (1.0 - _LB_MARGIN)
 
 
-def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, hop: int = 3):
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
-    Each step replaces every live (query, node) pair by the node's descendants ``hop`` levels down
-    whose bound does not exceed the query's ``d_ub`` (a bound on a deeper box is tighter and as
-    valid), and compacts them, in order, into at most ``capacity`` pairs by a ``searchsorted`` over
-    the running count (gathers only: scatters are slow on XLA CPU). The pairs stay sorted by query,
-    so when some are cut off they are the last ones: every query from the first cut pair's on is
-    marked as not fitting.
+    Each step (:func:`_step`) replaces every live (query, node) pair by the node's descendants
+    ``_HOP`` levels down (the first step: the levels left over) whose bound does not exceed the
+    query's ``d_ub`` (a bound on a deeper box is tighter and as valid), and compacts them, in order,
+    into ``capacity`` pairs. The steps after the first have one shape, so they run as a loop and the
+    program does not grow with the tree's depth.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -250,38 +257,49 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, ho
     """
     depth, leaves, cap = _shape(index)
     m = qs.shape[0]
+    # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
+    order = jnp.argsort(d_ub).astype(jnp.int32)
+    qs, qa, r_ub, d_ub = qs[order], qa[order], r_ub[order], d_ub[order]
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
     margin = _U * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's own coordinates
     low, high = keys - margin, keys + margin
     scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(low.dtype)
-    qid = jnp.arange(m, dtype=jnp.int32)
-    node = jnp.zeros(m, jnp.int32)
-    live = jnp.ones(m, bool)
-    first_cut = jnp.int32(m)
-    level = 0
-    while level < depth:
-        h = min(hop, depth - level)
-        level += h
-        first = (node + 1) * 2**h - 1  # the node's descendants h levels down: first .. first + 2^h - 1
-        child = first[:, None] + jnp.arange(2**h, dtype=jnp.int32)  # [C, 2^h]
-        lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**h)
-        keep = (live[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
-        size = min(keep.shape[0], capacity)
-        count = jnp.cumsum(keep.astype(jnp.int32))
-        src = jnp.searchsorted(count, jnp.arange(1, size + 1, dtype=jnp.int32), side="left", method="scan")
-        src = jnp.minimum(src, keep.shape[0] - 1)
-        qid_all = jnp.repeat(qid, 2**h)
-        cut = jnp.searchsorted(count, size + 1, side="left", method="scan")  # the first pair that does not fit
-        first_cut = jnp.minimum(first_cut, jnp.where(count[-1] > size, qid_all[jnp.minimum(cut, keep.shape[0] - 1)], m))
-        live = jnp.arange(size) < count[-1]
-        qid, node = qid_all[src], child.reshape(-1)[src]
+    pairs = (jnp.arange(m, dtype=jnp.int32), jnp.zeros(m, jnp.int32), jnp.ones(m, bool), jnp.int32(m))
+    if depth:
+        first = depth % _HOP or _HOP
+        pairs = _step(index, scale, low, high, d_ub, pairs, first, capacity)
+        pairs = jax.lax.fori_loop(0, (depth - first) // _HOP,
+                                  lambda _, p: _step(index, scale, low, high, d_ub, p, _HOP, capacity), pairs)
+    qid, node, live, first_cut = pairs
     n = index.positions.shape[0]
     d, r = _scan_slots(index, beta, qs[qid], qa[qid], (node - (leaves - 1)) * cap, cap)
     d = jnp.where(live, d, jnp.inf)
     best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid].min(d))
     best_r = jnp.full(m, n, jnp.int32).at[qid].min(jnp.where(d == best_d[qid], r, n))
     best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
-    return best_r, best_d, jnp.arange(m) < first_cut, jnp.sum(live)
+    back = jnp.argsort(order)
+    return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], jnp.sum(live)
+
+
+def _step(index: NeighbourIndex, scale, low, high, d_ub, pairs, hop: int, size: int):
+    """One step of :func:`_traverse`: ``(qid, node, live, first_cut)`` of ``[C]`` pairs to ``[size]`` pairs
+    ``hop`` levels down. The survivors are compacted in order by a ``searchsorted`` over their running
+    count (gathers only: scatters are slow on XLA CPU). The pairs stay sorted by query, so when some
+    are cut off they are the last ones, and ``first_cut`` (the first query that lost a pair) marks
+    every query from there on as not fitting."""
+    qid, node, live, first_cut = pairs
+    first = (node + 1) * 2**hop - 1  # the node's descendants hop levels down: first .. first + 2^hop - 1
+    lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**hop)
+    keep = (live[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
+    count = jnp.cumsum(keep.astype(jnp.int32))
+    last = keep.shape[0] - 1
+    src = jnp.searchsorted(count, jnp.arange(1, size + 1, dtype=jnp.int32), side="left", method="scan")
+    src = jnp.minimum(src, last)
+    qid_all = jnp.repeat(qid, 2**hop)
+    cut = jnp.minimum(jnp.searchsorted(count, size + 1, side="left", method="scan"), last)
+    first_cut = jnp.minimum(first_cut, jnp.where(count[-1] > size, qid_all[cut], first_cut))
+    child = (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32)).reshape(-1)
+    return qid_all[src], child[src], jnp.arange(size) < count[-1], first_cut
 
 
 def _once(pred, fn, default, select=None):
@@ -302,3 +320,18 @@ def _once(pred, fn, default, select=None):
     out = jax.lax.cond(any_pred, fn, lambda: default)
     use = (pred if select is None else pred & select)
     return jax.tree_util.tree_map(lambda a, b: jnp.where(use, a, b), out, default)
+
+
+def _switch(branch, fns, default, select):
+    """``fns[branch](*default)`` where ``select``, else ``default``; one real branch also under the seed vmap.
+
+    Under the engine's seed ``vmap`` the branch is first max-reduced over the seeds (the branches are
+    ordered so that a later one answers whatever an earlier one does: more pairs), so ``lax.switch``
+    stays a real switch; each member keeps its own answer where ``select``.
+    """
+    try:
+        branch = jax.lax.pmax(branch, SEED_AXIS)
+    except NameError:  # not under the engine's seed vmap
+        pass
+    out = jax.lax.switch(branch, fns, *default)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(select, a, b), out, default)

@@ -11,8 +11,9 @@ actions) and reports the build time, the bytes of the arrays built and the peak 
 ``offreg/hopper-medium-v0`` tiled until it has ``ROWS`` rows, with Gaussian noise of 0.01 added to the
 observations and actions of every copy but the first (a D4RL-sized 1M-row file), normalized as PRDC
 trains. It reports the build time, the cache-load time, the search's fraction answered by its first
-batched pass, its leaves scanned per query and its time per 256-query batch (queries: batch rows with their own action plus noise of
-0.3, as a policy part-way through training, and with uniform random actions, as at initialization),
+batched pass, its leaves scanned per query and its time per 256-query batch (queries: batch rows
+with their own action plus noise of 0.3, as a policy part-way through training, and with uniform
+random actions, as at initialization),
 and the time per update of PRDC and TD3+BC (``scan_updates``, ``--chunk`` updates, fastest of 3) in
 the same process.
 

@@ -11,20 +11,23 @@ queries:
    actions. For any box and any ``beta``, ``beta^2 gap_S^2 + gap_A^2`` (``gap`` the distance from
    the query to the box, per part) is a lower bound on the key distance of every row in the box, so
    one index serves every ``beta`` (``beta`` stays a traced, sweepable array).
-2. **An upper bound** per query: descend the split coordinates to the leaf of ``[s, a]`` and scan its
-   rows (for PRDC the query state is a dataset row, whose leaf this usually is, so the bound is
-   close: at most the distance to the row's own action).
-3. **Level-synchronous branch and bound** (:func:`_traverse`): from the root, every level replaces
-   each (query, node) pair by the children whose lower bound does not exceed the query's upper
-   bound; the surviving pairs are compacted into a fixed ``capacity`` (static shapes, so the jitted
-   update keeps one shape). At the leaves the surviving pairs' rows are scanned, and each query keeps
-   its lexicographic minimum of (distance, row). A node is dropped only if every row in it is
-   farther than a row already found, so the answer is the exact nearest row.
-4. **Exact fallback.** A query whose pairs did not fit the capacity (many queries far from the data,
-   as at initialization) is searched again ``chunk`` queries at a time, each chunk with the whole
-   capacity, in a ``lax.while_loop`` that runs only as many chunks as needed; a query that still does
-   not fit is answered by a blocked scan of every row (:func:`brute_force_nearest`, also the tests'
-   reference).
+2. **An upper bound** per query: descend the split coordinates to the leaf of ``[s, a]`` and scan the
+   rows under its ancestor ``_UPPER_LEVELS`` levels up (contiguous slots). For PRDC the query state is
+   a dataset row, whose neighbourhood this is, so the bound is close: at most the distance to the
+   row's own action.
+3. **Level-synchronous branch and bound, vectorized across the batch** (:func:`_traverse`): from the
+   root, every step replaces each live (query, node) pair by the node's descendants three levels down
+   whose lower bound does not exceed the query's upper bound, and compacts the survivors to the front
+   of fixed-size arrays (static shapes, so the jitted update keeps one shape); each step runs on the
+   smallest of a few sizes that holds its live pairs, so it costs what the search needs, not the
+   capacity. At the leaves the surviving pairs' rows are scanned, and each query keeps its
+   lexicographic minimum of (distance, row). A node is dropped only if every row in it is farther
+   than a row already found, so the answer is the exact nearest row.
+4. **Exact fallbacks.** The queries whose pairs did not fit ``capacity`` (as at initialization, when
+   the policy's actions are far from the data's) are searched again with ``_WIDE`` times the room;
+   any that still do not fit are answered ``chunk`` at a time, in a ``lax.while_loop`` that runs only
+   as many chunks as needed, by a blocked scan of every row (:func:`brute_force_nearest`, also the
+   tests' reference).
 
 Its cost depends on how many leaves lie within a query's distance (the density of the data near the
 query), not on the number of rows.
@@ -52,8 +55,8 @@ from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex
 from offreg.seeds import SEED_AXIS
 
 _U = 1.2e-7  # twice float32's unit roundoff: per-coordinate rounding of fl(beta * x), relative to |x|
-_WIDER = 4  # the second pass keeps 2, 4, 8 or 16 times the first pass's pairs, as many as the open queries need
-_PAIRS_PER_OPEN_QUERY = 64  # at about this many per open query; a third pass, 32 times, is rarely needed
+_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)  # a step works on the smallest that holds its pairs
+_WIDE = 16  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step of the branch and bound
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
 _LB_MARGIN = 4e-5  # relative, covers the float32 sums of the bound and of the distance (D <= 150)
@@ -124,9 +127,9 @@ class SearchResult(NamedTuple):
       row: int32 ``[B]`` the nearest dataset row (the lowest one among equally near rows).
       action: float32 ``[B, da]`` its action.
       dist_sq: float32 ``[B]`` its squared key distance.
-      certified: bool ``[B]`` answered by the batched tree search (else by the fallback).
-      fallback_chunks: int32 scalar, the number of fallback chunks run.
-      leaves_per_query: float32 scalar, leaves scanned per query by the batched tree search (mean).
+      certified: bool ``[B]`` answered by the first batched tree search (else by a fallback).
+      fallback_chunks: int32 scalar, the chunks of the last-resort scan run.
+      leaves_per_query: float32 scalar, leaves scanned per query by the first batched tree search (mean).
     """
 
     row: jax.Array
@@ -142,7 +145,7 @@ def nearest(
     beta: jax.Array,
     query_states: jax.Array,
     query_actions: jax.Array,
-    capacity: int = 2048,
+    capacity: int = 4096,
     chunk: int = 16,
     block: int = 2048,
 ) -> SearchResult:
@@ -155,8 +158,8 @@ def nearest(
       beta: scalar ``> 0`` (may be traced).
       query_states: ``[B, ds]`` unscaled states ``s`` (dataset rows or not).
       query_actions: ``[B, da]``.
-      capacity: (query, node) pairs kept per tree level (static): speed and memory only.
-      chunk: queries per fallback search (static).
+      capacity: (query, node) pairs the first search holds per step (static): speed and memory only.
+      chunk: queries per chunk of the last-resort scan (static).
       block: slots per step of the last-resort scan (static, ``<= MAX_BLOCK``).
 
     Returns:
@@ -166,25 +169,21 @@ def nearest(
     b = query_states.shape[0]
     n = index.positions.shape[0]
     keys = jnp.concatenate([query_states, query_actions], axis=-1).astype(index.lo.dtype)
-    # --- an upper bound: the rows of the query's own leaf ---
+    # --- an upper bound: the rows under the query's ancestor _UPPER_LEVELS above its leaf (contiguous) ---
     depth, _, cap = _shape(index)
-    up = min(_UPPER_LEVELS, depth)  # the rows under the leaf's ancestor this many levels up: contiguous slots
-    d_ub, r_ub = _scan_slots(index, beta, query_states, query_actions, (_descend(index, keys) >> up) * (cap << up),
-                             cap << up)
-    # --- every query at once; then the open ones with pairs for about _PAIRS_PER_OPEN_QUERY each ---
-    row, d, fits, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
-    done = fits
+    up = min(_UPPER_LEVELS, depth)
+    leaf = _descend(index, keys)
+    d_ub, r_ub = _scan_slots(index, beta, query_states, query_actions, (leaf >> up) * (cap << up), cap << up)
+    # --- every query at once; the queries that did not fit, again with room for many more pairs ---
+    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
+    fits = done
 
-    def wider(size, row, d, done):  # a query already done gets the bound -1: no pairs
+    def wider(row, d, done):  # a query already done gets the bound -1: no pairs
         bound = jnp.where(done, -1.0, d).astype(d.dtype)
-        return _traverse(index, beta, query_states, query_actions, row, bound, size)[:3]
+        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity)
+        return tuple(jnp.where(done, x, y) for x, y in ((row, r), (d, dq), (done, ok)))
 
-    sizes = [capacity * 2**k for k in range(1, _WIDER + 1)]
-    need = jnp.sum(~done) * _PAIRS_PER_OPEN_QUERY
-    branch = jnp.where(jnp.all(done), 0, 1 + jnp.searchsorted(jnp.array(sizes[:-1]), need))
-    branches = [lambda row, d, done: (row, d, done)] + [functools.partial(wider, s) for s in sizes]
-    row, d, done = _switch(branch, branches, (row, d, done), select=~done)
-    row, d, done = _once(jnp.any(~done), lambda: wider(sizes[-1] * 2, row, d, done), (row, d, done), select=~done)
+    row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
     chunk = min(chunk, b)
     order = jnp.argsort(done, stable=True).astype(jnp.int32)  # the open queries first
@@ -245,11 +244,13 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
 def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
-    Each step (:func:`_step`) replaces every live (query, node) pair by the node's descendants
-    ``_HOP`` levels down (the first step: the levels left over) whose bound does not exceed the
-    query's ``d_ub`` (a bound on a deeper box is tighter and as valid), and compacts them, in order,
-    into ``capacity`` pairs. The steps after the first have one shape, so they run as a loop and the
-    program does not grow with the tree's depth.
+    The live (query, node) pairs are the first ``count`` entries of arrays of ``capacity`` entries.
+    Each step (:func:`_step`) replaces every live pair by the node's descendants ``_HOP`` levels
+    down (the first step: the levels left over) whose bound does not exceed the query's ``d_ub`` (a
+    bound on a deeper box is tighter and as valid), and compacts them, in order, to the front. A
+    step works on the smallest of :data:`_SIZES` that holds the live pairs (``lax.switch``), so its
+    cost follows the pairs actually alive, not the capacity. The steps after the first run as a
+    loop, so the program does not grow with the tree's depth.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -262,76 +263,80 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     qs, qa, r_ub, d_ub = qs[order], qa[order], r_ub[order], d_ub[order]
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
     margin = _U * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's own coordinates
-    low, high = keys - margin, keys + margin
-    scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(low.dtype)
-    pairs = (jnp.arange(m, dtype=jnp.int32), jnp.zeros(m, jnp.int32), jnp.ones(m, bool), jnp.int32(m))
+    query = (keys - margin, keys + margin, jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0), d_ub)
+    capacity = max(capacity, m)
+    sizes = [s for s in _SIZES if s < capacity] + [capacity]
+    pairs = (jnp.zeros(capacity, jnp.int32).at[:m].set(jnp.arange(m, dtype=jnp.int32)),
+             jnp.zeros(capacity, jnp.int32), jnp.int32(m), jnp.int32(m))
+
+    def step(pairs, hop):
+        return _sized(pairs[2], sizes, [functools.partial(_step, index, query, hop, s) for s in sizes], pairs)
+
     if depth:
         first = depth % _HOP or _HOP
-        pairs = _step(index, scale, low, high, d_ub, pairs, first, capacity)
-        pairs = jax.lax.fori_loop(0, (depth - first) // _HOP,
-                                  lambda _, p: _step(index, scale, low, high, d_ub, p, _HOP, capacity), pairs)
-    qid, node, live, first_cut = pairs
-    n = index.positions.shape[0]
-    d, r = _scan_slots(index, beta, qs[qid], qa[qid], (node - (leaves - 1)) * cap, cap)
-    d = jnp.where(live, d, jnp.inf)
-    best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid].min(d))
-    best_r = jnp.full(m, n, jnp.int32).at[qid].min(jnp.where(d == best_d[qid], r, n))
-    best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
+        pairs = step(pairs, first)
+        pairs = jax.lax.fori_loop(0, (depth - first) // _HOP, lambda _, p: step(p, _HOP), pairs)
+    qid, node, count, first_cut = pairs
+
+    def leaf_scan(size):
+        live = jnp.arange(size) < count
+        d, r = _scan_slots(index, beta, qs[qid[:size]], qa[qid[:size]], (node[:size] - (leaves - 1)) * cap, cap)
+        d = jnp.where(live, d, jnp.inf)
+        best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid[:size]].min(d))
+        best_r = jnp.full(m, index.positions.shape[0], jnp.int32).at[qid[:size]].min(
+            jnp.where(d == best_d[qid[:size]], r, index.positions.shape[0]))
+        return best_r, best_d
+
+    best_r, best_d = _sized(count, sizes, [functools.partial(leaf_scan, s) for s in sizes])
+    best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, index.positions.shape[0]))
     back = jnp.argsort(order)
-    return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], jnp.sum(live)
+    return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], count
 
 
-def _step(index: NeighbourIndex, scale, low, high, d_ub, pairs, hop: int, size: int):
-    """One step of :func:`_traverse`: ``(qid, node, live, first_cut)`` of ``[C]`` pairs to ``[size]`` pairs
-    ``hop`` levels down. The survivors are compacted in order by a ``searchsorted`` over their running
-    count (gathers only: scatters are slow on XLA CPU). The pairs stay sorted by query, so when some
-    are cut off they are the last ones, and ``first_cut`` (the first query that lost a pair) marks
-    every query from there on as not fitting."""
-    qid, node, live, first_cut = pairs
+def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
+    """One step of :func:`_traverse` on the first ``size`` of its pairs ``(qid, node, count, first_cut)``.
+
+    The survivors are compacted in order by a ``searchsorted`` over their running count (gathers
+    only: scatters are slow on XLA CPU). The pairs stay sorted by query, so when some are cut off
+    (more than the capacity) they are the last ones, and ``first_cut`` (the first query that lost a
+    pair) marks every query from there on as not fitting."""
+    low, high, scale, d_ub = query
+    qid_buf, node_buf, count, first_cut = pairs
+    capacity = qid_buf.shape[0]
+    qid, node = qid_buf[:size], node_buf[:size]
     first = (node + 1) * 2**hop - 1  # the node's descendants hop levels down: first .. first + 2^hop - 1
-    lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**hop)
-    keep = (live[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
-    count = jnp.cumsum(keep.astype(jnp.int32))
+    lb = _lower_bound(index, scale.astype(low.dtype), low[qid], high[qid], first, 2**hop)
+    keep = ((jnp.arange(size) < count)[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
+    running = jnp.cumsum(keep.astype(jnp.int32))
+    out = min(keep.shape[0], capacity)
     last = keep.shape[0] - 1
-    src = jnp.searchsorted(count, jnp.arange(1, size + 1, dtype=jnp.int32), side="left", method="scan")
-    src = jnp.minimum(src, last)
+    src = jnp.minimum(jnp.searchsorted(running, jnp.arange(1, out + 1, dtype=jnp.int32), side="left", method="scan"),
+                      last)
     qid_all = jnp.repeat(qid, 2**hop)
-    cut = jnp.minimum(jnp.searchsorted(count, size + 1, side="left", method="scan"), last)
-    first_cut = jnp.minimum(first_cut, jnp.where(count[-1] > size, qid_all[cut], first_cut))
+    cut = jnp.minimum(jnp.searchsorted(running, out + 1, side="left", method="scan"), last)
+    first_cut = jnp.minimum(first_cut, jnp.where(running[-1] > out, qid_all[cut], first_cut))
     child = (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32)).reshape(-1)
-    return qid_all[src], child[src], jnp.arange(size) < count[-1], first_cut
+    return (jax.lax.dynamic_update_slice(qid_buf, qid_all[src], (0,)),
+            jax.lax.dynamic_update_slice(node_buf, child[src], (0,)), jnp.minimum(running[-1], out), first_cut)
 
 
-def _once(pred, fn, default, select=None):
-    """``fn()`` where ``pred`` else ``default``, running ``fn`` only when some member needs it.
-
-    A ``lax.cond`` on ``pred``. Under the engine's seed ``vmap`` (axis :data:`offreg.seeds.SEED_AXIS`)
-    the predicate is first OR-reduced over the seeds, so the branch stays a real branch (a batched
-    predicate would turn it into a select that always computes ``fn``) and runs, batched, only when
-    some seed needs it; each member then keeps its own answer. Under an unnamed ``vmap`` it degrades
-    to a select (correct, slower). ``select`` (default ``pred``) picks, per element, ``fn``'s output
-    over ``default``'s. (A ``while_loop`` that runs 0 or 1 times has the same semantics, but on XLA
-    CPU it cost about as much as running its body even when the body did not run.)
-    """
-    try:
-        any_pred = jax.lax.pmax(pred.astype(jnp.int32), SEED_AXIS) > 0
-    except NameError:  # not under the engine's seed vmap
-        any_pred = pred
-    out = jax.lax.cond(any_pred, fn, lambda: default)
-    use = (pred if select is None else pred & select)
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(use, a, b), out, default)
+def _sized(count, sizes, fns, *args):
+    """``fns[i](*args)`` for the smallest ``sizes[i] >= count`` (see :func:`_branch`; a larger size answers
+    whatever a smaller one does)."""
+    return _branch(jnp.minimum(jnp.searchsorted(jnp.array(sizes), count, side="left"), len(sizes) - 1), fns, *args)
 
 
-def _switch(branch, fns, default, select):
-    """``fns[branch](*default)`` where ``select``, else ``default``; one real branch also under the seed vmap.
+def _branch(branch, fns, *args):
+    """``fns[branch](*args)`` (a ``lax.switch``) where a higher branch is always a correct answer too.
 
-    Under the engine's seed ``vmap`` the branch is first max-reduced over the seeds (the branches are
-    ordered so that a later one answers whatever an earlier one does: more pairs), so ``lax.switch``
-    stays a real switch; each member keeps its own answer where ``select``.
+    Under the engine's seed ``vmap`` (axis :data:`offreg.seeds.SEED_AXIS`) the branch is first
+    max-reduced over the seeds, so the switch stays a real branch instead of a select that runs every
+    branch; each seed then gets the higher branch's (also exact) answer. Under an unnamed ``vmap`` it
+    degrades to that select (correct, slower). (A ``while_loop`` that runs 0 or 1 times has the same
+    semantics, but on XLA CPU it cost about as much as running its body even when the body did not run.)
     """
     try:
         branch = jax.lax.pmax(branch, SEED_AXIS)
     except NameError:  # not under the engine's seed vmap
         pass
-    out = jax.lax.switch(branch, fns, *default)
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(select, a, b), out, default)
+    return jax.lax.switch(branch, fns, *args)

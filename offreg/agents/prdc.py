@@ -39,8 +39,8 @@ class PRDC(RegularizerConfig):
         through ``coefs``; the index does not depend on it).
       k: which neighbour is the target (the official ``k``); only the nearest, ``k = 1``, is supported.
       index_leaf_size: most rows per leaf of the search's KD-tree (speed only, not results).
-      search_capacity: (query, node) pairs the batched tree search keeps per level (speed/memory only).
-      search_chunk: queries per fallback search (speed only).
+      search_capacity: (query, node) pairs the first batched tree search holds (speed/memory only).
+      search_chunk: queries per chunk of the last-resort scan (speed only).
       search_block: dataset rows per step of the last-resort scan (speed/memory only).
     """
 
@@ -56,7 +56,7 @@ class PRDC(RegularizerConfig):
     beta: float = 2.0
     k: int = 1
     index_leaf_size: int = 8
-    search_capacity: int = 2048
+    search_capacity: int = 4096
     search_chunk: int = 16
     search_block: int = 2048
 

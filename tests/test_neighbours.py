@@ -145,10 +145,11 @@ def test_index_memory_and_bad_input():
     assert index.rows.shape == (16 * 7,) and nbytes["states"] == (16 * 7 + MAX_BLOCK) * 5 * 4
     assert nbytes["lo"] == 31 * 7 * 4 and nbytes["split_dim"] == 15 * 4
     assert nbytes["total"] == sum(v for k, v in nbytes.items() if k != "total")
-    small = build_index(states[:5], actions[:5], leaf_size=8)  # one leaf: the search scans it
-    res = _nearest(small, jnp.float32(2.0), jnp.asarray(states[:5]), jnp.asarray(actions[:5] * 0))
-    ref = KDTree(np.hstack([2 * states[:5], actions[:5]])).query(np.hstack([2 * states[:5], 0 * actions[:5]]))[1]
-    np.testing.assert_array_equal(np.asarray(res.row), ref)
+    for n in (5, 12, 20, 40):  # trees of depth 0 (one leaf), 1, 2 and 3: shallower than one search step
+        small = build_index(states[:n], actions[:n], leaf_size=8)
+        res = _nearest(small, jnp.float32(2.0), jnp.asarray(states[:n]), jnp.asarray(actions[:n] * 0))
+        ref = KDTree(np.hstack([2 * states[:n], actions[:n]])).query(np.hstack([2 * states[:n], 0 * actions[:n]]))[1]
+        np.testing.assert_array_equal(np.asarray(res.row), ref)
     with pytest.raises(ConfigError, match="leaf_size must be"):
         build_index(states, actions, leaf_size=1)
     with pytest.raises(ConfigError, match="same N"):

@@ -55,7 +55,7 @@ from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex
 from offreg.seeds import SEED_AXIS
 
 _U = 1.2e-7  # twice float32's unit roundoff: per-coordinate rounding of fl(beta * x), relative to |x|
-_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)  # a step works on the smallest that holds its pairs
+_SIZES = (256, 1024, 4096, 16384)  # a step works on the smallest that holds its pairs
 _WIDE = 16  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step of the branch and bound
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
@@ -206,12 +206,14 @@ def nearest(
 def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
     """The leaf each ``[s, a]`` key falls in, following the split coordinates. ``[M, d] -> int32 [M]``."""
     depth, leaves, _ = _shape(index)
-    node = jnp.zeros(keys.shape[0], jnp.int32)
-    for _ in range(depth):
+
+    def down(_, node):
         dim = index.split_dim[node]
         right = jnp.take_along_axis(keys, dim[:, None], axis=1)[:, 0] > index.split_val[node]
-        node = 2 * node + 1 + right.astype(jnp.int32)
-    return node - (leaves - 1)
+        return 2 * node + 1 + right.astype(jnp.int32)
+
+    root = jnp.zeros(keys.shape[0], jnp.int32)
+    return (jax.lax.fori_loop(0, depth, down, root) if depth else root) - (leaves - 1)
 
 
 def _windows(x: jax.Array, starts: jax.Array, size: int) -> jax.Array:
@@ -245,12 +247,12 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
     The live (query, node) pairs are the first ``count`` entries of arrays of ``capacity`` entries.
-    Each step (:func:`_step`) replaces every live pair by the node's descendants ``_HOP`` levels
-    down (the first step: the levels left over) whose bound does not exceed the query's ``d_ub`` (a
-    bound on a deeper box is tighter and as valid), and compacts them, in order, to the front. A
-    step works on the smallest of :data:`_SIZES` that holds the live pairs (``lax.switch``), so its
-    cost follows the pairs actually alive, not the capacity. The steps after the first run as a
-    loop, so the program does not grow with the tree's depth.
+    The search starts from every node at the level ``depth % _HOP``; each step (:func:`_step`)
+    replaces every live pair by the node's descendants ``_HOP`` levels down whose bound does not
+    exceed the query's ``d_ub`` (a bound on a deeper box is tighter and as valid), and compacts them,
+    in order, to the front. A step works on the smallest of :data:`_SIZES` that holds the live pairs
+    (``lax.switch``), so its cost follows the pairs actually alive, not the capacity. The steps are
+    one loop, so the program does not grow with the tree's depth.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -264,18 +266,18 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
     margin = _U * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's own coordinates
     query = (keys - margin, keys + margin, jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0), d_ub)
-    capacity = max(capacity, m)
+    # The search starts from every node of the level that leaves a multiple of _HOP levels below it.
+    start = depth % _HOP
+    width = 2**start
+    capacity = max(capacity, m * width)
     sizes = [s for s in _SIZES if s < capacity] + [capacity]
-    pairs = (jnp.zeros(capacity, jnp.int32).at[:m].set(jnp.arange(m, dtype=jnp.int32)),
-             jnp.zeros(capacity, jnp.int32), jnp.int32(m), jnp.int32(m))
-
-    def step(pairs, hop):
-        return _sized(pairs[2], sizes, [functools.partial(_step, index, query, hop, s) for s in sizes], pairs)
-
-    if depth:
-        first = depth % _HOP or _HOP
-        pairs = step(pairs, first)
-        pairs = jax.lax.fori_loop(0, (depth - first) // _HOP, lambda _, p: step(p, _HOP), pairs)
+    pad = (0, capacity - m * width)
+    pairs = (jnp.pad(jnp.repeat(jnp.arange(m, dtype=jnp.int32), width), pad),
+             jnp.pad(jnp.tile(jnp.arange(width - 1, 2 * width - 1, dtype=jnp.int32), m), pad),
+             jnp.int32(m * width), jnp.int32(m))
+    steps = [functools.partial(_step, index, query, _HOP, s) for s in sizes]
+    if depth >= _HOP:
+        pairs = jax.lax.fori_loop(0, depth // _HOP, lambda _, p: _sized(p[2], sizes, steps, p), pairs)
     qid, node, count, first_cut = pairs
 
     def leaf_scan(size):

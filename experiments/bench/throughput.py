@@ -43,11 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from offreg.agents.base import is_gradient_free
 from offreg.agents.names import get_spec
 from offreg.agents.td3 import TD3Agent, TD3Config
 from offreg.atomic import atomic_write_text
 from offreg.data import DatasetInfo, from_arrays
-from offreg.engine import create_seeds, scan_updates, train_chunk
+from offreg.engine import create_seeds, dataset_context, scan_updates, train_chunk
 from offreg.seeds import seed_keys
 
 TARGETS = {"vs_torch": 2.0, "vs_d3rlpy": 20.0, "matmul_fraction": 0.70, "seeds_ratio_max": 4.5}
@@ -120,7 +121,7 @@ def td3_update_flops(obs_dim: int, act_dim: int, cfg: TD3Config) -> dict[str, fl
             "per_update": float(critic_step + actor_step / cfg.policy_freq)}
 
 
-def xla_update_flops(agent: Any, transitions: Any, batch_size: int) -> float | None:
+def xla_update_flops(agent: Any, transitions: Any, batch_size: int, context: Any = ()) -> float | None:
     """FLOPs of one compiled ``agent.update`` by XLA's own cost analysis (every op, elementwise included).
 
     Conditional branches count as if taken (TD3's delayed actor step is counted in every update) and
@@ -131,7 +132,8 @@ def xla_update_flops(agent: Any, transitions: Any, batch_size: int) -> float | N
 
     batch = sample(transitions, jax.random.PRNGKey(1), batch_size)
     try:
-        cost = jax.jit(lambda a, b, k: a.update(b, k)).lower(agent, batch, jax.random.PRNGKey(2)).compile()
+        cost = jax.jit(lambda a, b, k, c: a.update(b, k, c)).lower(agent, batch, jax.random.PRNGKey(2), context)
+        cost = cost.compile()
         cost = cost.cost_analysis()
     except Exception:  # noqa: BLE001  (cost analysis is optional in XLA backends)
         return None
@@ -165,23 +167,24 @@ def _best_rate(fn, work: float, repeats: int, cpu: dict[str, Any] | None = None)
 # --- offreg --------------------------------------------------------------------------------------
 def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int = 0) -> dict[str, Any]:
     spec = get_spec(name)
-    if spec.agent_cls.gradient_free:
+    if is_gradient_free(spec.agent_cls):
         raise SystemExit(f"agent {name!r} is gradient-free; it has no update to time")
     config = spec.default_config().replace(batch_size=256)
     prepared = config.prepare(dataset)
-    agent = spec.agent_cls.create(config, prepared, seed_keys(0)[0])
+    context = dataset_context(spec.agent_cls, config, prepared)  # PRDC's neighbour index; () otherwise
+    agent = spec.agent_cls.create(config, prepared, seed_keys(0)[0], context)
     run = jax.jit(scan_updates, static_argnums=3)
     state = {"agent": agent, "key": seed_keys(0)[1]}
     t0 = time.perf_counter()
-    _block(run(agent, prepared.transitions, state["key"], chunk))
+    _block(run(agent, prepared.transitions, state["key"], chunk, context))
     compile_s = time.perf_counter() - t0
     for _ in range(-(-warmup // chunk)):  # train first: PRDC's search cost depends on how close pi is to the data
-        agent, state["key"], _ = run(agent, prepared.transitions, state["key"], chunk)
+        agent, state["key"], _ = run(agent, prepared.transitions, state["key"], chunk, context)
     _block(agent)
     state["agent"] = agent
 
     def call():
-        a, k, m = run(state["agent"], prepared.transitions, state["key"], chunk)
+        a, k, m = run(state["agent"], prepared.transitions, state["key"], chunk, context)
         _block((a, m))
         state["agent"], state["key"] = a, k
 
@@ -191,7 +194,7 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int 
                            "call_seconds": times, "call_cpu_seconds": cpu["seconds"],
                            "compile_and_first_call_s": compile_s, "warmup_updates": -(-warmup // chunk) * chunk,
                            "config": config.to_dict()}
-    out["xla_flops_per_update"] = xla_update_flops(agent, prepared.transitions, config.batch_size)
+    out["xla_flops_per_update"] = xla_update_flops(agent, prepared.transitions, config.batch_size, context)
     if isinstance(agent, TD3Agent):
         flops = td3_update_flops(prepared.info.obs_dim, prepared.info.act_dim, config)
         out["flops_per_update"] = flops["per_update"]
@@ -205,13 +208,14 @@ def bench_seeds(name: str, dataset: Any, seeds: int, chunk: int, repeats: int) -
     spec = get_spec(name)
     config = spec.default_config().replace(batch_size=256)
     prepared = config.prepare(dataset)
+    context = dataset_context(spec.agent_cls, config, prepared)
     res, res_cpu = {}, {}
     for s in (1, seeds):
-        agents = create_seeds(spec.agent_cls, config, prepared, list(range(s)))
+        agents = create_seeds(spec.agent_cls, config, prepared, list(range(s)), context)
         state = {"a": agents, "k": jnp.stack([seed_keys(i)[1] for i in range(s)])}
 
         def call(state=state):
-            a, k, m, ok = train_chunk(state["a"], prepared.transitions, state["k"], chunk)
+            a, k, m, ok = train_chunk(state["a"], prepared.transitions, state["k"], chunk, context)
             _block((a, m, ok))
             state["a"], state["k"] = a, k
 

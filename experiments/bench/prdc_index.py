@@ -12,8 +12,8 @@ actions) and reports the build time, the bytes of the arrays built and the peak 
 observations and actions of every copy but the first (a D4RL-sized 1M-row file), normalized as PRDC
 trains. It reports the build time, the cache-load time, the search's fraction answered by its first
 batched pass, its leaves scanned per query and its time per 256-query batch (queries: batch rows
-with their own action plus noise of 0.3, as a policy part-way through training, and with uniform
-random actions, as at initialization),
+with their own action plus noise of 0.1 and of 0.3, as a policy part-way through training, with
+actions N(0, 0.05), as a freshly initialized policy's, and with uniform random actions),
 and the time per update of PRDC and TD3+BC (``scan_updates``, ``--chunk`` updates, fastest of 3) in
 the same process.
 
@@ -137,13 +137,15 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
     beta = jnp.float32(cfgs["prdc"].regularizer.beta)
     search = jax.jit(nearest)
     for name, qa in {
+        "policy_near_data_0.1": np.clip(a[q] + rng.normal(scale=0.1, size=a[q].shape), -1, 1),
         "policy_near_data": np.clip(a[q] + rng.normal(scale=0.3, size=a[q].shape), -1, 1),
+        "initial_policy": rng.normal(scale=0.05, size=a[q].shape),
         "random_actions": rng.uniform(-1, 1, a[q].shape),
     }.items():
         qs, qa = jnp.asarray(s[q]), jnp.asarray(qa.astype(np.float32))
         out = search(index, beta, qs, qa)
         res[f"search_{name}"] = {
-            "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa)),
+            "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa), repeats=7),
             "certified_fraction": float(np.mean(np.asarray(out.certified))),
             "leaves_per_query": float(out.leaves_per_query),
             "fallback_chunks": int(out.fallback_chunks),

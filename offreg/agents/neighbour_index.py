@@ -10,7 +10,7 @@ The boxes bound the key distance ``||[beta S, A] - [beta s, a]||`` from below fo
 Which coordinate a node splits (the widest of ``[REFERENCE_BETA * S, A]``) only decides how well the
 tree prunes, never what the search returns. See :mod:`offreg.agents.neighbours` for the search.
 
-Building takes seconds (a few numpy passes per tree level), and :func:`build_or_load` also keeps
+Building takes seconds (a few numpy passes per tree level, on every core), and :func:`build_or_load` keeps
 every index it builds on disk (``<OFFREG_DATA_DIR>/neighbour_index/prdc-<key>.npz``,
 ``$OFFREG_INDEX_CACHE`` to move it or ``off`` to turn it off) and loads it in every later run, resume
 and leaderboard job. The key is a BLAKE2b fingerprint of the format version, the leaf size and the
@@ -22,6 +22,7 @@ with a one-line note.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -124,10 +125,13 @@ def _build_arrays(s: np.ndarray, a: np.ndarray, leaf_size: int, progress: bool |
     """The fields of :class:`NeighbourIndex` as host arrays.
 
     Level by level, every segment of the current order is split at the median of its widest
-    coordinate (``REFERENCE_BETA``-scaled states, actions): one ``lexsort`` by (segment, value) per
-    level puts the lower ``ceil(m / 2)`` rows of each segment first. Leaves therefore never differ by
-    more than one row and none is empty (``leaf_size >= 2``).
+    coordinate (``REFERENCE_BETA``-scaled states, actions), the lower ``ceil(m / 2)`` rows first, so
+    leaves never differ by more than one row and none is empty (``leaf_size >= 2``). Each level's
+    segments are shared among the CPU's cores (threads: numpy's sorts and reductions release the
+    GIL); see :func:`_split`.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     n, ds = s.shape
@@ -137,23 +141,53 @@ def _build_arrays(s: np.ndarray, a: np.ndarray, leaf_size: int, progress: bool |
     order = np.arange(n)
     sizes = np.array([n])
     split_dim, split_val = [], []
-    with tqdm(total=depth, desc="building PRDC's neighbour index", unit=" levels", file=sys.stderr,
-              disable=None if progress is None else not progress, leave=False, dynamic_ncols=True) as bar:
+    workers = max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool, tqdm(
+            total=depth, desc="building PRDC's neighbour index", unit=" levels", file=sys.stderr,
+            disable=None if progress is None else not progress, leave=False, dynamic_ncols=True) as bar:
         for _ in range(depth):
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            xo = x[order]
-            spread = np.maximum.reduceat(xo, starts) - np.minimum.reduceat(xo, starts)
-            dims = np.argmax(spread * weight, axis=1)
-            seg = np.repeat(np.arange(len(sizes)), sizes)
-            values = xo[np.arange(n), dims[seg]]
-            within = np.lexsort((values, seg))  # by segment, then value: each segment's lower half first
-            order, values = order[within], values[within]
+            dims, values = np.empty(len(sizes), np.int64), np.empty(len(sizes), np.float32)
+            new_order = np.empty_like(order)
+            cuts = np.unique(np.searchsorted(starts, np.linspace(0, n, workers + 1)[1:-1]))
+            groups = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(sizes)]]), strict=True)
+            list(pool.map(functools.partial(_split, x, weight, order, sizes, starts, new_order, dims, values), groups))
+            order = new_order
             left = (sizes + 1) // 2
             split_dim.append(dims)
-            split_val.append(values[starts + left - 1])
+            split_val.append(values)
             sizes = np.stack([left, sizes - left], axis=1).reshape(-1)
             bar.update(1)
     return _arrays(s, a, order, sizes, cap, depth, split_dim, split_val)
+
+
+def _split(x, weight, order, sizes, starts, new_order, dims, values, group) -> None:
+    """Split segments ``lo .. hi - 1`` (``group``) of one level (rows ``order[starts[lo]:...]``) into ``new_order``,
+    ``dims`` and ``values`` (each segment's coordinate and the largest value of its lower half).
+
+    A few large segments are partitioned one by one (``argpartition``, linear time); many small ones
+    at once, by one ``lexsort`` by (segment, value)."""
+    lo, hi = group
+    if lo >= hi:
+        return
+    r0, r1 = starts[lo], starts[hi - 1] + sizes[hi - 1]
+    o, sz, st = order[r0:r1], sizes[lo:hi], starts[lo:hi] - r0
+    xo = x[o]
+    d = np.argmax((np.maximum.reduceat(xo, st) - np.minimum.reduceat(xo, st)) * weight, axis=1)
+    left = (sz + 1) // 2
+    dims[lo:hi] = d
+    if hi - lo <= 64:
+        for i in range(hi - lo):
+            v = xo[st[i]: st[i] + sz[i], d[i]]
+            p = np.argpartition(v, left[i] - 1)
+            new_order[r0 + st[i]: r0 + st[i] + sz[i]] = o[st[i] + p]
+            values[lo + i] = v[p[left[i] - 1]]
+        return
+    seg = np.repeat(np.arange(hi - lo), sz)
+    v = xo[np.arange(len(o)), d[seg]]
+    within = np.lexsort((v, seg))  # by segment, then value: each segment's lower half first
+    new_order[r0:r1] = o[within]
+    values[lo:hi] = v[within][st + left - 1]
 
 
 def _arrays(s, a, order, sizes, cap, depth, split_dim, split_val) -> dict[str, np.ndarray]:

@@ -27,10 +27,8 @@ queries:
    the policy's actions are far from the data's) are searched again with ``_WIDE`` times the room;
    any that still do not fit are answered ``chunk`` at a time, in a ``lax.while_loop`` that runs only
    as many chunks as needed, by a blocked scan of every row (:func:`brute_force_nearest`, also the
-   tests' reference).
-
-Its cost depends on how many leaves lie within a query's distance (the density of the data near the
-query), not on the number of rows.
+   tests' reference). The cost follows the leaves within a query's distance (the data's density
+   near it), not the number of rows.
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -185,6 +183,15 @@ def nearest(
 
     row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
+    row, d, num_chunks = _scan_open(index, beta, query_states, query_actions, row, d, done, chunk, block)
+    action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
+    return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
+
+
+def _scan_open(index: NeighbourIndex, beta, query_states, query_actions, row, d, done, chunk: int, block: int):
+    """The queries not ``done`` answered by :func:`brute_force_nearest`, ``chunk`` at a time, in a
+    ``lax.while_loop`` that runs only as many chunks as needed. ``-> (row [B], dist_sq [B], chunks run)``."""
+    b = query_states.shape[0]
     chunk = min(chunk, b)
     order = jnp.argsort(done, stable=True).astype(jnp.int32)  # the open queries first
     num_open = jnp.sum(~done).astype(jnp.int32)
@@ -198,9 +205,7 @@ def nearest(
         tgt = jnp.where(i * chunk + jnp.arange(chunk) < num_open, q, b)  # out-of-range targets are dropped
         return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
 
-    _, row, d = jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), row, d))
-    action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
-    return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
+    return (*jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), row, d))[1:], num_chunks)
 
 
 def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:

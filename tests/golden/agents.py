@@ -36,6 +36,13 @@ PINNED = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 # State that is not the agent's result: the last actor metrics repeat the metrics.
 EXCLUDED = ("last_actor_metrics",)
+# Metrics that are not the agent's result either: how PRDC's exact search found its answer (which path
+# answered, how much it visited). They change with the search's implementation; the answer itself is
+# in ``dc_loss``, ``nn_distance`` and every parameter, which stay bit for bit.
+SEARCH_DIAGNOSTICS = ("certified_fraction", "fallback_chunks", "fallback_rows", "leaves_per_query")
+# The distance to the neighbour found is a float32 sum of squares whose summation order XLA picks for
+# the search's array shapes: it is compared to float32 rounding (relative 1e-6), not bit for bit.
+ROUNDED = ("nn_distance",)
 # The layout the hashes were recorded in (offreg 0.1), from today's: the regularizer's sweepable
 # coefficients were then kept in its state (A2PR: after the networks; PRDC: with the neighbour index,
 # a function of the dataset that was never hashed) instead of in ``coefs`` beside alpha and tau.
@@ -111,7 +118,7 @@ def compute(name: str, data_dir: str | None = None) -> dict:
     for rec in result.records:
         if rec["kind"] == "train":
             for k, v in rec.items():
-                if k not in ("step", "seed", "kind", "updates_per_s"):
+                if k not in ("step", "seed", "kind", "updates_per_s", *SEARCH_DIAGNOSTICS):
                     metrics.setdefault(k, []).append([rec["step"], rec["seed"], v])
     return {
         "dataset": dataset,

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # about 30 s, most of it compiling PRDC's update without optimizations
 def test_throughput_script_times_td3bc_and_prdc_and_its_ratios_follow(tmp_path):
     out = tmp_path / "throughput.json"
     cmd = [sys.executable, str(ROOT / "experiments" / "bench" / "throughput.py"), "--agents", "td3bc,prdc",

@@ -40,8 +40,9 @@ from offreg.errors import ConfigError
 MAX_BLOCK = 4096
 """Largest ``block`` of the brute-force scan: the slots are padded by this many empty ones."""
 
-_U = 1.2e-7
-"""Twice float32's unit roundoff: the per-coordinate rounding of ``fl(beta x)``, relative to ``|x|``."""
+KEY_ROUNDING = 1.2e-7
+"""Twice float32's unit roundoff: the per-coordinate rounding of ``fl(beta x)``, relative to ``|x|``
+(the boxes are widened by it here, the queries in :mod:`offreg.agents.neighbours`)."""
 
 REFERENCE_BETA = 2.0
 """The ``beta`` (PRDC's default) at which a node's widest coordinate is chosen; any ``beta`` is exact."""
@@ -60,7 +61,7 @@ class NeighbourIndex(NamedTuple):
       rows: int32 ``[L * cap]`` the dataset row in each slot, ``N`` where the slot is empty.
       positions: int32 ``[N]`` the slot of each dataset row (the inverse of ``rows``).
       lo: float32 ``[2L - 1, ds + da]`` per node, the smallest ``[S, A]`` of its rows, coordinate-wise,
-        lowered by ``_U`` times the coordinate's magnitude (the keys' float32 rounding).
+        lowered by ``KEY_ROUNDING`` times the coordinate's magnitude (the keys' float32 rounding).
       hi: float32 ``[2L - 1, ds + da]`` per node, the largest, raised likewise.
       split_dim: int32 ``[L - 1]`` the coordinate each internal node splits.
       split_val: float32 ``[L - 1]`` the largest value of that coordinate in its left child.
@@ -158,7 +159,7 @@ def _build_arrays(s: np.ndarray, a: np.ndarray, leaf_size: int, progress: bool |
             split_val.append(values)
             sizes = np.stack([left, sizes - left], axis=1).reshape(-1)
             bar.update(1)
-    return _arrays(s, a, order, sizes, cap, depth, split_dim, split_val)
+    return _arrays(x, ds, order, sizes, cap, depth, split_dim, split_val)
 
 
 def _split(x, weight, order, sizes, starts, new_order, dims, values, group) -> None:
@@ -190,25 +191,25 @@ def _split(x, weight, order, sizes, starts, new_order, dims, values, group) -> N
     values[lo:hi] = v[within][st + left - 1]
 
 
-def _arrays(s, a, order, sizes, cap, depth, split_dim, split_val) -> dict[str, np.ndarray]:
-    """Slots, boxes and splits from the leaf order of :func:`_build_arrays`."""
-    n = s.shape[0]
+def _arrays(x, ds, order, sizes, cap, depth, split_dim, split_val) -> dict[str, np.ndarray]:
+    """Slots, boxes and splits from the leaf order of :func:`_build_arrays` (``x``: the rows ``[S, A]``,
+    ``ds`` state coordinates)."""
+    n = x.shape[0]
     leaves = 2**depth
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     slot = (np.repeat(np.arange(leaves) * cap, sizes) + np.arange(n) - np.repeat(starts, sizes)).astype(np.int64)
     rows = np.full(leaves * cap, n, np.int32)
     rows[slot] = order
-    pad = ((0, MAX_BLOCK), (0, 0))
-    states = np.zeros((leaves * cap, s.shape[1]), np.float32)
-    actions = np.zeros((leaves * cap, a.shape[1]), np.float32)
-    states[slot], actions[slot] = s[order], a[order]
-    x = np.concatenate([s, a], axis=1)[order]
+    x = x[order]
+    states = np.zeros((leaves * cap + MAX_BLOCK, ds), np.float32)  # empty slots and the padding: zeros
+    actions = np.zeros((leaves * cap + MAX_BLOCK, x.shape[1] - ds), np.float32)
+    states[slot], actions[slot] = x[:, :ds], x[:, ds:]
     lo = np.empty((2 * leaves - 1, x.shape[1]), np.float32)
     hi = np.empty_like(lo)
     lo[leaves - 1:], hi[leaves - 1:] = np.minimum.reduceat(x, starts), np.maximum.reduceat(x, starts)
     # Widened by the rounding of the keys, |fl(beta x) - beta x| <= u beta |x|, so that a box bounds
     # the float32 keys of its rows (and never excludes a row that float32 distances would find).
-    margin = _U * np.maximum(np.abs(lo[leaves - 1:]), np.abs(hi[leaves - 1:])).astype(np.float64)
+    margin = KEY_ROUNDING * np.maximum(np.abs(lo[leaves - 1:]), np.abs(hi[leaves - 1:])).astype(np.float64)
     lo[leaves - 1:] = np.nextafter((lo[leaves - 1:] - margin).astype(np.float32), np.float32(-np.inf))
     hi[leaves - 1:] = np.nextafter((hi[leaves - 1:] + margin).astype(np.float32), np.float32(np.inf))
     for level in range(depth - 1, -1, -1):  # parents from children, bottom up
@@ -218,7 +219,7 @@ def _arrays(s, a, order, sizes, cap, depth, split_dim, split_val) -> dict[str, n
     positions = np.empty(n, np.int32)
     positions[order] = slot
     return {
-        "states": np.pad(states, pad), "actions": np.pad(actions, pad), "rows": rows, "positions": positions,
+        "states": states, "actions": actions, "rows": rows, "positions": positions,
         "lo": lo, "hi": hi,
         "split_dim": np.concatenate([np.zeros(0, np.int32), *split_dim]).astype(np.int32),
         "split_val": np.concatenate([np.zeros(0, np.float32), *split_val]).astype(np.float32),

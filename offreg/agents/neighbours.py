@@ -49,10 +49,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.neighbour_index import MAX_BLOCK, NeighbourIndex
+from offreg.agents.neighbour_index import KEY_ROUNDING, MAX_BLOCK, NeighbourIndex
 from offreg.seeds import SEED_AXIS
 
-_U = 1.2e-7  # twice float32's unit roundoff: per-coordinate rounding of fl(beta * x), relative to |x|
 _SIZES = (256, 1024, 4096, 16384)  # a step works on the smallest that holds its pairs
 _WIDE = 16  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step of the branch and bound
@@ -264,13 +263,14 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
       elsewhere (some of the query's pairs exceeded ``capacity``) a valid upper bound.
     """
     depth, leaves, cap = _shape(index)
-    m = qs.shape[0]
+    m, n = qs.shape[0], index.positions.shape[0]
     # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
     order = jnp.argsort(d_ub).astype(jnp.int32)
     qs, qa, r_ub, d_ub = qs[order], qa[order], r_ub[order], d_ub[order]
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
-    margin = _U * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's own coordinates
-    query = (keys - margin, keys + margin, jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0), d_ub)
+    margin = KEY_ROUNDING * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's coordinates
+    scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(keys.dtype)
+    query = (keys - margin, keys + margin, scale, d_ub)
     # The search starts from every node of the level that leaves a multiple of _HOP levels below it.
     start = depth % _HOP
     width = 2**start
@@ -290,12 +290,11 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
         d, r = _scan_slots(index, beta, qs[qid[:size]], qa[qid[:size]], (node[:size] - (leaves - 1)) * cap, cap)
         d = jnp.where(live, d, jnp.inf)
         best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid[:size]].min(d))
-        best_r = jnp.full(m, index.positions.shape[0], jnp.int32).at[qid[:size]].min(
-            jnp.where(d == best_d[qid[:size]], r, index.positions.shape[0]))
+        best_r = jnp.full(m, n, jnp.int32).at[qid[:size]].min(jnp.where(d == best_d[qid[:size]], r, n))
         return best_r, best_d
 
     best_r, best_d = _sized(count, sizes, [functools.partial(leaf_scan, s) for s in sizes])
-    best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, index.positions.shape[0]))
+    best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
     back = jnp.argsort(order)
     return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], count
 
@@ -312,7 +311,7 @@ def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
     capacity = qid_buf.shape[0]
     qid, node = qid_buf[:size], node_buf[:size]
     first = (node + 1) * 2**hop - 1  # the node's descendants hop levels down: first .. first + 2^hop - 1
-    lb = _lower_bound(index, scale.astype(low.dtype), low[qid], high[qid], first, 2**hop)
+    lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**hop)
     keep = ((jnp.arange(size) < count)[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
     running = jnp.cumsum(keep.astype(jnp.int32))
     out = min(keep.shape[0], capacity)

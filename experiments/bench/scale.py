@@ -200,9 +200,10 @@ def update_rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int,
     out["after_warmup"] = None
     if warmup:
         t0 = time.perf_counter()
-        for _ in range(max(1, warmup // steps) - 1):
+        calls = max(1, warmup // steps)
+        for _ in range(calls):
             call()
-        out["after_warmup"] = {**timed(), "warmup_updates": warmup, "warmup_s": time.perf_counter() - t0}
+        out["after_warmup"] = {**timed(), "warmup_updates": calls * steps, "warmup_s": time.perf_counter() - t0}
     out["agents"] = state["a"]
     return out
 

@@ -56,7 +56,7 @@ class PRDC(RegularizerConfig):
     beta: float = 2.0
     k: int = 1
     index_leaf_size: int = 8
-    search_capacity: int = 4096
+    search_capacity: int = 16384
     search_chunk: int = 16
     search_block: int = 2048
 

@@ -39,6 +39,7 @@ from offreg.defaults import (  # noqa: F401  (re-exported by offreg.engine)
     DEFAULT_EVAL_EVERY,
     DEFAULT_STEPS,
 )
+from offreg.engine.compile_cache import enable_compile_cache
 from offreg.engine.core import create_seeds, dataset_context, expand_sweep, train_chunk
 from offreg.engine.rundir import (
     CONFIG_FILE,
@@ -155,6 +156,9 @@ def train(
 
     Long because: the public entry point documents each of its arguments; the work is in the helpers below.
 
+    The compiled training programs are kept on disk and reused by later runs
+    (:mod:`offreg.engine.compile_cache`; ``OFFREG_COMPILE_CACHE=off`` turns that off).
+
     Args:
       agent: registered agent name (``offreg agents``).
       dataset: catalogue name, file path or a loaded :class:`~offreg.data.Dataset` (raw, unprepared).
@@ -203,6 +207,7 @@ def train(
     """
     wall_start = time.perf_counter()
     notes: list[str] = []
+    enable_compile_cache()  # a second run loads its compiled programs (see offreg.engine.compile_cache)
     if tensorboard:  # fail before anything is written
         require_tensorboard()
     if wandb_project:

@@ -1,0 +1,36 @@
+"""Compiled training programs kept on disk, so a second run, a resume and every leaderboard job skip
+the compilation the first one paid for.
+
+:func:`offreg.train` turns on JAX's persistent compilation cache (``jax_compilation_cache_dir``) in
+``<OFFREG_DATA_DIR>/compile_cache``; ``$OFFREG_COMPILE_CACHE`` names another folder, or ``off`` turns it
+off. A cache the user already configured for JAX is left as it is. JAX keys every entry by the
+program, the compiler options, the device and the jax/jaxlib versions, so a stale entry is never
+used; it caches only programs that took at least a second to compile, and offreg caps the folder at
+:data:`MAX_BYTES` (least recently used entries go first).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+from offreg.data.catalogue import offreg_data_dir
+
+MAX_BYTES = 2 * 2**30
+"""Largest size of the cache folder offreg sets up."""
+
+
+def enable_compile_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache for this process; the folder, or None where it is off
+    (``OFFREG_COMPILE_CACHE=off``) or already set by the user (then the user's folder is kept)."""
+    setting = os.environ.get("OFFREG_COMPILE_CACHE", "").strip()
+    if setting.lower() == "off":
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return Path(jax.config.jax_compilation_cache_dir)
+    path = Path(setting).expanduser() if setting else offreg_data_dir() / "compile_cache"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    return path

@@ -308,7 +308,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
 
     best_r, best_d = _sized(count, sizes, [functools.partial(leaf_scan, s) for s in sizes])
     best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
-    back = jnp.argsort(order)
+    back = jnp.zeros_like(order).at[order].set(jnp.arange(m, dtype=order.dtype))  # the inverse permutation
     return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], count
 
 

@@ -17,7 +17,9 @@ For every size, each part in a fresh process (so one size's memory does not infl
    dataset context built through the engine (``offreg.engine.dataset_context``, i.e. ``Agent.context``):
    build seconds and its bytes (all array leaves); then TD3+BC and PRDC, one seed each, batch 256, in
    the same process: ``offreg.engine.train_chunk`` of ``--steps`` updates, called once to compile
-   (and train), then timed (best of up to ``--repeats`` calls; a call over 30 s is not repeated).
+   (and train), then timed: ``--repeats`` rounds of one call of each agent, alternating, so both
+   are timed under the same load; each agent's best call counts (no further rounds once a call
+   takes over 30 s).
    PRDC's ``certified_fraction``, ``leaves_per_query`` and ``fallback_chunks`` are the means over the
    timed calls. The timed calls run right after initialization (the policy far from the data: the
    search's hardest queries) and again after ``--warmup`` more updates of each agent. Last, the
@@ -155,59 +157,75 @@ def timed_context(spec: Any, config: Any, prepared: Any) -> tuple[Any, float]:
 
 def update_rate(spec: Any, config: Any, prepared: Any, context: Any, steps: int, repeats: int,
                 seeds: int = 1, warmup: int = 0) -> dict[str, Any]:
-    """Updates/s of ``seeds`` vmapped seeds in the engine's ``train_chunk`` (``steps`` updates per
-    call), after a first call that compiles; best of up to ``repeats`` timed calls (one when a call
-    exceeds 30 s). ``updates_per_s`` counts the updates of one seed; ``agents`` are the trained ones.
+    """:func:`update_rates` of one agent."""
+    return update_rates({"agent": (spec, config, prepared, context)}, steps, repeats, seeds, warmup)["agent"]
 
-    The timed calls run twice: right after initialization (``at_init``: the policy far from the
-    data, the search's hardest queries) and again after ``warmup`` more updates (``after_warmup``,
-    ``None`` when ``warmup`` is 0)."""
+
+def update_rates(agents: dict[str, tuple[Any, Any, Any, Any]], steps: int, repeats: int, seeds: int = 1,
+                 warmup: int = 0) -> dict[str, dict[str, Any]]:
+    """Updates/s of each agent (``name -> (spec, config, prepared, context)``), ``seeds`` vmapped seeds,
+    in the engine's ``train_chunk`` (``steps`` updates per call), after a first call that compiles.
+
+    The agents' timed calls alternate (one call of each, ``repeats`` rounds, fewer when a call exceeds
+    30 s) and each agent's best call counts, so every agent is timed under the same machine load.
+    ``updates_per_s`` counts the updates of one seed; ``agents`` are the trained ones. The timed rounds
+    run twice: right after initialization (``at_init``: the policy far from the data, the search's
+    hardest queries) and again after ``warmup`` more updates of each agent (``after_warmup``, ``None``
+    when ``warmup`` is 0)."""
     import jax
     import jax.numpy as jnp
 
     from offreg.engine import create_seeds, train_chunk
     from offreg.seeds import seed_keys
 
-    state = {"a": create_seeds(spec.agent_cls, config, prepared, list(range(seeds)), context),
-             "k": jnp.stack([seed_keys(i)[1] for i in range(seeds)])}
+    state = {name: {"a": create_seeds(spec.agent_cls, config, prepared, list(range(seeds)), context),
+                    "k": jnp.stack([seed_keys(i)[1] for i in range(seeds)])}
+             for name, (spec, config, prepared, context) in agents.items()}
 
-    def call(n: int = steps) -> tuple[float, float, dict[str, Any]]:
+    def call(name: str) -> tuple[float, float, dict[str, Any]]:
+        _, _, prepared, context = agents[name]
         t0, c0 = time.perf_counter(), time.process_time()
-        a, k, metrics, _ = train_chunk(state["a"], prepared.transitions, state["k"], n, context)
+        a, k, metrics, _ = train_chunk(state[name]["a"], prepared.transitions, state[name]["k"], steps, context)
         metrics = jax.device_get(metrics)
-        state["a"], state["k"] = a, k
+        state[name]["a"], state[name]["k"] = a, k
         return time.perf_counter() - t0, time.process_time() - c0, metrics
 
-    def timed() -> dict[str, Any]:
-        times, cpu, metrics = [], [], []
+    def timed() -> dict[str, dict[str, Any]]:
+        calls: dict[str, list] = {name: [] for name in agents}
         for _ in range(repeats):
-            wall, c, m = call()
-            times.append(wall)
-            cpu.append(c)
-            metrics.append(m)
-            if wall > LONG_CALL_S:
+            for name in agents:
+                calls[name].append(call(name))
+            if max(c[-1][0] for c in calls.values()) > LONG_CALL_S:
                 break
-        out = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu), "call_seconds": times,
-               "call_cpu_seconds": cpu}
-        for key in ("certified_fraction", "leaves_per_query", "fallback_chunks", "nn_distance"):
-            if key in metrics[0]:
-                out[key] = float(np.mean([np.mean(m[key]) for m in metrics]))
+        out = {}
+        for name, rec in calls.items():
+            times, cpu, metrics = [r[0] for r in rec], [r[1] for r in rec], [r[2] for r in rec]
+            out[name] = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu),
+                         "call_seconds": times, "call_cpu_seconds": cpu}
+            for key in ("certified_fraction", "leaves_per_query", "fallback_chunks", "nn_distance"):
+                if key in metrics[0]:
+                    out[name][key] = float(np.mean([np.mean(m[key]) for m in metrics]))
         return out
 
-    first, _, _ = call()
-    out = {**timed(), "compile_and_first_call_s": first, "steps_per_call": steps, "seeds": seeds,
-           "batch_size": config.batch_size}
-    out["at_init"] = {k: out[k] for k in list(out) if k not in ("compile_and_first_call_s", "steps_per_call",
-                                                                "seeds", "batch_size")}
-    out["after_warmup"] = None
+    first = {name: call(name)[0] for name in agents}
+    at_init = timed()
+    res = {name: {**at_init[name], "compile_and_first_call_s": first[name], "steps_per_call": steps,
+                  "seeds": seeds, "batch_size": agents[name][1].batch_size, "at_init": at_init[name],
+                  "after_warmup": None} for name in agents}
     if warmup:
-        t0 = time.perf_counter()
         calls = max(1, warmup // steps)
-        for _ in range(calls):
-            call()
-        out["after_warmup"] = {**timed(), "warmup_updates": calls * steps, "warmup_s": time.perf_counter() - t0}
-    out["agents"] = state["a"]
-    return out
+        seconds = {}
+        for name in agents:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                call(name)
+            seconds[name] = time.perf_counter() - t0
+        after = timed()
+        for name in agents:
+            res[name]["after_warmup"] = {**after[name], "warmup_updates": calls * steps, "warmup_s": seconds[name]}
+    for name in agents:
+        res[name]["agents"] = state[name]["a"]
+    return res
 
 
 def train_child(path: str, steps: int, repeats: int, batches: int, warmup: int = 0,
@@ -230,9 +248,9 @@ def train_child(path: str, steps: int, repeats: int, batches: int, warmup: int =
         "index_bytes": int(sum(x.nbytes for x in jax.tree_util.tree_leaves(context) if hasattr(x, "nbytes"))),
         "index_cache_files": new, "transitions": len(prepared),
     }
-    td3 = prepared_for("td3bc", path)
-    out["td3bc"] = update_rate(*td3, (), steps, repeats, warmup=warmup)
-    out["prdc"] = update_rate(spec, config, prepared, context, steps, repeats, warmup=warmup)
+    rates = update_rates({"td3bc": (*prepared_for("td3bc", path), ()), "prdc": (spec, config, prepared, context)},
+                         steps, repeats, warmup=warmup)
+    out["td3bc"], out["prdc"] = rates["td3bc"], rates["prdc"]
     out["prdc_cost_vs_td3bc"] = out["td3bc"]["updates_per_s"] / out["prdc"]["updates_per_s"]
     if warmup:
         out["prdc_cost_vs_td3bc_after_warmup"] = (out["td3bc"]["after_warmup"]["updates_per_s"]
@@ -350,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100000,1000000,2000000", help="comma-separated row counts")
     p.add_argument("--steps", type=int, default=200, help="updates per timed engine call (both agents)")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per agent (one if a call takes > 30 s)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds, one call of each agent per round (one round if a call takes > 30 s)")
     p.add_argument("--batches", type=int, default=20, help="KD-tree query batches of 256")
     p.add_argument("--warmup", type=int, default=2000,
                    help="updates of each agent between the timed calls at initialization and the second timed calls")

@@ -16,19 +16,15 @@ queries:
    a dataset row, whose neighbourhood this is, so the bound is close: at most the distance to the
    row's own action.
 3. **Level-synchronous branch and bound, vectorized across the batch** (:func:`_traverse`): from the
-   root, every step replaces each live (query, node) pair by the node's descendants three levels down
-   whose lower bound does not exceed the query's upper bound, and compacts the survivors to the front
-   of fixed-size arrays (static shapes, so the jitted update keeps one shape); each step runs on the
-   smallest of a few sizes that holds its live pairs, so it costs what the search needs, not the
-   capacity. At the leaves the surviving pairs' rows are scanned, and each query keeps its
-   lexicographic minimum of (distance, row). A node is dropped only if every row in it is farther
-   than a row already found, so the answer is the exact nearest row.
-4. **Exact fallbacks.** The queries whose pairs did not fit ``capacity`` (as at initialization, when
-   the policy's actions are far from the data's) are searched again with ``_WIDE`` times the room;
-   any that still do not fit are answered ``chunk`` at a time, in a ``lax.while_loop`` that runs only
-   as many chunks as needed, by a blocked scan of every row (:func:`brute_force_nearest`, also the
-   tests' reference). The cost follows the leaves within a query's distance (the data's density
-   near it), not the number of rows.
+   root, every step replaces each live (query, node) pair by the node's descendants ``_HOP`` levels
+   down whose lower bound does not exceed the query's upper bound, and compacts the survivors into
+   fixed-size arrays (static shapes), on the smallest of :data:`_SIZES` that holds them. At the leaves
+   their rows are scanned; each query keeps its lexicographic minimum of (distance, row). A node is
+   dropped only if every row in it is farther than a row already found: the answer is exact.
+4. **Exact fallbacks.** Queries whose pairs did not fit ``capacity`` are searched again with
+   ``_WIDE`` times the room, and any still open ``chunk`` at a time by a scan of every row
+   (:func:`brute_force_nearest`, also the tests' reference). The cost follows the leaves within a
+   query's distance (the data's density near it), not the number of rows. docs/prdc_a2pr.md has more.
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -266,10 +262,8 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     The live (query, node) pairs are the first ``count`` entries of arrays of ``capacity`` entries.
     The search starts from every node at the level ``depth % _HOP``; each step (:func:`_step`)
     replaces every live pair by the node's descendants ``_HOP`` levels down whose bound does not
-    exceed the query's ``d_ub`` (a bound on a deeper box is tighter and as valid), and compacts them,
-    in order, to the front. A step works on the smallest of :data:`_SIZES` that holds the live pairs
-    (``lax.switch``), so its cost follows the pairs actually alive, not the capacity. The steps are
-    one loop, so the program does not grow with the tree's depth.
+    exceed the query's ``d_ub`` (a deeper box's bound is tighter and as valid), in order, on the
+    smallest of :data:`_SIZES` that holds the live pairs (``lax.switch``). The steps are one loop.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -315,10 +309,9 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
 def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
     """One step of :func:`_traverse` on the first ``size`` of its pairs ``(qid, node, count, first_cut)``.
 
-    The survivors are compacted in order by a ``searchsorted`` over their running count (gathers
-    only: scatters are slow on XLA CPU). The pairs stay sorted by query, so when some are cut off
-    (more than the capacity) they are the last ones, and ``first_cut`` (the first query that lost a
-    pair) marks every query from there on as not fitting."""
+    The survivors are scattered to their running count, so the pairs stay sorted by query; when some
+    are cut off (over the capacity) they are the last ones, and ``first_cut`` (the first query that
+    lost a pair) marks every query from there on as not fitting."""
     low, high, scale, d_ub = query
     qid_buf, node_buf, count, first_cut = pairs
     capacity = qid_buf.shape[0]
@@ -348,9 +341,8 @@ def _branch(branch, fns, *args):
     Under the engine's seed ``vmap`` (axis :data:`offreg.seeds.SEED_AXIS`) the branch is first
     max-reduced over the seeds, so the switch stays a real branch instead of a select that runs every
     branch; each seed then gets the higher branch's (also exact) answer. Under an unnamed ``vmap`` it
-    degrades to that select (correct, slower). (A ``while_loop`` that runs 0 or 1 times has the same
-    semantics, but on XLA CPU it cost about as much as running its body even when the body did not run.)
-    """
+    degrades to that select (correct, slower). (A ``while_loop`` run 0 or 1 times cost on XLA CPU about
+    as much as its body even when the body did not run.)"""
     try:
         branch = jax.lax.pmax(branch, SEED_AXIS)
     except NameError:  # not under the engine's seed vmap

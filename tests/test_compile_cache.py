@@ -27,7 +27,8 @@ print(json.dumps({"hits": events.count("/jax/compilation_cache/cache_hits"),
 
 
 def _child(env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -368,7 +368,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100000,1000000,2000000", help="comma-separated row counts")
     p.add_argument("--steps", type=int, default=200, help="updates per timed engine call (both agents)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds, one call of each agent per round (one round if a call takes > 30 s)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed rounds, one call of each agent per round (one round if a call takes > 30 s)")
     p.add_argument("--batches", type=int, default=20, help="KD-tree query batches of 256")
     p.add_argument("--warmup", type=int, default=2000,
                    help="updates of each agent between the timed calls at initialization and the second timed calls")

@@ -62,12 +62,9 @@ def _shape(index: NeighbourIndex) -> tuple[int, int, int]:
 
 
 def _sum_squares(x):
-    """``sum(x * x, axis=-1)``, as a reduction XLA's CPU backend fuses with the gathers feeding it.
-
-    (With jax 0.10 a plain add- or min-reduction of 4096 or more elements is handed to a library kernel
-    that first writes out every gathered input: 2-4 times slower for this search. A reduction step of
-    ``max(a + b, 0)``, the same value for non-negative terms, stays in XLA's own fused loop.)
-    """
+    """``sum(x * x, axis=-1)`` as a reduction XLA's CPU backend fuses with the gathers feeding it: with jax
+    0.10 a plain add- or min-reduction of 4096 or more elements goes to a library kernel that first writes
+    out every gathered input; a step of ``max(a + b, 0)``, equal for non-negative terms, does not."""
     return jax.lax.reduce(x * x, jnp.zeros((), x.dtype), lambda a, b: jnp.maximum(a + b, 0.0), (x.ndim - 1,))
 
 
@@ -191,7 +188,10 @@ def nearest(
 
     row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
-    row, d, num_chunks = _scan_open(index, beta, query_states, query_actions, row, d, done, chunk, block)
+    # (behind a switch: a while_loop that runs no chunk still cost XLA CPU about as much as running one)
+    scan = functools.partial(_scan_open, index, beta, query_states, query_actions, chunk=chunk, block=block)
+    none = lambda row, d, done: (row, d, jnp.int32(0))  # noqa: E731
+    row, d, num_chunks = _branch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
     action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
     return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
 

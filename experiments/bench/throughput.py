@@ -7,7 +7,8 @@ queries on real trajectories than on the random walk):
 
 - offreg: ``K`` updates per jitted ``lax.scan`` call with on-device sampling (the engine's
   ``offreg.engine.scan_updates``), for each agent in ``--agents`` (any registered agent with
-  gradient updates; TD3-shaped agents also get a FLOP count);
+  gradient updates; TD3-shaped agents also get a FLOP count); the agents' timed calls alternate,
+  ``--repeats`` rounds, each agent's fastest call counting, so all are timed under the same load;
 - (a) a plain PyTorch TD3+BC loop written as the official ``sfujim/TD3_BC`` code: ``np.random``
   batch indices on the host, tensors built per step, one update per Python iteration;
 - (b) d3rlpy's ``TD3PlusBC`` (same sizes, batch 256), driven by its own ``update`` on batches from
@@ -165,7 +166,8 @@ def _best_rate(fn, work: float, repeats: int, cpu: dict[str, Any] | None = None)
 
 
 # --- offreg --------------------------------------------------------------------------------------
-def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int = 0) -> dict[str, Any]:
+def _offreg_run(name: str, dataset: Any, chunk: int, warmup: int) -> dict[str, Any]:
+    """One agent compiled (and trained ``warmup`` updates): its timed ``call`` and what to report."""
     spec = get_spec(name)
     if is_gradient_free(spec.agent_cls):
         raise SystemExit(f"agent {name!r} is gradient-free; it has no update to time")
@@ -188,19 +190,36 @@ def bench_offreg(name: str, dataset: Any, chunk: int, repeats: int, warmup: int 
         _block((a, m))
         state["agent"], state["key"] = a, k
 
-    cpu: dict[str, Any] = {}
-    rate, times = _best_rate(call, chunk, repeats, cpu)
-    out: dict[str, Any] = {"agent": name, "updates_per_s": rate, "updates_per_cpu_s": cpu["rate"], "chunk": chunk,
-                           "call_seconds": times, "call_cpu_seconds": cpu["seconds"],
-                           "compile_and_first_call_s": compile_s, "warmup_updates": -(-warmup // chunk) * chunk,
-                           "config": config.to_dict()}
+    call()  # the first timed-shape call, untimed
+    out: dict[str, Any] = {"agent": name, "chunk": chunk, "compile_and_first_call_s": compile_s,
+                           "warmup_updates": -(-warmup // chunk) * chunk, "config": config.to_dict()}
     out["xla_flops_per_update"] = xla_update_flops(agent, prepared.transitions, config.batch_size, context)
     if isinstance(agent, TD3Agent):
-        flops = td3_update_flops(prepared.info.obs_dim, prepared.info.act_dim, config)
-        out["flops_per_update"] = flops["per_update"]
-        out["gflops"] = flops["per_update"] * rate / 1e9
-        out["gflops_per_cpu_s"] = flops["per_update"] * cpu["rate"] / 1e9
-    return out
+        out["flops_per_update"] = td3_update_flops(prepared.info.obs_dim, prepared.info.act_dim, config)["per_update"]
+    return {"call": call, "out": out}
+
+
+def bench_offreg(names: list[str], dataset: Any, chunk: int, repeats: int, warmup: int = 0) -> list[dict[str, Any]]:
+    """Updates/s of each agent: ``repeats`` rounds of one ``chunk``-update call of each agent, alternating,
+    so every agent is timed under the same load; each agent's fastest call counts (wall and CPU time)."""
+    runs = [_offreg_run(name, dataset, chunk, warmup) for name in names]
+    times: list[list[float]] = [[] for _ in runs]
+    cpu_times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, r in enumerate(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            r["call"]()
+            times[i].append(time.perf_counter() - t0)
+            cpu_times[i].append(time.process_time() - c0)
+    results = []
+    for r, t, c in zip(runs, times, cpu_times, strict=True):
+        out = {**r["out"], "updates_per_s": chunk / min(t), "updates_per_cpu_s": chunk / min(c),
+               "call_seconds": t, "call_cpu_seconds": c}
+        if "flops_per_update" in out:
+            out["gflops"] = out["flops_per_update"] * out["updates_per_s"] / 1e9
+            out["gflops_per_cpu_s"] = out["flops_per_update"] * out["updates_per_cpu_s"] / 1e9
+        results.append(out)
+    return results
 
 
 def bench_seeds(name: str, dataset: Any, seeds: int, chunk: int, repeats: int) -> dict[str, Any]:
@@ -443,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
 
     print(f"[throughput] offreg agents {agents} ...", flush=True)
-    results["offreg"] = [bench_offreg(a, dataset, args.chunk, args.repeats, args.warmup) for a in agents]
+    results["offreg"] = bench_offreg(agents, dataset, args.chunk, args.repeats, args.warmup)
     h = 256
     shapes = [(256, h, h), (256, args.obs_dim + args.act_dim, h), (256, h, args.act_dim), (1024, 1024, 1024)]
     print("[throughput] matmul rate ...", flush=True)

@@ -71,3 +71,12 @@ def test_settings(monkeypatch, tmp_path, restore_cache_config):
     monkeypatch.setenv("OFFREG_COMPILE_CACHE", str(tmp_path / "other"))
     assert enable_compile_cache() == tmp_path / "mine"
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+
+
+def test_without_filelock_the_cache_is_on_but_not_capped(monkeypatch, tmp_path, restore_cache_config):
+    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_compilation_cache_max_size", -1)
+    monkeypatch.setitem(sys.modules, "filelock", None)  # import filelock -> ImportError
+    monkeypatch.setenv("OFFREG_COMPILE_CACHE", str(tmp_path / "cc"))
+    assert enable_compile_cache() == tmp_path / "cc"
+    assert jax.config.jax_compilation_cache_max_size == -1

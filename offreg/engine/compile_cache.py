@@ -32,5 +32,9 @@ def enable_compile_cache() -> Path | None:
         return Path(jax.config.jax_compilation_cache_dir)
     path = Path(setting).expanduser() if setting else offreg_data_dir() / "compile_cache"
     jax.config.update("jax_compilation_cache_dir", str(path))
+    try:  # JAX enforces the size cap with file locks
+        import filelock  # noqa: F401
+    except ImportError:  # (a dependency of offreg; without it the folder is not capped)
+        return path
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path

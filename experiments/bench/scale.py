@@ -283,7 +283,7 @@ def cache_child(path: str) -> dict[str, Any]:
     return {"index_load_s": timed_context(spec, config, prepared)[1]}
 
 
-def second_run_child(path: str, launched: float) -> dict[str, Any]:
+def train_run_child(path: str, launched: float) -> dict[str, Any]:
     """A fresh ``offreg.train(agent="prdc")`` on the file: seconds to its first update's callback."""
     import offreg
 
@@ -326,8 +326,8 @@ def run_size(rows: int, base: dict[str, np.ndarray], args: argparse.Namespace) -
               f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ms per 256", flush=True)
         if t["index_cache_files"]:
             res["cache"] = _child(["--_child", "cache", path], env)
-            res["first_run"] = _child(["--_child", "second", path, "--launched", repr(time.time())], env)
-            res["second_run"] = _child(["--_child", "second", path, "--launched", repr(time.time())], env)
+            res["first_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
+            res["second_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
             print(f"  cache load {res['cache']['index_load_s']:.1f} s, first update after "
                   f"{res['first_run']['first_update_from_launch_s']:.1f} s (index cached) and "
                   f"{res['second_run']['first_update_from_launch_s']:.1f} s (program cached too)", flush=True)
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         kind, path = args.child
         out = {"train": lambda: train_child(path, args.steps, args.repeats, args.batches, args.warmup),
                "cache": lambda: cache_child(path),
-               "second": lambda: second_run_child(path, args.launched)}[kind]()
+               "run": lambda: train_run_child(path, args.launched)}[kind]()
         print(json.dumps(out))
         return out
     import jax

@@ -80,3 +80,14 @@ def test_without_filelock_the_cache_is_on_but_not_capped(monkeypatch, tmp_path, 
     monkeypatch.setenv("OFFREG_COMPILE_CACHE", str(tmp_path / "cc"))
     assert enable_compile_cache() == tmp_path / "cc"
     assert jax.config.jax_compilation_cache_max_size == -1
+
+
+def test_an_unusable_folder_gives_a_note_and_no_cache(monkeypatch, tmp_path, capsys, restore_cache_config):
+    jax.config.update("jax_compilation_cache_dir", None)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("OFFREG_COMPILE_CACHE", str(blocker / "cc"))
+    assert enable_compile_cache() is None and jax.config.jax_compilation_cache_dir is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(blocker / "cc") in err[0] and "OFFREG_COMPILE_CACHE" in err[0], err
+    assert blocker.read_text() == "x"  # nothing written over it

@@ -12,6 +12,7 @@ used; it caches only programs that took at least a second to compile, and offreg
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -24,13 +25,20 @@ MAX_BYTES = 2 * 2**30
 
 def enable_compile_cache() -> Path | None:
     """Turn on JAX's persistent compilation cache for this process; the folder, or None where it is off
-    (``OFFREG_COMPILE_CACHE=off``) or already set by the user (then the user's folder is kept)."""
+    (``OFFREG_COMPILE_CACHE=off``, or a folder that cannot be created: then a one-line note). A folder
+    the user already set for JAX is kept (and returned)."""
     setting = os.environ.get("OFFREG_COMPILE_CACHE", "").strip()
     if setting.lower() == "off":
         return None
     if jax.config.jax_compilation_cache_dir:
         return Path(jax.config.jax_compilation_cache_dir)
     path = Path(setting).expanduser() if setting else offreg_data_dir() / "compile_cache"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file there, no permission: train without the cache, and say why
+        print(f"note: cannot keep compiled programs in {path} ({e.strerror or e}); set OFFREG_COMPILE_CACHE to a "
+              "writable folder, or to off", file=sys.stderr)
+        return None
     jax.config.update("jax_compilation_cache_dir", str(path))
     try:  # JAX enforces the size cap with file locks
         import filelock  # noqa: F401

@@ -7,8 +7,8 @@ and every node keeps the bounding box of its rows *in states and in actions sepa
 are stored leaf by leaf (leaf ``i`` in slots ``[i * cap, (i + 1) * cap)``, a spare slot marked empty).
 The boxes bound the key distance ``||[beta S, A] - [beta s, a]||`` from below for *every* ``beta``
 (``beta^2 gap_S^2 + gap_A^2``), so one index serves every ``beta``: a ``--sweep beta=...`` shares it.
-Which coordinate a node splits (the widest of ``[REFERENCE_BETA * S, A]``) only decides how well the
-tree prunes, never what the search returns. See :mod:`offreg.agents.neighbours` for the search.
+Which coordinate a node splits (the one of largest variance in ``[REFERENCE_BETA * S, A]``) only decides
+how well the tree prunes, never what the search returns. See :mod:`offreg.agents.neighbours` for the search.
 
 Building takes seconds (a few numpy passes per tree level, on every core), and :func:`build_or_load` keeps
 every index it builds on disk (``<OFFREG_DATA_DIR>/neighbour_index/prdc-<key>.npz``,
@@ -45,7 +45,7 @@ KEY_ROUNDING = 1.2e-7
 (the boxes are widened by it here, the queries in :mod:`offreg.agents.neighbours`)."""
 
 REFERENCE_BETA = 2.0
-"""The ``beta`` (PRDC's default) at which a node's widest coordinate is chosen; any ``beta`` is exact."""
+"""The ``beta`` (PRDC's default) at which a node's split coordinate is chosen; any ``beta`` is exact."""
 
 
 class NeighbourIndex(NamedTuple):
@@ -125,8 +125,8 @@ def _checked(states, actions, leaf_size: int) -> tuple[np.ndarray, np.ndarray, i
 def _build_arrays(s: np.ndarray, a: np.ndarray, leaf_size: int, progress: bool | None) -> dict[str, np.ndarray]:
     """The fields of :class:`NeighbourIndex` as host arrays.
 
-    Level by level, every segment of the current order is split at the median of its widest
-    coordinate (``REFERENCE_BETA``-scaled states, actions), the lower ``ceil(m / 2)`` rows first, so
+    Level by level, every segment of the current order is split at the median of its coordinate of
+    largest variance (``REFERENCE_BETA``-scaled states, actions), the lower ``ceil(m / 2)`` rows first, so
     leaves never differ by more than one row and none is empty (``leaf_size >= 2``). Each level's
     segments are shared among the CPU's cores (threads: numpy's sorts and reductions release the
     GIL); see :func:`_split`.
@@ -174,7 +174,10 @@ def _split(x, weight, order, sizes, starts, new_order, dims, values, group) -> N
     r0, r1 = starts[lo], starts[hi - 1] + sizes[hi - 1]
     o, sz, st = order[r0:r1], sizes[lo:hi], starts[lo:hi] - r0
     xo = x[o]
-    d = np.argmax((np.maximum.reduceat(xo, st) - np.minimum.reduceat(xo, st)) * weight, axis=1)
+    # the coordinate of largest variance (a range-based choice pruned a third fewer pairs at 1M rows)
+    mean = np.add.reduceat(xo, st, axis=0, dtype=np.float64) / sz[:, None]
+    var = np.add.reduceat(np.square(xo), st, axis=0, dtype=np.float64) / sz[:, None] - np.square(mean)
+    d = np.argmax(var * np.square(weight), axis=1)
     left = (sz + 1) // 2
     dims[lo:hi] = d
     if hi - lo <= 64:
@@ -231,7 +234,7 @@ def _to_device(arrays: dict[str, np.ndarray]) -> NeighbourIndex:
 
 
 # --- the on-disk cache -----------------------------------------------------------------------------
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the arrays or their meaning change: older files then no longer match."""
 
 

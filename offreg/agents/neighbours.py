@@ -23,8 +23,9 @@ queries:
    dropped only if every row in it is farther than a row already found: the answer is exact.
 4. **Exact fallbacks.** Queries whose pairs did not fit ``capacity`` are searched again with
    ``_WIDE`` times the room, and any still open ``chunk`` at a time by a scan of every row
-   (:func:`brute_force_nearest`, also the tests' reference). The cost follows the leaves within a
-   query's distance (the data's density near it), not the number of rows. docs/prdc_a2pr.md has more.
+   (:func:`offreg.agents.neighbour_scan.brute_force_nearest`, also the tests' reference). The cost
+   follows the leaves within a query's distance (the data's density near it), not the number of rows.
+   docs/prdc_a2pr.md has more.
 
 **Exactness and ties.** Distances are float32 sums of squared direct differences of the float32
 keys (the keys scipy receives in the official code, where scipy then works in float64), so the
@@ -45,7 +46,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.neighbour_index import KEY_ROUNDING, MAX_BLOCK, NeighbourIndex
+from offreg.agents.neighbour_index import KEY_ROUNDING, NeighbourIndex
+from offreg.agents.neighbour_scan import scan_open, scan_slots, sum_squares, windows
 from offreg.seeds import SEED_AXIS
 
 _SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that holds its pairs
@@ -53,74 +55,13 @@ _WIDE = 4  # the second search, for the queries that did not fit, holds this man
 _HOP = 2  # tree levels per step of the branch and bound
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
 _LB_MARGIN = 4e-5  # relative, covers the float32 sums of the bound and of the distance (D <= 150)
+_PAIR_BITS = 31  # a (query, node) pair is packed in the non-negative int32 range
 
 
 def _shape(index: NeighbourIndex) -> tuple[int, int, int]:
     """``(depth D, leaves L, cap)`` of the index's tree, from its array shapes (static)."""
     leaves = (index.lo.shape[0] + 1) // 2
     return leaves.bit_length() - 1, leaves, index.rows.shape[0] // leaves
-
-
-def _sum_squares(x):
-    """``sum(x * x, axis=-1)`` as a reduction XLA's CPU backend fuses with the gathers feeding it: with jax
-    0.10 a plain add- or min-reduction of 4096 or more elements goes to a library kernel that first writes
-    out every gathered input; a step of ``max(a + b, 0)``, equal for non-negative terms, does not."""
-    return jax.lax.reduce(x * x, jnp.zeros((), x.dtype), lambda a, b: jnp.maximum(a + b, 0.0), (x.ndim - 1,))
-
-
-def _min(x, axis: int):
-    """``jnp.min(x, axis)`` for NaN-free ``x``, kept in XLA's fused loop (see :func:`_sum_squares`)."""
-    return jax.lax.reduce(x, jnp.array(jnp.inf, x.dtype), lambda a, b: jnp.where(a < b, a, b), (axis,))
-
-
-def _sq_dist(beta, states, actions, q_state_keys, q_actions):
-    """Squared key distance ``||beta*S - q_s||^2 + ||A - q_a||^2`` by direct differences, float32."""
-    return _sum_squares(beta * states - q_state_keys) + _sum_squares(actions - q_actions)
-
-
-def _lexmin(d, rows, n):
-    """Per query (axis 0): the minimal distance and the lowest row attaining it."""
-    d_min = _min(d, 1)
-    return d_min, jnp.min(jnp.where(d == d_min[:, None], rows, n), axis=1).astype(jnp.int32)
-
-
-def brute_force_nearest(
-    index: NeighbourIndex, beta: jax.Array, query_states: jax.Array, query_actions: jax.Array, block: int = 4096
-) -> tuple[jax.Array, jax.Array]:
-    """Exact nearest row by a blocked scan over every slot (running lexicographic arg-min).
-
-    Args:
-      index: the index.
-      beta: scalar state scale.
-      query_states: ``[M, ds]`` unscaled query states ``s``.
-      query_actions: ``[M, da]``.
-      block: slots per scan step (``<= MAX_BLOCK``).
-
-    Returns:
-      ``(row int32 [M], dist_sq float32 [M])``: the lowest dataset row at the minimal distance.
-    """
-    n = index.positions.shape[0]
-    slots = index.rows.shape[0]
-    block = min(block, MAX_BLOCK, slots)
-    q_keys = beta * query_states
-    m = query_states.shape[0]
-    dtype = jnp.result_type(q_keys, query_actions, index.states, index.actions)  # of the distances
-
-    def step(carry, start):
-        best_d, best_r = carry
-        s_blk = jax.lax.dynamic_slice_in_dim(index.states, start, block)
-        a_blk = jax.lax.dynamic_slice_in_dim(index.actions, start, block)
-        pos = start + jnp.arange(block)
-        rows = jnp.where(pos < slots, index.rows[jnp.clip(pos, 0, slots - 1)], n)
-        d = _sq_dist(beta, s_blk[None], a_blk[None], q_keys[:, None], query_actions[:, None])  # [M, block]
-        d = jnp.where(rows[None] < n, d, jnp.inf)
-        d_b, r_b = _lexmin(d, jnp.broadcast_to(rows, d.shape), n)
-        better = (d_b < best_d) | ((d_b == best_d) & (r_b < best_r))
-        return (jnp.where(better, d_b, best_d), jnp.where(better, r_b, best_r)), None
-
-    init = (jnp.full((m,), jnp.inf, dtype), jnp.full((m,), n, jnp.int32))
-    (best_d, best_r), _ = jax.lax.scan(step, init, jnp.arange(0, slots, block))
-    return best_r, best_d
 
 
 class SearchResult(NamedTuple):
@@ -176,7 +117,7 @@ def nearest(
     depth, _, cap = _shape(index)
     up = min(_UPPER_LEVELS, depth)
     leaf = _descend(index, keys)
-    d_ub, r_ub = _scan_slots(index, beta, query_states, query_actions, (leaf >> up) * (cap << up), cap << up)
+    d_ub, r_ub = scan_slots(index, beta, query_states, query_actions, (leaf >> up) * (cap << up), cap << up)
     # --- every query at once; the queries that did not fit, again with room for many more pairs ---
     row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
     fits = done
@@ -189,31 +130,11 @@ def nearest(
     row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
     # (behind a switch: a while_loop that runs no chunk still cost XLA CPU about as much as running one)
-    scan = functools.partial(_scan_open, index, beta, query_states, query_actions, chunk=chunk, block=block)
+    scan = functools.partial(scan_open, index, beta, query_states, query_actions, chunk=chunk, block=block)
     none = lambda row, d, done: (row, d, jnp.int32(0))  # noqa: E731
     row, d, num_chunks = _branch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
     action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
     return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
-
-
-def _scan_open(index: NeighbourIndex, beta, query_states, query_actions, row, d, done, chunk: int, block: int):
-    """The queries not ``done`` answered by :func:`brute_force_nearest`, ``chunk`` at a time, in a
-    ``lax.while_loop`` that runs only as many chunks as needed. ``-> (row [B], dist_sq [B], chunks run)``."""
-    b = query_states.shape[0]
-    chunk = min(chunk, b)
-    order = jnp.argsort(done, stable=True).astype(jnp.int32)  # the open queries first
-    num_open = jnp.sum(~done).astype(jnp.int32)
-    num_chunks = (num_open + chunk - 1) // chunk
-    order = jnp.pad(order, (0, (-b) % chunk))
-
-    def body(carry):
-        i, out_row, out_d = carry
-        q = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
-        r, dq = brute_force_nearest(index, beta, query_states[q], query_actions[q], block)
-        tgt = jnp.where(i * chunk + jnp.arange(chunk) < num_open, q, b)  # out-of-range targets are dropped
-        return i + 1, out_row.at[tgt].set(r, mode="drop"), out_d.at[tgt].set(dq, mode="drop")
-
-    return (*jax.lax.while_loop(lambda c: c[0] < num_chunks, body, (jnp.int32(0), row, d))[1:], num_chunks)
 
 
 def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
@@ -229,20 +150,6 @@ def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
     return (jax.lax.fori_loop(0, depth, down, root) if depth else root) - (leaves - 1)
 
 
-def _windows(x: jax.Array, starts: jax.Array, size: int) -> jax.Array:
-    """``x[start : start + size]`` for each start: one gather of contiguous windows. ``-> [P, size, ...]``."""
-    return jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(x, s, size))(starts)
-
-
-def _scan_slots(index: NeighbourIndex, beta, qs, qa, start, size: int):
-    """Per query ``[P]``: the minimal distance in slots ``start .. start + size - 1`` and the lowest row at it."""
-    n = index.positions.shape[0]
-    rows = _windows(index.rows, start, size)  # [P, size]
-    d = _sq_dist(beta, _windows(index.states, start, size), _windows(index.actions, start, size),
-                 (beta * qs)[:, None], qa[:, None])
-    return _lexmin(jnp.where(rows < n, d, jnp.inf), rows, n)
-
-
 def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     """A lower bound, below float32 rounding, on the squared key distance from each query to every row
     of each of the nodes ``first .. first + count - 1`` (per query). ``-> [P, count]``.
@@ -251,53 +158,57 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     (the boxes carry the rows' own, see :mod:`offreg.agents.neighbour_index`); ``scale`` is ``beta``
     on the state coordinates and 1 on the action ones.
     """
-    lo, hi = _windows(index.lo, first, count), _windows(index.hi, first, count)  # [P, count, d]
+    lo, hi = windows(index.lo, first, count), windows(index.hi, first, count)  # [P, count, d]
     gap = jnp.maximum(jnp.maximum(lo - high[:, None], low[:, None] - hi), 0.0) * scale
-    return _sum_squares(gap) * (1.0 - _LB_MARGIN)
+    return sum_squares(gap) * (1.0 - _LB_MARGIN)
 
 
 def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
-    The live (query, node) pairs are the first ``count`` entries of arrays of ``capacity`` entries.
-    The search starts from every node at the level ``depth % _HOP``; each step (:func:`_step`)
-    replaces every live pair by the node's descendants ``_HOP`` levels down whose bound does not
-    exceed the query's ``d_ub`` (a deeper box's bound is tighter and as valid), in order, on the
-    smallest of :data:`_SIZES` that holds the live pairs (``lax.switch``). The steps are one loop.
+    The live (query, node) pairs are the first ``count`` entries of an int32 array of ``capacity``
+    entries, each pair packed as ``query << bits | node`` (``bits`` holds every node number; more
+    queries than fit are searched a group at a time). The search starts from every node at the level
+    ``depth % _HOP``; each step (:func:`_step`) replaces every live pair by the node's descendants
+    ``_HOP`` levels down whose bound does not exceed the query's ``d_ub`` (a deeper box's bound is
+    tighter and as valid), in order, on the smallest of :data:`_SIZES` that holds the live pairs
+    (``lax.switch``). The steps are one loop.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
       elsewhere (some of the query's pairs exceeded ``capacity``) a valid upper bound.
     """
     depth, leaves, cap = _shape(index)
-    m, n = qs.shape[0], index.positions.shape[0]
+    m, n, bits = qs.shape[0], index.positions.shape[0], depth + 1
+    group = (2**_PAIR_BITS - 1) >> bits
+    if m > group:  # the packed pairs of this many queries would overflow int32
+        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity)
+                 for i in range(0, m, group)]
+        return (*(jnp.concatenate(x) for x in list(zip(*parts, strict=True))[:3]), sum(p[3] for p in parts))
     # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
     order = jnp.argsort(d_ub).astype(jnp.int32)
     qs, qa, r_ub, d_ub = qs[order], qa[order], r_ub[order], d_ub[order]
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
     margin = KEY_ROUNDING * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's coordinates
     scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(keys.dtype)
-    query = (keys - margin, keys + margin, scale, d_ub)
+    query = (keys - margin, keys + margin, scale, d_ub, bits)
     # The search starts from every node of the level that leaves a multiple of _HOP levels below it.
-    start = depth % _HOP
-    width = 2**start
+    width = 2 ** (depth % _HOP)
     capacity = max(capacity, m * width)
     sizes = [s for s in _SIZES if s < capacity] + [capacity]
-    pad = (0, capacity - m * width)
-    pairs = (jnp.pad(jnp.repeat(jnp.arange(m, dtype=jnp.int32), width), pad),
-             jnp.pad(jnp.tile(jnp.arange(width - 1, 2 * width - 1, dtype=jnp.int32), m), pad),
-             jnp.int32(m * width), jnp.int32(m))
+    first = (jnp.arange(m, dtype=jnp.int32)[:, None] << bits) | jnp.arange(width - 1, 2 * width - 1, dtype=jnp.int32)
+    pairs = (jnp.pad(first.reshape(-1), (0, capacity - m * width)), jnp.int32(m * width), jnp.int32(m))
     steps = [functools.partial(_step, index, query, _HOP, s) for s in sizes]
     if depth >= _HOP:
-        pairs = jax.lax.fori_loop(0, depth // _HOP, lambda _, p: _sized(p[2], sizes, steps, p), pairs)
-    qid, node, count, first_cut = pairs
+        pairs = jax.lax.fori_loop(0, depth // _HOP, lambda _, p: _sized(p[1], sizes, steps, p), pairs)
+    buf, count, first_cut = pairs
 
     def leaf_scan(size):
-        live = jnp.arange(size) < count
-        d, r = _scan_slots(index, beta, qs[qid[:size]], qa[qid[:size]], (node[:size] - (leaves - 1)) * cap, cap)
-        d = jnp.where(live, d, jnp.inf)
-        best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid[:size]].min(d))
-        best_r = jnp.full(m, n, jnp.int32).at[qid[:size]].min(jnp.where(d == best_d[qid[:size]], r, n))
+        qid, node = buf[:size] >> bits, buf[:size] & ((1 << bits) - 1)
+        d, r = scan_slots(index, beta, qs[qid], qa[qid], (node - (leaves - 1)) * cap, cap)
+        d = jnp.where(jnp.arange(size) < count, d, jnp.inf)
+        best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid].min(d))
+        best_r = jnp.full(m, n, jnp.int32).at[qid].min(jnp.where(d == best_d[qid], r, n))
         return best_r, best_d
 
     best_r, best_d = _sized(count, sizes, [functools.partial(leaf_scan, s) for s in sizes])
@@ -307,26 +218,27 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
 
 
 def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
-    """One step of :func:`_traverse` on the first ``size`` of its pairs ``(qid, node, count, first_cut)``.
+    """One step of :func:`_traverse` on the first ``size`` of its pairs ``(packed, count, first_cut)``.
 
-    The survivors are scattered to their running count, so the pairs stay sorted by query; when some
-    are cut off (over the capacity) they are the last ones, and ``first_cut`` (the first query that
-    lost a pair) marks every query from there on as not fitting."""
-    low, high, scale, d_ub = query
-    qid_buf, node_buf, count, first_cut = pairs
-    capacity = qid_buf.shape[0]
-    qid, node = qid_buf[:size], node_buf[:size]
+    The survivors are scattered to their running count (a prefix sum over the pairs, then over each
+    pair's children), so the pairs stay sorted by query; when some are cut off (over the capacity)
+    they are the last ones, and ``first_cut`` (the first query that lost a pair) marks every query
+    from there on as not fitting."""
+    low, high, scale, d_ub, bits = query
+    buf, count, first_cut = pairs
+    capacity = buf.shape[0]
+    qid, node = buf[:size] >> bits, buf[:size] & ((1 << bits) - 1)
     first = (node + 1) * 2**hop - 1  # the node's descendants hop levels down: first .. first + 2^hop - 1
     lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**hop)
-    keep = ((jnp.arange(size) < count)[:, None] & (lb <= d_ub[qid][:, None])).reshape(-1)
-    running = jnp.cumsum(keep.astype(jnp.int32))
-    dest = jnp.where(keep, running - 1, capacity)  # in order; past the capacity (and dropped) -> cut
-    qid_all = jnp.repeat(qid, 2**hop)
-    cut = jnp.minimum(jnp.searchsorted(running, capacity + 1, side="left"), keep.shape[0] - 1)
-    first_cut = jnp.minimum(first_cut, jnp.where(running[-1] > capacity, qid_all[cut], first_cut))
-    child = (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32)).reshape(-1)
-    return (qid_buf.at[dest].set(qid_all, mode="drop"), node_buf.at[dest].set(child, mode="drop"),
-            jnp.minimum(running[-1], capacity), first_cut)
+    keep = (jnp.arange(size) < count)[:, None] & (lb <= d_ub[qid][:, None])
+    within = [keep[:, 0].astype(jnp.int32)]
+    for c in range(1, 2**hop):
+        within.append(within[-1] + keep[:, c])
+    ends = jax.lax.associative_scan(jnp.add, within[-1])  # survivors up to each pair, inclusive
+    dest = jnp.where(keep, (ends - within[-1])[:, None] + jnp.stack(within, 1) - 1, capacity)  # past it: cut
+    first_cut = jnp.minimum(first_cut, jnp.where(ends[-1] > capacity, qid[jnp.argmax(ends > capacity)], first_cut))
+    child = (qid << bits)[:, None] | (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32))
+    return buf.at[dest.reshape(-1)].set(child.reshape(-1), mode="drop"), jnp.minimum(ends[-1], capacity), first_cut
 
 
 def _sized(count, sizes, fns, *args):

@@ -30,4 +30,21 @@ def test_throughput_script_times_td3bc_and_prdc_and_its_ratios_follow(tmp_path):
     for r in rates.values():
         assert math.isfinite(r["updates_per_s"]) and r["updates_per_s"] > 0 and r["warmup_updates"] == 50
     assert math.isclose(res["cost_prdc_vs_td3bc"], rates["td3bc"]["updates_per_s"] / rates["prdc"]["updates_per_s"])
+    pairs = sorted(p / t for t, p in zip(rates["td3bc"]["call_seconds"], rates["prdc"]["call_seconds"], strict=True))
+    assert pairs and pairs[0] <= res["cost_prdc_vs_td3bc_paired"] <= pairs[-1]
     assert rates["prdc"]["xla_flops_per_update"] > rates["td3bc"]["xla_flops_per_update"] > 0  # the search's ops
+
+
+def test_alternate_times_in_rounds_and_pairs_each_round():
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    from alternate import alternate, paired_ratio
+
+    order = []
+    rec = alternate({"a": lambda: order.append("a") or 1, "b": lambda: order.append("b") or 2}, repeats=3)
+    assert order == ["a", "b"] * 3 and rec["b"]["results"] == [2, 2, 2] and len(rec["a"]["seconds"]) == 3
+    # a slow phase in round 2 slows both calls: the paired ratio stays 2, the fastest calls' ratio is 1
+    base, other = [1.0, 3.0, 1.0], [2.0, 6.0, 2.0]
+    assert paired_ratio(base, other) == 2.0
+    assert paired_ratio([1.0, 1.0, 1.0], [1.5, 9.0, 2.0]) == 2.0  # the median, not the mean
+    slow = alternate({"x": lambda: __import__("time").sleep(0.02)}, repeats=5, long_call_s=0.01)
+    assert len(slow["x"]["seconds"]) == 1  # stops after a round with a call over long_call_s

@@ -52,6 +52,7 @@ markdown table of docs/benchmarks.md from such a file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -63,6 +64,9 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alternate import alternate, paired_ratio  # noqa: E402  (beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "offreg/hopper-medium-v0"
@@ -182,32 +186,31 @@ def update_rates(agents: dict[str, tuple[Any, Any, Any, Any]], steps: int, repea
                     "k": jnp.stack([seed_keys(i)[1] for i in range(seeds)])}
              for name, (spec, config, prepared, context) in agents.items()}
 
-    def call(name: str) -> tuple[float, float, dict[str, Any]]:
+    def call(name: str) -> dict[str, Any]:
         _, _, prepared, context = agents[name]
-        t0, c0 = time.perf_counter(), time.process_time()
         a, k, metrics, _ = train_chunk(state[name]["a"], prepared.transitions, state[name]["k"], steps, context)
         metrics = jax.device_get(metrics)
         state[name]["a"], state[name]["k"] = a, k
-        return time.perf_counter() - t0, time.process_time() - c0, metrics
+        return metrics
 
     def timed() -> dict[str, dict[str, Any]]:
-        calls: dict[str, list] = {name: [] for name in agents}
-        for _ in range(repeats):
-            for name in agents:
-                calls[name].append(call(name))
-            if max(c[-1][0] for c in calls.values()) > LONG_CALL_S:
-                break
+        calls = alternate({name: functools.partial(call, name) for name in agents}, repeats, LONG_CALL_S)
         out = {}
         for name, rec in calls.items():
-            times, cpu, metrics = [r[0] for r in rec], [r[1] for r in rec], [r[2] for r in rec]
-            out[name] = {"updates_per_s": steps / min(times), "updates_per_cpu_s": steps / min(cpu),
-                         "call_seconds": times, "call_cpu_seconds": cpu}
+            out[name] = {"updates_per_s": steps / min(rec["seconds"]),
+                         "updates_per_cpu_s": steps / min(rec["cpu_seconds"]),
+                         "call_seconds": rec["seconds"], "call_cpu_seconds": rec["cpu_seconds"]}
             for key in ("certified_fraction", "leaves_per_query", "fallback_chunks", "nn_distance"):
-                if key in metrics[0]:
-                    out[name][key] = float(np.mean([np.mean(m[key]) for m in metrics]))
+                if key in rec["results"][0]:
+                    out[name][key] = float(np.mean([np.mean(m[key]) for m in rec["results"]]))
         return out
 
-    first = {name: call(name)[0] for name in agents}
+    def first_call(name: str) -> float:
+        t0 = time.perf_counter()
+        call(name)
+        return time.perf_counter() - t0
+
+    first = {name: first_call(name) for name in agents}
     at_init = timed()
     res = {name: {**at_init[name], "compile_and_first_call_s": first[name], "steps_per_call": steps,
                   "seeds": seeds, "batch_size": agents[name][1].batch_size, "at_init": at_init[name],
@@ -252,7 +255,10 @@ def train_child(path: str, steps: int, repeats: int, batches: int, warmup: int =
                          steps, repeats, warmup=warmup)
     out["td3bc"], out["prdc"] = rates["td3bc"], rates["prdc"]
     out["prdc_cost_vs_td3bc"] = out["td3bc"]["updates_per_s"] / out["prdc"]["updates_per_s"]
+    out["prdc_cost_vs_td3bc_paired"] = paired_ratio(out["td3bc"]["call_seconds"], out["prdc"]["call_seconds"])
     if warmup:
+        out["prdc_cost_vs_td3bc_after_warmup_paired"] = paired_ratio(
+            out["td3bc"]["after_warmup"]["call_seconds"], out["prdc"]["after_warmup"]["call_seconds"])
         out["prdc_cost_vs_td3bc_after_warmup"] = (out["td3bc"]["after_warmup"]["updates_per_s"]
                                                   / out["prdc"]["after_warmup"]["updates_per_s"])
     agent = index_seed(out["prdc"].pop("agents"), 0)
@@ -344,8 +350,8 @@ def table(res: dict[str, Any]) -> str:
         return "n/a" if x is None else format(x, fmt)
 
     head = ("| rows | load s (CPU s) | peak / arrays | index build s | index MiB | index cache load s | "
-            "TD3+BC upd/s | PRDC upd/s at init | PRDC / TD3+BC at init | PRDC upd/s after warm-up | "
-            "PRDC / TD3+BC after warm-up | leaves per query (init, warm) | KD-tree ms per 256 (build s) | "
+            "TD3+BC upd/s | PRDC upd/s at init | PRDC / TD3+BC at init (paired) | PRDC upd/s after warm-up | "
+            "PRDC / TD3+BC after warm-up (paired) | leaves per query (init, warm) | KD-tree ms per 256 (build s) | "
             "first update s: index cached, program too |")
     lines = [head, "|" + "---:|" * head.count(" |")]
     for r in res["sizes"]:
@@ -355,8 +361,10 @@ def table(res: dict[str, Any]) -> str:
             f"| {r['rows']:,} | {ld['load_s']:.2f} ({ld['load_cpu_s']:.2f}) | {ld['peak_over_arrays']:.2f}x | "
             f"{t['index_build_s']:.1f} | {t['index_bytes'] / 2**20:.0f} | {f(r['cache']['index_load_s'], '.1f')} | "
             f"{t['td3bc']['updates_per_s']:.0f} | "
-            f"{t['prdc']['updates_per_s']:.1f} | {t['prdc_cost_vs_td3bc']:.2f}x | "
-            f"{f(w and w['updates_per_s'], '.1f')} | {f(t.get('prdc_cost_vs_td3bc_after_warmup'), '.2f')}x | "
+            f"{t['prdc']['updates_per_s']:.1f} | {t['prdc_cost_vs_td3bc']:.2f}x "
+            f"({f(t.get('prdc_cost_vs_td3bc_paired'), '.2f')}x) | {f(w and w['updates_per_s'], '.1f')} | "
+            f"{f(t.get('prdc_cost_vs_td3bc_after_warmup'), '.2f')}x "
+            f"({f(t.get('prdc_cost_vs_td3bc_after_warmup_paired'), '.2f')}x) | "
             f"{t['prdc']['leaves_per_query']:.1f}, {f(w and w['leaves_per_query'], '.1f')} | "
             f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ({t['kdtree']['build_s']:.1f}) | "
             f"{f(r.get('first_run', {}).get('first_update_from_launch_s'), '.1f')}, "

@@ -52,6 +52,9 @@ from offreg.data import DatasetInfo, from_arrays
 from offreg.engine import create_seeds, dataset_context, scan_updates, train_chunk
 from offreg.seeds import seed_keys
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alternate import alternate, paired_ratio  # noqa: E402  (beside this file)
+
 TARGETS = {"vs_torch": 2.0, "vs_d3rlpy": 20.0, "matmul_fraction": 0.70, "seeds_ratio_max": 4.5}
 
 
@@ -201,16 +204,12 @@ def _offreg_run(name: str, dataset: Any, chunk: int, warmup: int) -> dict[str, A
 
 def bench_offreg(names: list[str], dataset: Any, chunk: int, repeats: int, warmup: int = 0) -> list[dict[str, Any]]:
     """Updates/s of each agent: ``repeats`` rounds of one ``chunk``-update call of each agent, alternating,
-    so every agent is timed under the same load; each agent's fastest call counts (wall and CPU time)."""
+    so every agent is timed under the same load (``alternate.py``); each agent's fastest call counts (wall and
+    CPU time), and ``call_seconds`` keeps every call for the paired ratios."""
     runs = [_offreg_run(name, dataset, chunk, warmup) for name in names]
-    times: list[list[float]] = [[] for _ in runs]
-    cpu_times: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for i, r in enumerate(runs):
-            t0, c0 = time.perf_counter(), time.process_time()
-            r["call"]()
-            times[i].append(time.perf_counter() - t0)
-            cpu_times[i].append(time.process_time() - c0)
+    calls = alternate({str(i): r["call"] for i, r in enumerate(runs)}, repeats)
+    times = [calls[str(i)]["seconds"] for i in range(len(runs))]
+    cpu_times = [calls[str(i)]["cpu_seconds"] for i in range(len(runs))]
     results = []
     for r, t, c in zip(runs, times, cpu_times, strict=True):
         out = {**r["out"], "updates_per_s": chunk / min(t), "updates_per_cpu_s": chunk / min(c),
@@ -523,12 +522,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name in by_name and td3 is not None:
             ratio = td3["updates_per_s"] / by_name[name]["updates_per_s"]
             results[f"cost_{name}_vs_td3bc"] = ratio
+            paired = paired_ratio(td3["call_seconds"], by_name[name]["call_seconds"])
+            results[f"cost_{name}_vs_td3bc_paired"] = paired
             flop_ratio = None
             if by_name[name].get("xla_flops_per_update") and td3.get("xla_flops_per_update"):
                 flop_ratio = by_name[name]["xla_flops_per_update"] / td3["xla_flops_per_update"]
                 results[f"flops_{name}_vs_td3bc"] = flop_ratio
             target_text = f" (target <= {target}x)" if target == target else ""
-            print(f"{name} cost per update: {ratio:.2f}x td3bc's{target_text}"
+            print(f"{name} cost per update: {ratio:.2f}x td3bc's (fastest calls; {paired:.2f}x the median of "
+                  f"each round's pair){target_text}"
                   + ("" if flop_ratio is None else f"; its update has {flop_ratio:.2f}x td3bc's FLOPs (XLA count)"))
     if "prdc" in by_name and "d3rlpy-prdc" in results:
         speedup = by_name["prdc"]["updates_per_s"] / results["d3rlpy-prdc"]["updates_per_s"]

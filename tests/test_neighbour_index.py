@@ -17,13 +17,13 @@ def _data(n=600, ds=4, da=2, seed=0):
 def builds(monkeypatch):
     """Counts the index builds (the KD-tree part) behind build_or_load."""
     calls = []
-    real = ni._build_arrays
+    real = ni.build_arrays
 
     def counting(*args, **kwargs):
         calls.append(args[0].shape)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ni, "_build_arrays", counting)
+    monkeypatch.setattr(ni, "build_arrays", counting)
     return calls
 
 

@@ -76,9 +76,10 @@ def test_dense_tiled_data_matches_kdtree():
         _check_against_kdtree(states, actions, rows, q_actions.astype(np.float32), beta=2.0)
 
 
-@pytest.mark.parametrize("beta", [0.1, 2.0, 7.5])
-def test_d4rl_shaped_data_matches_kdtree(beta):
-    states, actions = _d4rl_shaped()
+@pytest.mark.parametrize("beta, ds, da", [(0.1, 11, 3), (2.0, 11, 3), (7.5, 11, 3), (2.0, 17, 6)])
+def test_d4rl_shaped_data_matches_kdtree(beta, ds, da):
+    """Also with HalfCheetah's 17 + 6 coordinates, whose boxes are stored in two chunks."""
+    states, actions = _d4rl_shaped(ds=ds, da=da)
     rng = np.random.default_rng(3)
     rows = rng.integers(0, len(states), 256)
     q_actions = np.clip(actions[rows] + rng.normal(scale=0.3, size=actions[rows].shape), -1, 1).astype(np.float32)
@@ -180,6 +181,8 @@ def test_index_memory_and_bad_input():
 def test_tree_is_balanced_and_every_box_holds_its_rows():
     states, actions = _d4rl_shaped(episodes=3, length=333)  # 999 rows: leaves of 7 and 8 rows
     index = jax.tree_util.tree_map(np.asarray, build_index(states, actions, leaf_size=8))
+    assert index.lo.shape == (1, 255, 14)  # one chunk: 14 coordinates (docs of NeighbourIndex)
+    index = index._replace(lo=index.lo[0], hi=index.hi[0])
     leaves = (index.lo.shape[0] + 1) // 2
     cap = index.rows.shape[0] // leaves
     per_leaf = (index.rows.reshape(leaves, cap) < 999).sum(1)
@@ -195,24 +198,28 @@ def test_tree_is_balanced_and_every_box_holds_its_rows():
         assert np.all(index.lo[p] <= index.lo[c]) and np.all(index.hi[p] >= index.hi[c])
 
 
-def test_lower_bound_never_exceeds_a_rows_float32_distance():
+@pytest.mark.parametrize("ds, da, chunks", [(4, 2, 1), (15, 4, 2)])
+def test_lower_bound_never_exceeds_a_rows_float32_distance(ds, da, chunks):
     """The bound of every node, for any beta, is at most the float32 distance of each row below it, also
-    for large coordinates (where the keys' rounding matters) and queries inside the boxes."""
+    for large coordinates (where the keys' rounding matters), queries inside the boxes and boxes stored
+    in chunks (19 coordinates: two of 10, the last padded)."""
     from offreg.agents.neighbours import _lower_bound, _shape
 
     rng = np.random.default_rng(9)
-    states = (rng.normal(size=(600, 4)) * np.array([1, 1e3, 1e-3, 30])).astype(np.float32)
-    actions = rng.uniform(-1, 1, (600, 2)).astype(np.float32)
+    states = (rng.normal(size=(600, ds)) * np.resize([1, 1e3, 1e-3, 30], ds)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (600, da)).astype(np.float32)
     index = build_index(states, actions, leaf_size=4)
+    assert index.lo.shape[0] == chunks and index.lo.shape[0] * index.lo.shape[2] >= ds + da
     depth, leaves, cap = _shape(index)
     rows_np = np.asarray(index.rows)
     for beta in (0.01, 2.0, 300.0):
         q = rng.integers(0, 600, 64)
-        qs = states[q] + rng.normal(size=(64, 4)).astype(np.float32) * np.float32(1e-4)
-        qa = np.clip(actions[q] + rng.normal(scale=0.05, size=(64, 2)), -1, 1).astype(np.float32)
-        keys = np.hstack([qs, qa])
+        qs = states[q] + rng.normal(size=(64, ds)).astype(np.float32) * np.float32(1e-4)
+        qa = np.clip(actions[q] + rng.normal(scale=0.05, size=(64, da)), -1, 1).astype(np.float32)
+        pad = index.lo.shape[0] * index.lo.shape[2] - ds - da
+        keys = np.hstack([qs, qa, np.zeros((64, pad), np.float32)])
         margin = 1.2e-7 * np.abs(keys)
-        scale = jnp.asarray([beta] * 4 + [1.0] * 2, jnp.float32)
+        scale = jnp.asarray([beta] * ds + [1.0] * (da + pad), jnp.float32)
         node = rng.integers(0, 2 * leaves - 1, 64)
         lb = np.asarray(_lower_bound(index, scale, jnp.asarray(keys - margin), jnp.asarray(keys + margin),
                                      jnp.asarray(node, jnp.int32), 1))[:, 0]
@@ -222,9 +229,9 @@ def test_lower_bound_never_exceeds_a_rows_float32_distance():
         for i in range(64):
             slots = np.arange(first_leaf[i] * cap, (first_leaf[i] + 2 ** (depth - level[i])) * cap)
             slots = slots[rows_np[slots] < 600]
-            ds = np.float32(beta) * states_np[slots] - np.float32(beta) * qs[i]  # float32, as _sq_dist
-            da = actions_np[slots] - qa[i]
-            d = np.sum(ds * ds, axis=1, dtype=np.float32) + np.sum(da * da, axis=1, dtype=np.float32)
+            diff_s = np.float32(beta) * states_np[slots] - np.float32(beta) * qs[i]  # float32, as _sq_dist
+            diff_a = actions_np[slots] - qa[i]
+            d = np.sum(diff_s * diff_s, axis=1, dtype=np.float32) + np.sum(diff_a * diff_a, axis=1, dtype=np.float32)
             assert lb[i] <= d.min(), (beta, i, lb[i], d.min())
 
 

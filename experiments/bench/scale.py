@@ -70,7 +70,8 @@ from alternate import alternate, paired_ratio  # noqa: E402  (beside this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "offreg/hopper-medium-v0"
-SEARCH_FILES = ("offreg/agents/neighbours.py", "offreg/agents/neighbour_index.py")
+SEARCH_FILES = ("offreg/agents/neighbours.py", "offreg/agents/neighbour_index.py", "offreg/agents/neighbour_tree.py",
+                "offreg/agents/neighbour_scan.py")
 CACHE_ENV = ("OFFREG_DATA_DIR", "D4RL_DATASET_DIR", "XDG_CACHE_HOME")
 LONG_CALL_S = 30.0
 

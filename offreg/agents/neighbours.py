@@ -46,8 +46,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from offreg.agents.neighbour_index import KEY_ROUNDING, NeighbourIndex
+from offreg.agents.neighbour_index import NeighbourIndex
 from offreg.agents.neighbour_scan import scan_open, scan_slots, sum_squares, windows
+from offreg.agents.neighbour_tree import KEY_ROUNDING
 from offreg.seeds import SEED_AXIS
 
 _SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that holds its pairs
@@ -60,7 +61,7 @@ _PAIR_BITS = 31  # a (query, node) pair is packed in the non-negative int32 rang
 
 def _shape(index: NeighbourIndex) -> tuple[int, int, int]:
     """``(depth D, leaves L, cap)`` of the index's tree, from its array shapes (static)."""
-    leaves = (index.lo.shape[0] + 1) // 2
+    leaves = (index.lo.shape[1] + 1) // 2
     return leaves.bit_length() - 1, leaves, index.rows.shape[0] // leaves
 
 
@@ -154,13 +155,17 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     """A lower bound, below float32 rounding, on the squared key distance from each query to every row
     of each of the nodes ``first .. first + count - 1`` (per query). ``-> [P, count]``.
 
-    ``low``/``high`` ``[P, d]`` are the query's keys ``[s, a]`` moved down/up by their rounding margin
-    (the boxes carry the rows' own, see :mod:`offreg.agents.neighbour_index`); ``scale`` is ``beta``
-    on the state coordinates and 1 on the action ones.
+    ``low``/``high`` ``[P, C * W]`` are the query's keys ``[s, a]`` moved down/up by their rounding
+    margin (the boxes carry the rows' own, see :mod:`offreg.agents.neighbour_index`), zero-padded like
+    the boxes' chunks; ``scale`` is ``beta`` on the state coordinates and 1 on the others.
     """
-    lo, hi = windows(index.lo, first, count), windows(index.hi, first, count)  # [P, count, d]
-    gap = jnp.maximum(jnp.maximum(lo - high[:, None], low[:, None] - hi), 0.0) * scale
-    return sum_squares(gap) * (1.0 - _LB_MARGIN)
+    total = 0.0
+    for c in range(index.lo.shape[0]):  # one gather and sum per chunk of the boxes
+        part = slice(c * index.lo.shape[2], (c + 1) * index.lo.shape[2])
+        lo, hi = windows(index.lo[c], first, count), windows(index.hi[c], first, count)  # [P, count, W]
+        gap = jnp.maximum(jnp.maximum(lo - high[:, None, part], low[:, None, part] - hi), 0.0) * scale[part]
+        total = total + sum_squares(gap)
+    return total * (1.0 - _LB_MARGIN)
 
 
 def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
@@ -189,6 +194,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     order = jnp.argsort(d_ub).astype(jnp.int32)
     qs, qa, r_ub, d_ub = qs[order], qa[order], r_ub[order], d_ub[order]
     keys = jnp.concatenate([qs, qa], axis=-1).astype(index.lo.dtype)
+    keys = jnp.pad(keys, ((0, 0), (0, index.lo.shape[0] * index.lo.shape[2] - keys.shape[1])))  # as the boxes
     margin = KEY_ROUNDING * jnp.abs(keys)  # |fl(beta x) - beta x| <= u beta |x| for the query's coordinates
     scale = jnp.where(jnp.arange(keys.shape[1]) < qs.shape[1], beta, 1.0).astype(keys.dtype)
     query = (keys - margin, keys + margin, scale, d_ub, bits)

@@ -48,3 +48,14 @@ def test_alternate_times_in_rounds_and_pairs_each_round():
     assert paired_ratio([1.0, 1.0, 1.0], [1.5, 9.0, 2.0]) == 2.0  # the median, not the mean
     slow = alternate({"x": lambda: __import__("time").sleep(0.02)}, repeats=5, long_call_s=0.01)
     assert len(slow["x"]["seconds"]) == 1  # stops after a round with a call over long_call_s
+
+
+def test_box_width_benchmark_times_one_array_and_chunks(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments" / "bench"))
+    from box_width import main
+
+    out = tmp_path / "box_width.json"
+    res = main(["--widths", "5,20", "--pairs", "64", "--repeats", "2", "--out", str(out)])
+    assert json.loads(out.read_text()) == res
+    assert [r["chunks"] for r in res["rows"]] == [1, 2]
+    assert all(r["one_array_ms"] > 0 and r["chunked_ms"] > 0 for r in res["rows"])

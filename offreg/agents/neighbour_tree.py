@@ -137,7 +137,8 @@ def _arrays(x, ds, order, sizes, cap, depth, split_dim, split_val) -> dict[str, 
 
 BOX_CHUNK = 16
 """Most coordinates of a box array on the device: XLA's CPU backend gathers and reduces rows of up to
-about 17 float32s 2-3 times faster per coordinate than wider ones, so wider boxes are split."""
+17 float32s 1.5-2 times faster per coordinate than wider ones (``experiments/bench/box_width.py``),
+so wider boxes are split."""
 
 
 def box_chunks(box: np.ndarray) -> np.ndarray:

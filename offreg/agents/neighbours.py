@@ -240,7 +240,7 @@ def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
     within = [keep[:, 0].astype(jnp.int32)]
     for c in range(1, 2**hop):
         within.append(within[-1] + keep[:, c])
-    ends = jax.lax.associative_scan(jnp.add, within[-1])  # survivors up to each pair, inclusive
+    ends = jnp.cumsum(within[-1])  # survivors up to each pair, inclusive
     dest = jnp.where(keep, (ends - within[-1])[:, None] + jnp.stack(within, 1) - 1, capacity)  # past it: cut
     first_cut = jnp.minimum(first_cut, jnp.where(ends[-1] > capacity, qid[jnp.argmax(ends > capacity)], first_cut))
     child = (qid << bits)[:, None] | (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32))

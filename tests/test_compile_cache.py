@@ -65,6 +65,7 @@ def test_settings(monkeypatch, tmp_path, restore_cache_config):
     monkeypatch.setenv("OFFREG_DATA_DIR", str(tmp_path / "data"))
     assert enable_compile_cache() == tmp_path / "data" / "compile_cache"
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "data" / "compile_cache")
+    assert not (tmp_path / "data").exists()  # made by JAX at the first compilation, not here
     assert jax.config.jax_compilation_cache_max_size == MAX_BYTES
     # a folder the user chose for JAX is kept, whatever offreg's setting
     jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))

@@ -25,18 +25,18 @@ MAX_BYTES = 2 * 2**30
 
 def enable_compile_cache() -> Path | None:
     """Turn on JAX's persistent compilation cache for this process; the folder, or None where it is off
-    (``OFFREG_COMPILE_CACHE=off``, or a folder that cannot be created: then a one-line note). A folder
-    the user already set for JAX is kept (and returned)."""
+    (``OFFREG_COMPILE_CACHE=off``, or a folder that could not be made: then a one-line note). A folder
+    the user already set for JAX is kept (and returned). Nothing is created here: JAX makes the folder
+    at the first compilation, so a run that stops at a bad input leaves none behind."""
     setting = os.environ.get("OFFREG_COMPILE_CACHE", "").strip()
     if setting.lower() == "off":
         return None
     if jax.config.jax_compilation_cache_dir:
         return Path(jax.config.jax_compilation_cache_dir)
     path = Path(setting).expanduser() if setting else offreg_data_dir() / "compile_cache"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file there, no permission: train without the cache, and say why
-        print(f"note: cannot keep compiled programs in {path} ({e.strerror or e}); set OFFREG_COMPILE_CACHE to a "
+    problem = _unusable(path)
+    if problem:  # a file there, no permission: train without the cache, and say why
+        print(f"note: cannot keep compiled programs in {path} ({problem}); set OFFREG_COMPILE_CACHE to a "
               "writable folder, or to off", file=sys.stderr)
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
@@ -46,3 +46,15 @@ def enable_compile_cache() -> Path | None:
         return path
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path
+
+
+def _unusable(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a writable folder, or None; looks only, creates nothing."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

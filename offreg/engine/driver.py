@@ -207,6 +207,7 @@ def train(
     """
     wall_start = time.perf_counter()
     notes: list[str] = []
+    enable_compile_cache()  # a second run loads its compiled programs (see offreg.engine.compile_cache)
     if tensorboard:  # fail before anything is written
         require_tensorboard()
     if wandb_project:
@@ -248,7 +249,6 @@ def train(
         for n in notes:
             print(f"note: {n}", file=sys.stderr)
 
-    enable_compile_cache()  # after every check: bad input leaves no folder behind (see offreg.engine.compile_cache)
     engine = _Engine(
         settings=settings, agents=agents, keys=keys, step=start_step, transitions=prepared.transitions, context=context,
         dataset=prepared, evaluate_fn=evaluate_fn, logger=logger, records=records, run_dir=run_dir,

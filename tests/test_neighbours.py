@@ -8,7 +8,7 @@ from scipy.spatial import KDTree
 
 from offreg.agents.neighbour_index import MAX_BLOCK, build_index, index_nbytes
 from offreg.agents.neighbour_scan import brute_force_nearest
-from offreg.agents.neighbours import nearest
+from offreg.agents.neighbours import _first_bound, nearest
 from offreg.errors import ConfigError
 
 _nearest = jax.jit(nearest, static_argnames=("capacity", "chunk", "block"))
@@ -63,17 +63,49 @@ def test_random_data_matches_kdtree_on_every_query_on_every_path(capacity, paths
     assert unique.mean() > 0.99
 
 
-def test_dense_tiled_data_matches_kdtree():
-    """Dense data like a tiled D4RL file: 10 noisy copies of every state (many near-ties)."""
-    base_s, base_a = _d4rl_shaped(episodes=4, length=250, seed=6)
-    rng = np.random.default_rng(6)
+def _tiled(episodes, length, rng):
+    """Dense data like a tiled D4RL file: 10 noisy copies of every row (many near-ties)."""
+    base_s, base_a = _d4rl_shaped(episodes=episodes, length=length, seed=6)
     states = np.concatenate([base_s] + [base_s + rng.normal(scale=0.01, size=base_s.shape) for _ in range(9)])
     actions = np.clip(np.concatenate([base_a] + [base_a + rng.normal(scale=0.01, size=base_a.shape)
                                                 for _ in range(9)]), -1, 1)
-    states, actions = states.astype(np.float32), actions.astype(np.float32)
+    return states.astype(np.float32), actions.astype(np.float32)
+
+
+def test_dense_tiled_data_matches_kdtree():
+    rng = np.random.default_rng(6)
+    states, actions = _tiled(4, 250, rng)
     rows = rng.integers(0, len(states), 256)
     for q_actions in (0.05 * rng.standard_normal((256, 3)), actions[rows] + 0.1 * rng.standard_normal((256, 3))):
         _check_against_kdtree(states, actions, rows, q_actions.astype(np.float32), beta=2.0)
+
+
+def test_hint_actions_tighten_the_first_bound_and_never_change_the_answer():
+    """PRDC passes the batch's own actions as hints: the first bound then never exceeds the distance to
+    the query's own row, and the answer (any hint, even a useless one) stays the exact one."""
+    rng = np.random.default_rng(6)
+    states, actions = _tiled(8, 500, rng)
+    rows = rng.integers(0, len(states), 256)
+    pi = np.clip(actions[rows] + rng.normal(scale=0.3, size=(256, 3)), -1, 1).astype(np.float32)
+    index = build_index(states, actions)
+    beta, qs, qa = jnp.float32(2.0), jnp.asarray(states[rows]), jnp.asarray(pi)
+    own = np.sum((pi - actions[rows]) ** 2, axis=1)
+    bound = jax.jit(_first_bound)
+    _, d_plain = bound(index, beta, qs, qa, None)
+    r_hint, d_hint = bound(index, beta, qs, qa, jnp.asarray(actions[rows]))
+    assert np.all(np.asarray(d_hint) <= own * (1 + 1e-6))
+    assert np.all(np.asarray(d_hint) <= np.asarray(d_plain)) and np.mean(np.asarray(d_hint) < np.asarray(d_plain)) > 0.03
+    keys = np.hstack([2.0 * states, actions])
+    np.testing.assert_allclose(np.sum((keys[np.asarray(r_hint)] - np.hstack([2.0 * states[rows], pi])) ** 2, 1),
+                               np.asarray(d_hint), rtol=1e-5)  # the bound is a real row's distance
+    plain = _nearest(index, beta, qs, qa)
+    ref_r, ref_d = brute_force_nearest(index, beta, qs, qa)
+    for hint in (actions[rows], rng.uniform(-1, 1, (256, 3)).astype(np.float32)):
+        res = _nearest(index, beta, qs, qa, hint_actions=jnp.asarray(hint))
+        np.testing.assert_array_equal(np.asarray(res.row), np.asarray(ref_r))
+        np.testing.assert_array_equal(np.asarray(res.dist_sq), np.asarray(ref_d))
+    hinted = _nearest(index, beta, qs, qa, hint_actions=jnp.asarray(actions[rows]))
+    assert float(hinted.leaves_per_query) < float(plain.leaves_per_query)
 
 
 @pytest.mark.parametrize("beta, ds, da", [(0.1, 11, 3), (2.0, 11, 3), (7.5, 11, 3), (2.0, 17, 6)])

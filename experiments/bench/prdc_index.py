@@ -13,7 +13,8 @@ observations and actions of every copy but the first (a D4RL-sized 1M-row file),
 trains. It reports the build time, the cache-load time, the search's fraction answered by its first
 batched pass, its leaves scanned per query and its time per 256-query batch (queries: batch rows
 with their own action plus noise of 0.1 and of 0.3, as a policy part-way through training, with
-actions N(0, 0.05), as a freshly initialized policy's, and with uniform random actions),
+actions N(0, 0.05), as a freshly initialized policy's, and with uniform random actions; the rows'
+own actions as the search's hints, as PRDC passes them),
 and the time per update of PRDC and TD3+BC (``scan_updates``, ``--chunk`` updates, fastest of 3) in
 the same process.
 
@@ -136,6 +137,7 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
     q = rng.integers(0, rows, 256)
     beta = jnp.float32(cfgs["prdc"].regularizer.beta)
     search = jax.jit(nearest)
+    hint = jnp.asarray(a[q])  # the batch rows' own actions, as PRDC passes them
     for name, qa in {
         "policy_near_data_0.1": np.clip(a[q] + rng.normal(scale=0.1, size=a[q].shape), -1, 1),
         "policy_near_data": np.clip(a[q] + rng.normal(scale=0.3, size=a[q].shape), -1, 1),
@@ -143,9 +145,9 @@ def measure_dense(rows: int, chunk: int, cache_dir: str | None) -> dict:
         "random_actions": rng.uniform(-1, 1, a[q].shape),
     }.items():
         qs, qa = jnp.asarray(s[q]), jnp.asarray(qa.astype(np.float32))
-        out = search(index, beta, qs, qa)
+        out = search(index, beta, qs, qa, hint_actions=hint)
         res[f"search_{name}"] = {
-            "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa), repeats=7),
+            "ms_per_256_queries": _best_ms(lambda qs=qs, qa=qa: search(index, beta, qs, qa, hint_actions=hint), repeats=7),
             "certified_fraction": float(np.mean(np.asarray(out.certified))),
             "leaves_per_query": float(out.leaves_per_query),
             "fallback_chunks": int(out.fallback_chunks),

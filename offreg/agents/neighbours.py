@@ -12,13 +12,14 @@ queries:
    the query to the box, per part) is a lower bound on the key distance of every row in the box, so
    one index serves every ``beta`` (``beta`` stays a traced, sweepable array).
 2. **An upper bound** per query: descend the split coordinates to the leaf of ``[s, a]`` and scan the
-   rows under its ancestor ``_UPPER_LEVELS`` levels up (contiguous slots). For PRDC the query state is
-   a dataset row, whose neighbourhood this is, so the bound is close: at most the distance to the
-   row's own action.
+   rows under its ancestor ``_UPPER_LEVELS`` levels up (contiguous slots); with ``hint_actions`` (PRDC
+   passes the batch's own actions) the rows around ``[s, hint]`` too. For PRDC the query state is a
+   dataset row whose own action is the hint, so the bound is at most the distance to that row, and
+   usually the rows near the policy's action or near the data's are closer still.
 3. **Level-synchronous branch and bound, vectorized across the batch** (:func:`_traverse`): from the
    root, every step replaces each live (query, node) pair by the node's descendants ``_HOP`` levels
    down whose lower bound does not exceed the query's upper bound, and compacts the survivors into
-   fixed-size arrays (static shapes), on the smallest of :data:`_SIZES` that holds them. At the leaves
+   fixed-size arrays (static shapes), on the smallest of a few sizes that holds them. At the leaves
    their rows are scanned; each query keeps its lexicographic minimum of (distance, row). A node is
    dropped only if every row in it is farther than a row already found: the answer is exact.
 4. **Exact fallbacks.** Queries whose pairs did not fit ``capacity`` are searched again with
@@ -52,6 +53,10 @@ from offreg.agents.neighbour_tree import KEY_ROUNDING
 from offreg.seeds import SEED_AXIS
 
 _SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that holds its pairs
+# The first search's sizes step by 1.5x from 2,048 pairs up: its deepest steps (the costliest, thousands
+# of pairs at 1-2M rows) then compute on less padding (experiments/bench/scale.py); the rare wider
+# search keeps the powers of two, which compile to fewer branches.
+_FIRST_SIZES = tuple(sorted(_SIZES + tuple(3 * 2**k for k in range(10, 15))))
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 2  # tree levels per step of the branch and bound
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
@@ -93,6 +98,7 @@ def nearest(
     capacity: int = 16384,
     chunk: int = 16,
     block: int = 2048,
+    hint_actions: jax.Array | None = None,
 ) -> SearchResult:
     """Exact nearest dataset row to each key ``[beta * s, a]``: vectorized KD-tree branch and bound.
 
@@ -106,6 +112,9 @@ def nearest(
       capacity: (query, node) pairs the first search holds per step (static): speed and memory only.
       chunk: queries per chunk of the last-resort scan (static).
       block: slots per step of the last-resort scan (static, ``<= MAX_BLOCK``).
+      hint_actions: optional ``[B, da]`` actions whose neighbourhood ``[s, hint]`` may hold rows near
+        the queries (PRDC: the batch's own actions); they only tighten the first upper bound (speed),
+        never change the answer.
 
     Returns:
       A :class:`SearchResult`.
@@ -113,14 +122,10 @@ def nearest(
     beta = jnp.asarray(beta, jnp.result_type(query_states, query_actions, index.states))
     b = query_states.shape[0]
     n = index.positions.shape[0]
-    keys = jnp.concatenate([query_states, query_actions], axis=-1).astype(index.lo.dtype)
     # --- an upper bound: the rows under the query's ancestor _UPPER_LEVELS above its leaf (contiguous) ---
-    depth, _, cap = _shape(index)
-    up = min(_UPPER_LEVELS, depth)
-    leaf = _descend(index, keys)
-    d_ub, r_ub = scan_slots(index, beta, query_states, query_actions, (leaf >> up) * (cap << up), cap << up)
+    r_ub, d_ub = _first_bound(index, beta, query_states, query_actions, hint_actions)
     # --- every query at once; the queries that did not fit, again with room for many more pairs ---
-    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
+    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity, _FIRST_SIZES)
     fits = done
 
     def wider(row, d, done):  # a query already done gets the bound -1: no pairs
@@ -136,6 +141,22 @@ def nearest(
     row, d, num_chunks = _branch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
     action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
     return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
+
+
+def _first_bound(index: NeighbourIndex, beta, qs, qa, hint_actions):
+    """``(row [B], dist_sq [B])``: the nearest of the rows under the ancestor ``_UPPER_LEVELS`` above the
+    leaf of each ``[s, a]`` and, with ``hint_actions``, of each ``[s, hint]`` (lowest row on ties)."""
+    depth, _, cap = _shape(index)
+    up = min(_UPPER_LEVELS, depth)
+    d_ub, r_ub = None, None
+    for actions in (qa,) if hint_actions is None else (qa, hint_actions.astype(qa.dtype)):
+        leaf = _descend(index, jnp.concatenate([qs, actions], axis=-1).astype(index.lo.dtype))
+        d, r = scan_slots(index, beta, qs, qa, (leaf >> up) * (cap << up), cap << up)
+        if d_ub is not None:
+            r = jnp.where(d == d_ub, jnp.minimum(r, r_ub), jnp.where(d < d_ub, r, r_ub))
+            d = jnp.minimum(d, d_ub)
+        d_ub, r_ub = d, r
+    return r_ub, d_ub
 
 
 def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
@@ -168,7 +189,7 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     return total * (1.0 - _LB_MARGIN)
 
 
-def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, all_sizes=_SIZES):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
     The live (query, node) pairs are the first ``count`` entries of an int32 array of ``capacity``
@@ -176,8 +197,8 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     queries than fit are searched a group at a time). The search starts from every node at the level
     ``depth % _HOP``; each step (:func:`_step`) replaces every live pair by the node's descendants
     ``_HOP`` levels down whose bound does not exceed the query's ``d_ub`` (a deeper box's bound is
-    tighter and as valid), in order, on the smallest of :data:`_SIZES` that holds the live pairs
-    (``lax.switch``). The steps are one loop.
+    tighter and as valid), in order, on the smallest of ``all_sizes`` (up to ``capacity``) that holds
+    the live pairs (``lax.switch``). The steps are one loop.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -187,7 +208,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     m, n, bits = qs.shape[0], index.positions.shape[0], depth + 1
     group = (2**_PAIR_BITS - 1) >> bits
     if m > group:  # the packed pairs of this many queries would overflow int32
-        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity)
+        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity, all_sizes)
                  for i in range(0, m, group)]
         return (*(jnp.concatenate(x) for x in list(zip(*parts, strict=True))[:3]), sum(p[3] for p in parts))
     # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
@@ -201,7 +222,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     # The search starts from every node of the level that leaves a multiple of _HOP levels below it.
     width = 2 ** (depth % _HOP)
     capacity = max(capacity, m * width)
-    sizes = [s for s in _SIZES if s < capacity] + [capacity]
+    sizes = [s for s in all_sizes if s < capacity] + [capacity]
     first = (jnp.arange(m, dtype=jnp.int32)[:, None] << bits) | jnp.arange(width - 1, 2 * width - 1, dtype=jnp.int32)
     pairs = (jnp.pad(first.reshape(-1), (0, capacity - m * width)), jnp.int32(m * width), jnp.int32(m))
     steps = [functools.partial(_step, index, query, _HOP, s) for s in sizes]

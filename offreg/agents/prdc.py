@@ -72,9 +72,9 @@ class PRDC(RegularizerConfig):
                                  leaf_size=self.index_leaf_size)
 
         def loss(state, observations, policy_actions, batch, critic, coefs, index: NeighbourIndex, key):
-            del state, batch, critic, key
+            del state, critic, key
             res = nearest(index, coefs["beta"], observations, jax.lax.stop_gradient(policy_actions),
-                          self.search_capacity, self.search_chunk, self.search_block)
+                          self.search_capacity, self.search_chunk, self.search_block, hint_actions=batch.actions)
             target = jax.lax.stop_gradient(res.action)
             dc = jnp.mean((policy_actions - target) ** 2)
             return dc, {

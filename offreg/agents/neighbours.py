@@ -148,10 +148,13 @@ def _first_bound(index: NeighbourIndex, beta, qs, qa, hint_actions):
     leaf of each ``[s, a]`` and, with ``hint_actions``, of each ``[s, hint]`` (lowest row on ties)."""
     depth, _, cap = _shape(index)
     up = min(_UPPER_LEVELS, depth)
-    d_ub, r_ub = None, None
-    for actions in (qa,) if hint_actions is None else (qa, hint_actions.astype(qa.dtype)):
-        leaf = _descend(index, jnp.concatenate([qs, actions], axis=-1).astype(index.lo.dtype))
-        d, r = scan_slots(index, beta, qs, qa, (leaf >> up) * (cap << up), cap << up)
+    keys = jnp.concatenate([qs, qa], axis=-1)
+    if hint_actions is not None:  # both descents in one pass: its steps cost the same for twice the keys
+        keys = jnp.concatenate([keys, jnp.concatenate([qs, hint_actions.astype(qa.dtype)], axis=-1)])
+    node = _descend(index, keys.astype(index.lo.dtype), depth - up)
+    b, d_ub, r_ub = qs.shape[0], None, None
+    for part in range(keys.shape[0] // b):
+        d, r = scan_slots(index, beta, qs, qa, node[part * b: (part + 1) * b] * (cap << up), cap << up)
         if d_ub is not None:
             r = jnp.where(d == d_ub, jnp.minimum(r, r_ub), jnp.where(d < d_ub, r, r_ub))
             d = jnp.minimum(d, d_ub)
@@ -159,9 +162,9 @@ def _first_bound(index: NeighbourIndex, beta, qs, qa, hint_actions):
     return r_ub, d_ub
 
 
-def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
-    """The leaf each ``[s, a]`` key falls in, following the split coordinates. ``[M, d] -> int32 [M]``."""
-    depth, leaves, _ = _shape(index)
+def _descend(index: NeighbourIndex, keys: jax.Array, levels: int) -> jax.Array:
+    """The node ``levels`` levels below the root each ``[s, a]`` key falls in, following the split
+    coordinates, numbered within its level. ``[M, d] -> int32 [M]``."""
 
     def down(_, node):
         dim = index.split_dim[node]
@@ -169,7 +172,7 @@ def _descend(index: NeighbourIndex, keys: jax.Array) -> jax.Array:
         return 2 * node + 1 + right.astype(jnp.int32)
 
     root = jnp.zeros(keys.shape[0], jnp.int32)
-    return (jax.lax.fori_loop(0, depth, down, root) if depth else root) - (leaves - 1)
+    return (jax.lax.fori_loop(0, levels, down, root) if levels else root) - (2**levels - 1)
 
 
 def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):

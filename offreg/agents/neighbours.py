@@ -58,7 +58,7 @@ _SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that 
 # search keeps the powers of two, which compile to fewer branches.
 _FIRST_SIZES = tuple(sorted(_SIZES + tuple(3 * 2**k for k in range(10, 15))))
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
-_HOP = 2  # tree levels per step of the branch and bound
+_HOP = 3  # tree levels per step: eight children per pair; fewer steps than with 2 (experiments/bench/scale.py)
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
 _LB_MARGIN = 4e-5  # relative, covers the float32 sums of the bound and of the distance (D <= 150)
 _PAIR_BITS = 31  # a (query, node) pair is packed in the non-negative int32 range

@@ -54,9 +54,10 @@ from offreg.seeds import SEED_AXIS
 
 _SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that holds its pairs
 # The first search's sizes step by 1.5x from 2,048 pairs up: its deepest steps (the costliest, thousands
-# of pairs at 1-2M rows) then compute on less padding (experiments/bench/scale.py); the rare wider
-# search keeps the powers of two, which compile to fewer branches.
+# of pairs at 1-2M rows) then compute on less padding (experiments/bench/scale.py). The rare wider
+# search (only the queries that did not fit) steps by 4x: fewer branches to compile.
 _FIRST_SIZES = tuple(sorted(_SIZES + tuple(3 * 2**k for k in range(10, 15))))
+_WIDE_SIZES = (1024, 4096, 16384)
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step: eight children per pair; fewer steps than with 2 (experiments/bench/scale.py)
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
@@ -130,7 +131,7 @@ def nearest(
 
     def wider(row, d, done):  # a query already done gets the bound -1: no pairs
         bound = jnp.where(done, -1.0, d).astype(d.dtype)
-        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity)
+        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity, _WIDE_SIZES)
         return tuple(jnp.where(done, x, y) for x, y in ((row, r), (d, dq), (done, ok)))
 
     row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)

@@ -93,12 +93,12 @@ def test_hint_actions_tighten_the_first_bound_and_never_change_the_answer():
     bound = jax.jit(_first_bound)
     _, d_plain = bound(index, beta, qs, qa, None)
     r_hint, d_hint = bound(index, beta, qs, qa, jnp.asarray(actions[rows]))
-    assert np.all(np.asarray(d_hint) <= own * (1 + 1e-6))
     d_hint, d_plain = np.asarray(d_hint), np.asarray(d_plain)
+    assert np.all(d_hint <= own * (1 + 1e-6))
     assert np.all(d_hint <= d_plain) and np.mean(d_hint < d_plain) > 0.03
     keys = np.hstack([2.0 * states, actions])
     np.testing.assert_allclose(np.sum((keys[np.asarray(r_hint)] - np.hstack([2.0 * states[rows], pi])) ** 2, 1),
-                               np.asarray(d_hint), rtol=1e-5)  # the bound is a real row's distance
+                               d_hint, rtol=1e-5)  # the bound is a real row's distance
     plain = _nearest(index, beta, qs, qa)
     ref_r, ref_d = brute_force_nearest(index, beta, qs, qa)
     for hint in (actions[rows], rng.uniform(-1, 1, (256, 3)).astype(np.float32)):

@@ -32,7 +32,7 @@ def _sq_dist(beta, states, actions, q_state_keys, q_actions):
     return sum_squares(beta * states - q_state_keys) + sum_squares(actions - q_actions)
 
 
-def _lexmin(d, rows, n):
+def lexmin(d, rows, n):
     """Per query (axis 0): the minimal distance and the lowest row attaining it."""
     d_min = _min(d, 1)
     return d_min, jnp.min(jnp.where(d == d_min[:, None], rows, n), axis=1).astype(jnp.int32)
@@ -68,7 +68,7 @@ def brute_force_nearest(
         rows = jnp.where(pos < slots, index.rows[jnp.clip(pos, 0, slots - 1)], n)
         d = _sq_dist(beta, s_blk[None], a_blk[None], q_keys[:, None], query_actions[:, None])  # [M, block]
         d = jnp.where(rows[None] < n, d, jnp.inf)
-        d_b, r_b = _lexmin(d, jnp.broadcast_to(rows, d.shape), n)
+        d_b, r_b = lexmin(d, jnp.broadcast_to(rows, d.shape), n)
         better = (d_b < best_d) | ((d_b == best_d) & (r_b < best_r))
         return (jnp.where(better, d_b, best_d), jnp.where(better, r_b, best_r)), None
 
@@ -88,7 +88,7 @@ def scan_slots(index: NeighbourIndex, beta, qs, qa, start, size: int):
     rows = windows(index.rows, start, size)  # [P, size]
     d = _sq_dist(beta, windows(index.states, start, size), windows(index.actions, start, size),
                  (beta * qs)[:, None], qa[:, None])
-    return _lexmin(jnp.where(rows < n, d, jnp.inf), rows, n)
+    return lexmin(jnp.where(rows < n, d, jnp.inf), rows, n)
 
 
 def scan_open(index: NeighbourIndex, beta, query_states, query_actions, row, d, done, chunk: int, block: int):

@@ -48,15 +48,15 @@ import jax
 import jax.numpy as jnp
 
 from offreg.agents.neighbour_index import NeighbourIndex
-from offreg.agents.neighbour_scan import scan_open, scan_slots, sum_squares, windows
+from offreg.agents.neighbour_scan import lexmin, scan_open, scan_slots, sum_squares, windows
 from offreg.agents.neighbour_tree import KEY_ROUNDING
 from offreg.seeds import SEED_AXIS
 
-_SIZES = tuple(2**k for k in range(8, 17))  # a step works on the smallest that holds its pairs
-# The first search's sizes step by 1.5x from 2,048 pairs up: its deepest steps (the costliest, thousands
-# of pairs at 1-2M rows) then compute on less padding (experiments/bench/scale.py). The rare wider
-# search (only the queries that did not fit) steps by 4x: fewer branches to compile.
-_FIRST_SIZES = tuple(sorted(_SIZES + tuple(3 * 2**k for k in range(10, 15))))
+# A step works on the smallest of these sizes (and the capacity) that holds its pairs. The first search's
+# step by 1.5x from 2,048 pairs up: its deepest steps (the costliest, thousands of pairs at 1-2M rows)
+# then compute on less padding (experiments/bench/scale.py). The rare wider search (only the queries
+# that did not fit) steps by 4x: fewer branches to compile.
+_FIRST_SIZES = tuple(sorted([2**k for k in range(8, 17)] + [3 * 2**k for k in range(10, 15)]))
 _WIDE_SIZES = (1024, 4096, 16384)
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step: eight children per pair; fewer steps than with 2 (experiments/bench/scale.py)
@@ -149,17 +149,13 @@ def _first_bound(index: NeighbourIndex, beta, qs, qa, hint_actions):
     leaf of each ``[s, a]`` and, with ``hint_actions``, of each ``[s, hint]`` (lowest row on ties)."""
     depth, _, cap = _shape(index)
     up = min(_UPPER_LEVELS, depth)
-    keys = jnp.concatenate([qs, qa], axis=-1)
-    if hint_actions is not None:  # both descents in one pass: its steps cost the same for twice the keys
-        keys = jnp.concatenate([keys, jnp.concatenate([qs, hint_actions.astype(qa.dtype)], axis=-1)])
-    node = _descend(index, keys.astype(index.lo.dtype), depth - up)
-    b, d_ub, r_ub = qs.shape[0], None, None
-    for part in range(keys.shape[0] // b):
-        d, r = scan_slots(index, beta, qs, qa, node[part * b: (part + 1) * b] * (cap << up), cap << up)
-        if d_ub is not None:
-            r = jnp.where(d == d_ub, jnp.minimum(r, r_ub), jnp.where(d < d_ub, r, r_ub))
-            d = jnp.minimum(d, d_ub)
-        d_ub, r_ub = d, r
+    guides = [qa] if hint_actions is None else [qa, hint_actions.astype(qa.dtype)]
+    k, b = len(guides), qs.shape[0]
+    # every window in one descent and one scan (their steps cost the same for k times the keys)
+    node = _descend(index, jnp.concatenate([jnp.concatenate([qs, g], axis=-1) for g in guides]).astype(index.lo.dtype),
+                    depth - up)
+    d, r = scan_slots(index, beta, jnp.tile(qs, (k, 1)), jnp.tile(qa, (k, 1)), node * (cap << up), cap << up)
+    d_ub, r_ub = lexmin(d.reshape(k, b).T, r.reshape(k, b).T, index.positions.shape[0])
     return r_ub, d_ub
 
 
@@ -193,7 +189,7 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     return total * (1.0 - _LB_MARGIN)
 
 
-def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, all_sizes=_SIZES):
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, all_sizes: tuple[int, ...]):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
     The live (query, node) pairs are the first ``count`` entries of an int32 array of ``capacity``

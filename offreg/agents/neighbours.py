@@ -19,7 +19,7 @@ queries:
 3. **Level-synchronous branch and bound, vectorized across the batch** (:func:`_traverse`): from the
    root, every step replaces each live (query, node) pair by the node's descendants ``_HOP`` levels
    down whose lower bound does not exceed the query's upper bound, and compacts the survivors into
-   fixed-size arrays (static shapes), on the smallest of a few sizes that holds them. At the leaves
+   fixed-size arrays (static shapes), a block of pairs at a time. At the leaves
    their rows are scanned; each query keeps its lexicographic minimum of (distance, row). A node is
    dropped only if every row in it is farther than a row already found: the answer is exact.
 4. **Exact fallbacks.** Queries whose pairs did not fit ``capacity`` are searched again with
@@ -46,18 +46,17 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 
 from offreg.agents.neighbour_index import NeighbourIndex
 from offreg.agents.neighbour_scan import lexmin, scan_open, scan_slots, sum_squares, windows
 from offreg.agents.neighbour_tree import KEY_ROUNDING
-from offreg.seeds import SEED_AXIS
 
-# A step works on the smallest of these sizes (and the capacity) that holds its pairs. The first search's
-# step by 1.5x from 2,048 pairs up: its deepest steps (the costliest, thousands of pairs at 1-2M rows)
-# then compute on less padding (experiments/bench/scale.py). The rare wider search (only the queries
-# that did not fit) steps by 4x: fewer branches to compile.
-_FIRST_SIZES = tuple(sorted([2**k for k in range(8, 17)] + [3 * 2**k for k in range(10, 15)]))
-_WIDE_SIZES = (1024, 4096, 16384)
+# A step (and the leaf scan) works on one block of 256 or 512 pairs, the smallest that holds them, or on
+# as many blocks of _BLOCK pairs as hold them, in a loop: its cost follows the live pairs to within a
+# block (the deepest steps hold thousands of pairs at 1-2M rows), and the program holds three variants.
+_SMALL = (256, 512)
+_BLOCK = 1024
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step: eight children per pair; fewer steps than with 2 (experiments/bench/scale.py)
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
@@ -103,7 +102,8 @@ def nearest(
 ) -> SearchResult:
     """Exact nearest dataset row to each key ``[beta * s, a]``: vectorized KD-tree branch and bound.
 
-    Jit-, scan- and vmap-safe; no host round trip.
+    Jit-, scan- and vmap-safe; no host round trip. Under ``vmap`` (the engine's seeds) each member is
+    searched on its own (:func:`_per_member`).
 
     Args:
       index: from :func:`offreg.agents.neighbour_index.build_index`.
@@ -121,25 +121,32 @@ def nearest(
       A :class:`SearchResult`.
     """
     beta = jnp.asarray(beta, jnp.result_type(query_states, query_actions, index.states))
+    search = functools.partial(_nearest, capacity=capacity, chunk=chunk, block=block)
+    hint = () if hint_actions is None else (hint_actions,)
+    return _per_member(search)(index, beta, query_states, query_actions, *hint)
+
+
+def _nearest(index, beta, query_states, query_actions, hint_actions=None, *, capacity, chunk, block):
+    """:func:`nearest` for one set of queries."""
     b = query_states.shape[0]
     n = index.positions.shape[0]
     # --- an upper bound: the rows under the query's ancestor _UPPER_LEVELS above its leaf (contiguous) ---
     r_ub, d_ub = _first_bound(index, beta, query_states, query_actions, hint_actions)
     # --- every query at once; the queries that did not fit, again with room for many more pairs ---
-    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity, _FIRST_SIZES)
+    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
     fits = done
 
     def wider(row, d, done):  # a query already done gets the bound -1: no pairs
         bound = jnp.where(done, -1.0, d).astype(d.dtype)
-        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity, _WIDE_SIZES)
+        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity)
         return tuple(jnp.where(done, x, y) for x, y in ((row, r), (d, dq), (done, ok)))
 
-    row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
+    row, d, done = jax.lax.switch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
     # (behind a switch: a while_loop that runs no chunk still cost XLA CPU about as much as running one)
     scan = functools.partial(scan_open, index, beta, query_states, query_actions, chunk=chunk, block=block)
     none = lambda row, d, done: (row, d, jnp.int32(0))  # noqa: E731
-    row, d, num_chunks = _branch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
+    row, d, num_chunks = jax.lax.switch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
     action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
     return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
 
@@ -189,7 +196,7 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     return total * (1.0 - _LB_MARGIN)
 
 
-def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, all_sizes: tuple[int, ...]):
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
     The live (query, node) pairs are the first ``count`` entries of an int32 array of ``capacity``
@@ -197,8 +204,8 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, al
     queries than fit are searched a group at a time). The search starts from every node at the level
     ``depth % _HOP``; each step (:func:`_step`) replaces every live pair by the node's descendants
     ``_HOP`` levels down whose bound does not exceed the query's ``d_ub`` (a deeper box's bound is
-    tighter and as valid), in order, on the smallest of ``all_sizes`` (up to ``capacity``) that holds
-    the live pairs (``lax.switch``). The steps are one loop.
+    tighter and as valid), in order, a block of the live pairs at a time (:func:`_blocks`). The steps
+    are one loop.
 
     Returns:
       ``(row [M], dist_sq [M], fits bool [M], leaf pairs scanned)``: where ``fits``, the exact answer;
@@ -208,7 +215,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, al
     m, n, bits = qs.shape[0], index.positions.shape[0], depth + 1
     group = (2**_PAIR_BITS - 1) >> bits
     if m > group:  # the packed pairs of this many queries would overflow int32
-        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity, all_sizes)
+        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity)
                  for i in range(0, m, group)]
         return (*(jnp.concatenate(x) for x in list(zip(*parts, strict=True))[:3]), sum(p[3] for p in parts))
     # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
@@ -222,68 +229,105 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, al
     # The search starts from every node of the level that leaves a multiple of _HOP levels below it.
     width = 2 ** (depth % _HOP)
     capacity = max(capacity, m * width)
-    sizes = [s for s in all_sizes if s < capacity] + [capacity]
     first = (jnp.arange(m, dtype=jnp.int32)[:, None] << bits) | jnp.arange(width - 1, 2 * width - 1, dtype=jnp.int32)
-    pairs = (jnp.pad(first.reshape(-1), (0, capacity - m * width)), jnp.int32(m * width), jnp.int32(m))
-    steps = [functools.partial(_step, index, query, _HOP, s) for s in sizes]
+    room = -(-capacity // _BLOCK) * _BLOCK  # the pairs' array: whole blocks
+    pairs = (jnp.pad(first.reshape(-1), (0, room - m * width)), jnp.int32(m * width), jnp.int32(m))
+
+    def level(_, pairs):  # the next _HOP levels' pairs, into a new buffer
+        buf, count, first_cut = pairs
+        out, total, first_cut = _blocks(count, step, buf, (jnp.zeros_like(buf), jnp.int32(0), first_cut))
+        return out, jnp.minimum(total, capacity), first_cut
+
+    step = functools.partial(_step, index, query, _HOP, capacity)
     if depth >= _HOP:
-        pairs = jax.lax.fori_loop(0, depth // _HOP, lambda _, p: _sized(p[1], sizes, steps, p), pairs)
+        pairs = jax.lax.fori_loop(0, depth // _HOP, level, pairs)
     buf, count, first_cut = pairs
 
-    def leaf_scan(size):
-        qid, node = buf[:size] >> bits, buf[:size] & ((1 << bits) - 1)
+    def leaf_scan(live, packed, best):  # the leaves' rows; a query keeps its lexicographic minimum
+        best_r, best_d = best
+        qid, node = packed >> bits, packed & ((1 << bits) - 1)
         d, r = scan_slots(index, beta, qs[qid], qa[qid], (node - (leaves - 1)) * cap, cap)
-        d = jnp.where(jnp.arange(size) < count, d, jnp.inf)
-        best_d = jnp.minimum(d_ub, jnp.full(m, jnp.inf, d.dtype).at[qid].min(d))
-        best_r = jnp.full(m, n, jnp.int32).at[qid].min(jnp.where(d == best_d[qid], r, n))
-        return best_r, best_d
+        d = jnp.where(live, d, jnp.inf)
+        new_d = best_d.at[qid].min(d)
+        return jnp.where(new_d < best_d, n, best_r).at[qid].min(jnp.where(d == new_d[qid], r, n)), new_d
 
-    best_r, best_d = _sized(count, sizes, [functools.partial(leaf_scan, s) for s in sizes])
+    best_r, best_d = _blocks(count, leaf_scan, buf, (jnp.full(m, n, jnp.int32), d_ub))
     best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
     back = jnp.zeros_like(order).at[order].set(jnp.arange(m, dtype=order.dtype))  # the inverse permutation
     return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], count
 
 
-def _step(index: NeighbourIndex, query, hop: int, size: int, pairs):
-    """One step of :func:`_traverse` on the first ``size`` of its pairs ``(packed, count, first_cut)``.
+def _step(index: NeighbourIndex, query, hop: int, capacity: int, live, packed, pairs):
+    """One block of a step of :func:`_traverse`: its ``live`` pairs ``packed`` replaced by their descendants
+    ``hop`` levels down whose bound does not exceed the query's ``d_ub``, appended to ``pairs = (out,
+    count, first_cut)``, up to ``capacity`` pairs.
 
     The survivors are scattered to their running count (a prefix sum over the pairs, then over each
     pair's children), so the pairs stay sorted by query; when some are cut off (over the capacity)
     they are the last ones, and ``first_cut`` (the first query that lost a pair) marks every query
     from there on as not fitting."""
     low, high, scale, d_ub, bits = query
-    buf, count, first_cut = pairs
-    capacity = buf.shape[0]
-    qid, node = buf[:size] >> bits, buf[:size] & ((1 << bits) - 1)
+    out, count, first_cut = pairs
+    qid, node = packed >> bits, packed & ((1 << bits) - 1)
     first = (node + 1) * 2**hop - 1  # the node's descendants hop levels down: first .. first + 2^hop - 1
     lb = _lower_bound(index, scale, low[qid], high[qid], first, 2**hop)
-    keep = (jnp.arange(size) < count)[:, None] & (lb <= d_ub[qid][:, None])
+    keep = live[:, None] & (lb <= d_ub[qid][:, None])
     within = [keep[:, 0].astype(jnp.int32)]
     for c in range(1, 2**hop):
         within.append(within[-1] + keep[:, c])
-    ends = jnp.cumsum(within[-1])  # survivors up to each pair, inclusive
+    ends = count + jnp.cumsum(within[-1])  # survivors up to each pair, inclusive
     dest = jnp.where(keep, (ends - within[-1])[:, None] + jnp.stack(within, 1) - 1, capacity)  # past it: cut
     first_cut = jnp.minimum(first_cut, jnp.where(ends[-1] > capacity, qid[jnp.argmax(ends > capacity)], first_cut))
     child = (qid << bits)[:, None] | (first[:, None] + jnp.arange(2**hop, dtype=jnp.int32))
-    return buf.at[dest.reshape(-1)].set(child.reshape(-1), mode="drop"), jnp.minimum(ends[-1], capacity), first_cut
+    return out.at[dest.reshape(-1)].set(child.reshape(-1), mode="drop"), ends[-1], first_cut
 
 
-def _sized(count, sizes, fns, *args):
-    """``fns[i](*args)`` for the smallest ``sizes[i] >= count`` (see :func:`_branch`; a larger size answers
-    whatever a smaller one does)."""
-    return _branch(jnp.minimum(jnp.searchsorted(jnp.array(sizes), count, side="left"), len(sizes) - 1), fns, *args)
+def _blocks(count, fn, buf, carry):
+    """``carry = fn(live, packed, carry)`` over the first ``count`` pairs of ``buf``, a block at a time
+    (``live``: which of the block's pairs are among them): one block of the smallest of :data:`_SMALL`
+    that holds them, else blocks of :data:`_BLOCK` in a ``while_loop``."""
+
+    def once(size, carry):
+        return fn(jnp.arange(size) < count, buf[:size], carry)
+
+    def loop(carry):
+        def body(c):
+            start = c[0] * _BLOCK
+            live = start + jnp.arange(_BLOCK) < count
+            return c[0] + 1, fn(live, jax.lax.dynamic_slice_in_dim(buf, start, _BLOCK), c[1])
+
+        return jax.lax.while_loop(lambda c: c[0] * _BLOCK < count, body, (jnp.int32(0), carry))[1]
+
+    sizes = [s for s in _SMALL if s < buf.shape[0]]
+    branch = jnp.searchsorted(jnp.array(sizes + [buf.shape[0]]), count, side="left")
+    return jax.lax.switch(branch, [functools.partial(once, s) for s in sizes] + [loop], carry)
 
 
-def _branch(branch, fns, *args):
-    """``fns[branch](*args)`` (a ``lax.switch``) where a higher branch is always a correct answer too.
+def _per_member(fn):
+    """``fn`` that, under ``vmap``, runs once per member of the batch (``lax.map``; for a batch of one,
+    once on the member) instead of being batched.
 
-    Under the engine's seed ``vmap`` (axis :data:`offreg.seeds.SEED_AXIS`) the branch is first
-    max-reduced over the seeds, so the switch stays a real branch instead of a select that runs every
-    branch; each seed then gets the higher branch's (also exact) answer. Under an unnamed ``vmap`` it
-    degrades to that select (correct, slower). (A ``while_loop`` run 0 or 1 times cost on XLA CPU about
-    as much as its body even when the body did not run.)"""
-    try:
-        branch = jax.lax.pmax(branch, SEED_AXIS)
-    except NameError:  # not under the engine's seed vmap
-        pass
-    return jax.lax.switch(branch, fns, *args)
+    Batched, the search's data-dependent control flow would run every member's work for all: a
+    ``lax.switch`` on a batched index becomes a select that runs every branch, a ``while_loop`` runs
+    until its last member is done, and every dynamic slice and scatter becomes a gather or scatter
+    with a batch coordinate. On the CPU one member at a time was faster, for one seed and for five
+    (``experiments/bench/scale.py``, docs/prdc_a2pr.md); every member's answer is the same either way."""
+    member = custom_vmap(fn)
+
+    @member.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        leaves, tree = jax.tree.flatten(args)
+        pairs = list(zip(leaves, jax.tree.leaves(in_batched), strict=True))
+
+        def one(xs):  # a member's arguments: its slices of the batched ones, the others as they are
+            it = iter(xs)
+            return member(*jax.tree.unflatten(tree, [next(it) if b else x for x, b in pairs]))
+
+        xs = [x for x, b in pairs if b]
+        if axis_size == 1:
+            out = jax.tree.map(lambda y: y[None], one([x[0] for x in xs]))
+        else:
+            out = jax.lax.map(one, xs)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return member

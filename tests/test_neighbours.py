@@ -270,7 +270,7 @@ def test_lower_bound_never_exceeds_a_rows_float32_distance(ds, da, chunks):
 
 def test_under_the_engines_seed_vmap_each_member_gets_its_own_exact_answer():
     """Members whose queries take different branches (none open / many open / a few open) agree with
-    unbatched calls and with scipy when the branches are OR-reduced over the named seed axis."""
+    unbatched calls and with scipy under the engine's seed vmap (each member searched on its own)."""
     from offreg.seeds import SEED_AXIS
 
     states, actions = _random_data(n=3000, ds=4, da=2, seed=3)

@@ -57,6 +57,7 @@ from offreg.agents.neighbour_tree import KEY_ROUNDING
 # block (the deepest steps hold thousands of pairs at 1-2M rows), and the program holds three variants.
 _SMALL = (256, 512)
 _BLOCK = 1024
+_MEMBERS = "nearest_members"  # the vmap axis of a batch of several members (_per_member)
 _WIDE = 4  # the second search, for the queries that did not fit, holds this many times the first's pairs
 _HOP = 3  # tree levels per step: eight children per pair; fewer steps than with 2 (experiments/bench/scale.py)
 _UPPER_LEVELS = 3  # the first upper bound scans the 2^3 leaves around the query's own
@@ -126,27 +127,27 @@ def nearest(
     return _per_member(search)(index, beta, query_states, query_actions, *hint)
 
 
-def _nearest(index, beta, query_states, query_actions, hint_actions=None, *, capacity, chunk, block):
-    """:func:`nearest` for one set of queries."""
+def _nearest(index, beta, query_states, query_actions, hint_actions=None, *, capacity, chunk, block, members=None):
+    """:func:`nearest` for one set of queries (``members``: see :func:`_branch`)."""
     b = query_states.shape[0]
     n = index.positions.shape[0]
     # --- an upper bound: the rows under the query's ancestor _UPPER_LEVELS above its leaf (contiguous) ---
     r_ub, d_ub = _first_bound(index, beta, query_states, query_actions, hint_actions)
     # --- every query at once; the queries that did not fit, again with room for many more pairs ---
-    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity)
+    row, d, done, pairs = _traverse(index, beta, query_states, query_actions, r_ub, d_ub, capacity, members)
     fits = done
 
     def wider(row, d, done):  # a query already done gets the bound -1: no pairs
         bound = jnp.where(done, -1.0, d).astype(d.dtype)
-        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity)
+        r, dq, ok, _ = _traverse(index, beta, query_states, query_actions, row, bound, _WIDE * capacity, members)
         return tuple(jnp.where(done, x, y) for x, y in ((row, r), (d, dq), (done, ok)))
 
-    row, d, done = jax.lax.switch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], row, d, done)
+    row, d, done = _branch(jnp.any(~done).astype(jnp.int32), [lambda *x: x, wider], members, row, d, done)
     # --- the rest (rare), chunk at a time, by a scan of every row ---
     # (behind a switch: a while_loop that runs no chunk still cost XLA CPU about as much as running one)
     scan = functools.partial(scan_open, index, beta, query_states, query_actions, chunk=chunk, block=block)
     none = lambda row, d, done: (row, d, jnp.int32(0))  # noqa: E731
-    row, d, num_chunks = jax.lax.switch(jnp.any(~done).astype(jnp.int32), [none, scan], row, d, done)
+    row, d, num_chunks = _branch(jnp.any(~done).astype(jnp.int32), [none, scan], members, row, d, done)
     action = index.actions[index.positions[jnp.clip(row, 0, n - 1)]]
     return SearchResult(row, action, d, fits, num_chunks, pairs.astype(jnp.float32) / b)
 
@@ -196,7 +197,7 @@ def _lower_bound(index: NeighbourIndex, scale, low, high, first, count: int):
     return total * (1.0 - _LB_MARGIN)
 
 
-def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
+def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int, members: str | None):
     """Level-synchronous branch and bound for ``[M]`` queries with upper bounds ``(r_ub, d_ub)``.
 
     The live (query, node) pairs are the first ``count`` entries of an int32 array of ``capacity``
@@ -215,7 +216,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
     m, n, bits = qs.shape[0], index.positions.shape[0], depth + 1
     group = (2**_PAIR_BITS - 1) >> bits
     if m > group:  # the packed pairs of this many queries would overflow int32
-        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity)
+        parts = [_traverse(index, beta, *(x[i: i + group] for x in (qs, qa, r_ub, d_ub)), capacity, members)
                  for i in range(0, m, group)]
         return (*(jnp.concatenate(x) for x in list(zip(*parts, strict=True))[:3]), sum(p[3] for p in parts))
     # Queries in order of their bound, nearest first: when the capacity cuts, it cuts the widest searches.
@@ -235,7 +236,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
 
     def level(_, pairs):  # the next _HOP levels' pairs, into a new buffer
         buf, count, first_cut = pairs
-        out, total, first_cut = _blocks(count, step, buf, (jnp.zeros_like(buf), jnp.int32(0), first_cut))
+        out, total, first_cut = _blocks(count, step, buf, (jnp.zeros_like(buf), jnp.int32(0), first_cut), members)
         return out, jnp.minimum(total, capacity), first_cut
 
     step = functools.partial(_step, index, query, _HOP, capacity)
@@ -251,7 +252,7 @@ def _traverse(index: NeighbourIndex, beta, qs, qa, r_ub, d_ub, capacity: int):
         new_d = best_d.at[qid].min(d)
         return jnp.where(new_d < best_d, n, best_r).at[qid].min(jnp.where(d == new_d[qid], r, n)), new_d
 
-    best_r, best_d = _blocks(count, leaf_scan, buf, (jnp.full(m, n, jnp.int32), d_ub))
+    best_r, best_d = _blocks(count, leaf_scan, buf, (jnp.full(m, n, jnp.int32), d_ub), members)
     best_r = jnp.minimum(best_r, jnp.where(d_ub == best_d, r_ub, n))
     back = jnp.zeros_like(order).at[order].set(jnp.arange(m, dtype=order.dtype))  # the inverse permutation
     return best_r[back], best_d[back], (jnp.arange(m) < first_cut)[back], count
@@ -282,7 +283,7 @@ def _step(index: NeighbourIndex, query, hop: int, capacity: int, live, packed, p
     return out.at[dest.reshape(-1)].set(child.reshape(-1), mode="drop"), ends[-1], first_cut
 
 
-def _blocks(count, fn, buf, carry):
+def _blocks(count, fn, buf, carry, members: str | None):
     """``carry = fn(live, packed, carry)`` over the first ``count`` pairs of ``buf``, a block at a time
     (``live``: which of the block's pairs are among them): one block of the smallest of :data:`_SMALL`
     that holds them, else blocks of :data:`_BLOCK` in a ``while_loop``."""
@@ -300,34 +301,41 @@ def _blocks(count, fn, buf, carry):
 
     sizes = [s for s in _SMALL if s < buf.shape[0]]
     branch = jnp.searchsorted(jnp.array(sizes + [buf.shape[0]]), count, side="left")
-    return jax.lax.switch(branch, [functools.partial(once, s) for s in sizes] + [loop], carry)
+    return _branch(branch, [functools.partial(once, s) for s in sizes] + [loop], members, carry)
 
 
 def _per_member(fn):
-    """``fn`` that, under ``vmap``, runs once per member of the batch (``lax.map``; for a batch of one,
-    once on the member) instead of being batched.
+    """``fn`` (:func:`_nearest`) whose ``vmap`` over a batch of one runs it on the member itself instead of
+    batching it, and over more members batches it with its switches max-reduced (:func:`_branch`).
 
-    Batched, the search's data-dependent control flow would run every member's work for all: a
-    ``lax.switch`` on a batched index becomes a select that runs every branch, a ``while_loop`` runs
-    until its last member is done, and every dynamic slice and scatter becomes a gather or scatter
-    with a batch coordinate. On the CPU one member at a time was faster, for one seed and for five
-    (``experiments/bench/scale.py``, docs/prdc_a2pr.md); every member's answer is the same either way."""
+    Batched over one member, the search would still pay for batching: every dynamic slice and scatter
+    becomes a gather or a scatter with a batch coordinate, a ``while_loop`` selects each carry, and
+    the switches need the reduction. One seed (the common run) then trains faster; for several seeds
+    the batched search shares its fixed costs among them (on the CPU, ``lax.map`` over five seeds
+    trained slower, docs/prdc_a2pr.md). Every member's answer is the same either way."""
     member = custom_vmap(fn)
 
     @member.def_vmap
     def _rule(axis_size, in_batched, *args):
         leaves, tree = jax.tree.flatten(args)
-        pairs = list(zip(leaves, jax.tree.leaves(in_batched), strict=True))
-
-        def one(xs):  # a member's arguments: its slices of the batched ones, the others as they are
-            it = iter(xs)
-            return member(*jax.tree.unflatten(tree, [next(it) if b else x for x, b in pairs]))
-
-        xs = [x for x, b in pairs if b]
+        batched = jax.tree.leaves(in_batched)
         if axis_size == 1:
-            out = jax.tree.map(lambda y: y[None], one([x[0] for x in xs]))
+            out = fn(*jax.tree.unflatten(tree, [x[0] if b else x for x, b in zip(leaves, batched, strict=True)]))
+            out = jax.tree.map(lambda y: y[None], out)
         else:
-            out = jax.lax.map(one, xs)
+            axes = tuple(jax.tree.unflatten(tree, [0 if b else None for b in batched]))
+            out = jax.vmap(functools.partial(fn, members=_MEMBERS), in_axes=axes, axis_name=_MEMBERS)(*args)
         return out, jax.tree.map(lambda _: True, out)
 
     return member
+
+
+def _branch(branch, fns, members: str | None, *args):
+    """``fns[branch](*args)`` (a ``lax.switch``) where a higher branch is always a correct answer too.
+
+    Batched over ``members`` (the name of :func:`_per_member`'s ``vmap`` axis) the branch is first
+    max-reduced over them, so the switch stays a real branch instead of a select that runs every
+    branch; each member then gets the higher branch's (also exact) answer."""
+    if members is not None:
+        branch = jax.lax.pmax(branch, members)
+    return jax.lax.switch(branch, fns, *args)

@@ -103,8 +103,8 @@ def nearest(
 ) -> SearchResult:
     """Exact nearest dataset row to each key ``[beta * s, a]``: vectorized KD-tree branch and bound.
 
-    Jit-, scan- and vmap-safe; no host round trip. Under ``vmap`` (the engine's seeds) each member is
-    searched on its own (:func:`_per_member`).
+    Jit-, scan- and vmap-safe; no host round trip. Under ``vmap`` (the engine's seeds) a batch of one
+    member is searched unbatched, more members batched (:func:`_per_member`).
 
     Args:
       index: from :func:`offreg.agents.neighbour_index.build_index`.

@@ -270,7 +270,8 @@ def test_lower_bound_never_exceeds_a_rows_float32_distance(ds, da, chunks):
 
 def test_under_the_engines_seed_vmap_each_member_gets_its_own_exact_answer():
     """Members whose queries take different branches (none open / many open / a few open) agree with
-    unbatched calls and with scipy under the engine's seed vmap (each member searched on its own)."""
+    unbatched calls and with scipy under the engine's seed vmap (batched, the branches max-reduced over
+    the members), and a batch of one member (searched unbatched) agrees with its unbatched call too."""
     from offreg.seeds import SEED_AXIS
 
     states, actions = _random_data(n=3000, ds=4, da=2, seed=3)
@@ -293,3 +294,6 @@ def test_under_the_engines_seed_vmap_each_member_gets_its_own_exact_answer():
         np.testing.assert_allclose(np.sqrt(np.asarray(batched.dist_sq[m], np.float64)), ref_d, rtol=1e-5, atol=1e-6)
     cert = np.asarray(batched.certified).mean(axis=1)
     assert cert[0] == 1.0 and cert[1] < 0.75 and 0.75 < cert[2] < 1.0, cert
+    alone = jax.jit(jax.vmap(fn, axis_name=SEED_AXIS))(qs[1:2], qa[1:2])  # the fallbacks run
+    for got, want in zip(alone, batched, strict=True):
+        np.testing.assert_array_equal(np.asarray(got)[0], np.asarray(want)[1])

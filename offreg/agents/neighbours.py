@@ -299,9 +299,8 @@ def _blocks(count, fn, buf, carry, members: str | None):
 
         return jax.lax.while_loop(lambda c: c[0] * _BLOCK < count, body, (jnp.int32(0), carry))[1]
 
-    sizes = [s for s in _SMALL if s < buf.shape[0]]
-    branch = jnp.searchsorted(jnp.array(sizes + [buf.shape[0]]), count, side="left")
-    return _branch(branch, [functools.partial(once, s) for s in sizes] + [loop], members, carry)
+    branch = jnp.searchsorted(jnp.array([*_SMALL, buf.shape[0]]), count, side="left")  # buf: whole blocks
+    return _branch(branch, [functools.partial(once, s) for s in _SMALL] + [loop], members, carry)
 
 
 def _per_member(fn):

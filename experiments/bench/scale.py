@@ -44,6 +44,12 @@ Usage::
     nice -n 10 .venv/bin/python experiments/bench/scale.py --sizes 100000,1000000,2000000 \
         --out experiments/bench/results/scale.json
 
+``--files a.hdf5,b.hdf5`` measures existing Hopper D4RL-format files the same way instead (e.g. the
+``hopper-medium.hdf5`` of ``offreg collect --env hopper --levels medium --level-steps 1000000``: real
+rollouts rather than tiles; the file is left where it is, its ``metadata/*`` summary goes to the JSON)::
+
+    .venv/bin/python experiments/bench/scale.py --files /tmp/collect/hopper-medium.hdf5 --out scale-collect.json
+
 Writes JSON to ``--out`` (default ``experiments/bench/results/scale.json``); ``search`` names the
 commit the run used and the last commit that changed PRDC's search. ``--table FILE`` prints the
 markdown table of docs/benchmarks.md from such a file.
@@ -73,6 +79,8 @@ BASE = "offreg/hopper-medium-v0"
 SEARCH_FILES = ("offreg/agents/neighbours.py", "offreg/agents/neighbour_index.py", "offreg/agents/neighbour_tree.py",
                 "offreg/agents/neighbour_scan.py")
 CACHE_ENV = ("OFFREG_DATA_DIR", "D4RL_DATASET_DIR", "XDG_CACHE_HOME")
+FILE_METADATA = ("algorithm", "env_id", "gym_id", "level", "behavior_return_mean", "behavior_normalized_score",
+                 "num_episodes", "command", "seed")  # of a --files file's metadata/*, kept in the JSON
 LONG_CALL_S = 30.0
 
 
@@ -311,37 +319,57 @@ def _git(*args: str) -> str:
 
 
 def run_size(rows: int, base: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement of one size, in a temporary directory that is deleted afterwards."""
+    """Every measurement of one size (:func:`measure`), its file in a temporary directory deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="offreg-scale-") as tmp:
-        env = dict(os.environ)
-        for k in CACHE_ENV:
-            env[k] = str(Path(tmp) / k.lower())
-        env["OFFREG_COMPILE_CACHE"] = str(Path(tmp) / "compile_cache")  # fresh: the first run compiles
-        env.pop("JAX_COMPILATION_CACHE_DIR", None)
         path = str(Path(tmp) / "files" / f"hopper-scaled-{rows}.hdf5")
         Path(path).parent.mkdir()
-        res: dict[str, Any] = {"rows": rows, "file": write_scaled(path, rows, base, args.noise)}
+        res: dict[str, Any] = {"rows": rows, "data": f"tiled {BASE}",
+                               "file": write_scaled(path, rows, base, args.noise)}
         print(f"{rows:,} rows: wrote {res['file']['file_mib']:.0f} MiB in {res['file']['write_s']:.1f} s", flush=True)
-        res["load"] = _child(["--_load-child", path], env, Path(__file__).with_name("data_loading.py"))
-        res["load"]["peak_over_arrays"] = res["load"]["peak_increase_bytes"] / res["load"]["arrays_bytes"]
-        print(f"  load {res['load']['load_s']:.2f} s, peak {res['load']['peak_over_arrays']:.2f}x arrays", flush=True)
-        res["train"] = _child(["--_child", "train", path, "--steps", str(args.steps), "--repeats",
-                               str(args.repeats), "--batches", str(args.batches), "--warmup", str(args.warmup)], env)
-        t = res["train"]
-        print(f"  index {t['index_build_s']:.1f} s; td3bc {t['td3bc']['updates_per_s']:.0f}/s, prdc "
-              f"{t['prdc']['updates_per_s']:.1f}/s ({t['prdc_cost_vs_td3bc']:.2f}x); kd-tree "
-              f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ms per 256", flush=True)
-        if t["index_cache_files"]:
-            res["cache"] = _child(["--_child", "cache", path], env)
-            res["first_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
-            res["second_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
-            print(f"  cache load {res['cache']['index_load_s']:.1f} s, first update after "
-                  f"{res['first_run']['first_update_from_launch_s']:.1f} s (index cached) and "
-                  f"{res['second_run']['first_update_from_launch_s']:.1f} s (program cached too)", flush=True)
-        else:
-            why = "n/a until merged: the index has no on-disk cache at this commit (a second run builds it again)"
-            res["cache"] = {"index_load_s": None, "note": why}
-            res["first_run"] = res["second_run"] = {"first_update_from_launch_s": None, "note": why}
+        return measure(path, res, args, tmp)
+
+
+def run_file(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of an existing Hopper D4RL-format file (e.g. from ``offreg collect``, ``--files``)."""
+    with h5py.File(path, "r") as f:
+        rows = int(f["rewards"].shape[0])
+        meta = {k: f[f"metadata/{k}"][()] for k in FILE_METADATA if f"metadata/{k}" in f}
+    meta = {k: v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for k, v in meta.items()}
+    res: dict[str, Any] = {"rows": rows, "data": Path(path).name, "file": {
+        "path": str(path), "rows": rows, "file_mib": Path(path).stat().st_size / 2**20, "metadata": meta}}
+    print(f"{rows:,} rows: {path}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="offreg-scale-") as tmp:
+        return measure(path, res, args, tmp)
+
+
+def measure(path: str, res: dict[str, Any], args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+    """Load, train, cache and first-update measurements of the file ``path`` into ``res``, every data
+    directory (and the compilation cache) a fresh one under ``tmp``."""
+    env = dict(os.environ)
+    for k in CACHE_ENV:
+        env[k] = str(Path(tmp) / k.lower())
+    env["OFFREG_COMPILE_CACHE"] = str(Path(tmp) / "compile_cache")  # fresh: the first run compiles
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    res["load"] = _child(["--_load-child", path], env, Path(__file__).with_name("data_loading.py"))
+    res["load"]["peak_over_arrays"] = res["load"]["peak_increase_bytes"] / res["load"]["arrays_bytes"]
+    print(f"  load {res['load']['load_s']:.2f} s, peak {res['load']['peak_over_arrays']:.2f}x arrays", flush=True)
+    res["train"] = _child(["--_child", "train", path, "--steps", str(args.steps), "--repeats",
+                           str(args.repeats), "--batches", str(args.batches), "--warmup", str(args.warmup)], env)
+    t = res["train"]
+    print(f"  index {t['index_build_s']:.1f} s; td3bc {t['td3bc']['updates_per_s']:.0f}/s, prdc "
+          f"{t['prdc']['updates_per_s']:.1f}/s ({t['prdc_cost_vs_td3bc']:.2f}x); kd-tree "
+          f"{1e3 * t['kdtree']['query_256_s_median']:.1f} ms per 256", flush=True)
+    if t["index_cache_files"]:
+        res["cache"] = _child(["--_child", "cache", path], env)
+        res["first_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
+        res["second_run"] = _child(["--_child", "run", path, "--launched", repr(time.time())], env)
+        print(f"  cache load {res['cache']['index_load_s']:.1f} s, first update after "
+              f"{res['first_run']['first_update_from_launch_s']:.1f} s (index cached) and "
+              f"{res['second_run']['first_update_from_launch_s']:.1f} s (program cached too)", flush=True)
+    else:
+        why = "n/a until merged: the index has no on-disk cache at this commit (a second run builds it again)"
+        res["cache"] = {"index_load_s": None, "note": why}
+        res["first_run"] = res["second_run"] = {"first_update_from_launch_s": None, "note": why}
     return res
 
 
@@ -350,7 +378,7 @@ def table(res: dict[str, Any]) -> str:
     def f(x: Any, fmt: str) -> str:
         return "n/a" if x is None else format(x, fmt)
 
-    head = ("| rows | load s (CPU s) | peak / arrays | index build s | index MiB | index cache load s | "
+    head = ("| data | rows | load s (CPU s) | peak / arrays | index build s | index MiB | index cache load s | "
             "TD3+BC upd/s | PRDC upd/s at init | PRDC / TD3+BC at init (paired) | PRDC upd/s after warm-up | "
             "PRDC / TD3+BC after warm-up (paired) | leaves per query (init, warm) | KD-tree ms per 256 (build s) | "
             "first update s: index cached, program too |")
@@ -359,7 +387,8 @@ def table(res: dict[str, Any]) -> str:
         ld, t = r["load"], r["train"]
         w = t["prdc"].get("after_warmup")
         lines.append(
-            f"| {r['rows']:,} | {ld['load_s']:.2f} ({ld['load_cpu_s']:.2f}) | {ld['peak_over_arrays']:.2f}x | "
+            f"| {r.get('data', 'tiled ' + res.get('base', BASE))} | {r['rows']:,} | "
+            f"{ld['load_s']:.2f} ({ld['load_cpu_s']:.2f}) | {ld['peak_over_arrays']:.2f}x | "
             f"{t['index_build_s']:.1f} | {t['index_bytes'] / 2**20:.0f} | {f(r['cache']['index_load_s'], '.1f')} | "
             f"{t['td3bc']['updates_per_s']:.0f} | "
             f"{t['prdc']['updates_per_s']:.1f} | {t['prdc_cost_vs_td3bc']:.2f}x "
@@ -382,6 +411,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batches", type=int, default=20, help="KD-tree query batches of 256")
     p.add_argument("--warmup", type=int, default=2000,
                    help="updates of each agent between the timed calls at initialization and the second timed calls")
+    p.add_argument("--files", default="", help="comma-separated Hopper D4RL-format files (e.g. from `offreg "
+                   "collect`) measured instead of the tiled sizes")
     p.add_argument("--noise", type=float, default=0.01, help="std of the noise added to observations and actions")
     p.add_argument("--out", default=str(ROOT / "experiments" / "bench" / "results" / "scale.json"))
     p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a results file")
@@ -410,9 +441,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "jax": jax.__version__, "device": str(jax.devices()[0]), "cpus": os.cpu_count(),
         "load_average_start": os.getloadavg()[0], "base": BASE, "noise_std": args.noise, "sizes": [],
     }
-    base = base_arrays()
-    for rows in (int(x) for x in args.sizes.split(",")):
-        res["sizes"].append(run_size(rows, base, args))
+    if args.files:
+        for path in args.files.split(","):
+            res["sizes"].append(run_file(path, args))
+    else:
+        base = base_arrays()
+        for rows in (int(x) for x in args.sizes.split(",")):
+            res["sizes"].append(run_size(rows, base, args))
     res["load_average_end"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out), json.dumps(res, indent=2) + "\n")

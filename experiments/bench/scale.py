@@ -335,7 +335,7 @@ def run_file(path: str, args: argparse.Namespace) -> dict[str, Any]:
         rows = int(f["rewards"].shape[0])
         meta = {k: f[f"metadata/{k}"][()] for k in FILE_METADATA if f"metadata/{k}" in f}
     meta = {k: v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for k, v in meta.items()}
-    res: dict[str, Any] = {"rows": rows, "data": Path(path).name, "file": {
+    res: dict[str, Any] = {"rows": rows, "data": f"{Path(path).parent.name}/{Path(path).name}", "file": {
         "path": str(path), "rows": rows, "file_mib": Path(path).stat().st_size / 2**20, "metadata": meta}}
     print(f"{rows:,} rows: {path}", flush=True)
     with tempfile.TemporaryDirectory(prefix="offreg-scale-") as tmp:

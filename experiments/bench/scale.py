@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--_child", dest="child", nargs=2, default=None, help=argparse.SUPPRESS)
     p.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    missing = [f for f in args.files.split(",") if f and not Path(f).is_file()]
+    if missing:
+        raise SystemExit(f"scale.py: --files {', '.join(missing)}: no such file; give D4RL-format HDF5 paths")
     if args.table:
         res = json.loads(Path(args.table).read_text())
         print(table(res))

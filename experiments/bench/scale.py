@@ -79,8 +79,6 @@ BASE = "offreg/hopper-medium-v0"
 SEARCH_FILES = ("offreg/agents/neighbours.py", "offreg/agents/neighbour_index.py", "offreg/agents/neighbour_tree.py",
                 "offreg/agents/neighbour_scan.py")
 CACHE_ENV = ("OFFREG_DATA_DIR", "D4RL_DATASET_DIR", "XDG_CACHE_HOME")
-FILE_METADATA = ("algorithm", "env_id", "gym_id", "level", "behavior_return_mean", "behavior_normalized_score",
-                 "num_episodes", "command", "seed")  # of a --files file's metadata/*, kept in the JSON
 LONG_CALL_S = 30.0
 
 
@@ -329,17 +327,23 @@ def run_size(rows: int, base: dict[str, np.ndarray], args: argparse.Namespace) -
         return measure(path, res, args, tmp)
 
 
-def run_file(path: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement of an existing Hopper D4RL-format file (e.g. from ``offreg collect``, ``--files``)."""
-    with h5py.File(path, "r") as f:
-        rows = int(f["rewards"].shape[0])
-        meta = {k: f[f"metadata/{k}"][()] for k in FILE_METADATA if f"metadata/{k}" in f}
-    meta = {k: v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for k, v in meta.items()}
-    res: dict[str, Any] = {"rows": rows, "data": f"{Path(path).parent.name}/{Path(path).name}", "file": {
-        "path": str(path), "rows": rows, "file_mib": Path(path).stat().st_size / 2**20, "metadata": meta}}
-    print(f"{rows:,} rows: {path}", flush=True)
+def describe_file(path: str) -> dict[str, Any]:
+    """An existing D4RL-format file read and validated by offreg's reader (``DatasetError`` if it is
+    missing, truncated or corrupt): its path, rows, size and scalar ``metadata/*``."""
+    from offreg.data.d4rl import read_d4rl_file
+
+    raw = read_d4rl_file(path)
+    return {"path": str(path), "rows": len(raw["rewards"]), "file_mib": Path(path).stat().st_size / 2**20,
+            "metadata": raw["metadata"]}
+
+
+def run_file(file: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of an existing Hopper D4RL-format file (``--files``; ``file`` from :func:`describe_file`)."""
+    path = Path(file["path"])
+    res: dict[str, Any] = {"rows": file["rows"], "data": f"{path.parent.name}/{path.name}", "file": file}
+    print(f"{file['rows']:,} rows: {path}", flush=True)
     with tempfile.TemporaryDirectory(prefix="offreg-scale-") as tmp:
-        return measure(path, res, args, tmp)
+        return measure(str(path), res, args, tmp)
 
 
 def measure(path: str, res: dict[str, Any], args: argparse.Namespace, tmp: str) -> dict[str, Any]:
@@ -419,9 +423,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--_child", dest="child", nargs=2, default=None, help=argparse.SUPPRESS)
     p.add_argument("--launched", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    missing = [f for f in args.files.split(",") if f and not Path(f).is_file()]
-    if missing:
-        raise SystemExit(f"scale.py: --files {', '.join(missing)}: no such file; give D4RL-format HDF5 paths")
     if args.table:
         res = json.loads(Path(args.table).read_text())
         print(table(res))
@@ -433,6 +434,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "run": lambda: train_run_child(path, args.launched)}[kind]()
         print(json.dumps(out))
         return out
+    from offreg.errors import OffregError
+
+    try:  # every file checked before anything runs
+        files = [describe_file(f) for f in args.files.split(",") if f]
+    except OffregError as e:
+        raise SystemExit(f"scale.py: --files: {e}") from None
     import jax
 
     from offreg.atomic import atomic_write_text
@@ -445,8 +452,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_start": os.getloadavg()[0], "base": BASE, "noise_std": args.noise, "sizes": [],
     }
     if args.files:
-        for path in args.files.split(","):
-            res["sizes"].append(run_file(path, args))
+        for file in files:
+            res["sizes"].append(run_file(file, args))
     else:
         base = base_arrays()
         for rows in (int(x) for x in args.sizes.split(",")):
